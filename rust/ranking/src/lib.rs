@@ -1,0 +1,1 @@
+//! Node ranking (stub, see README).
