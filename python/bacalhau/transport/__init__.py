@@ -1,1 +1,17 @@
-"""transport package."""
+"""The transport seam between nodes (see base.py) and its implementations."""
+
+from bacalhau.transport.base import (
+    PROTOCOL_COMPUTE,
+    PROTOCOL_ORCHESTRATOR,
+    TOPIC_HEARTBEAT,
+    TOPIC_NODE_INFO,
+    GossipHandler,
+    RequestHandler,
+    Transport,
+)
+from bacalhau.transport.inprocess import InProcessNetwork, InProcessTransport
+
+__all__ = [
+    "PROTOCOL_COMPUTE", "PROTOCOL_ORCHESTRATOR", "TOPIC_HEARTBEAT", "TOPIC_NODE_INFO",
+    "GossipHandler", "InProcessNetwork", "InProcessTransport", "RequestHandler", "Transport",
+]

@@ -1,0 +1,205 @@
+"""Node and client configuration: defaults < `<DataDir>/config.yaml` < env `BACALHAU_*` <
+`-c Key=Value` flags, with Bacalhau's dotted key names (reference §11)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bacalhau.errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    "DataDir": "~/.bacalhau",
+    "API": {"Host": "127.0.0.1", "Port": 1234},
+    "NameProvider": "puuid",
+    "Labels": {},
+    "Orchestrator": {
+        "Enabled": False,
+        "NodeManager": {"DisconnectTimeout": "60s", "ManualApproval": False},
+        "Scheduler": {
+            "WorkerCount": 4,
+            "QueueBackoff": "60s",
+            "HousekeepingInterval": "30s",
+            "HousekeepingTimeout": "120s",
+        },
+        "EvaluationBroker": {"VisibilityTimeout": "60s", "MaxRetryCount": 10},
+    },
+    "Compute": {
+        "Enabled": False,
+        "AllowListedLocalPaths": [],
+        "AllocatedCapacity": {"CPU": "80%", "Memory": "80%", "Disk": "80%", "GPU": "100%"},
+        "Heartbeat": {"Interval": "5s", "InfoUpdateInterval": "60s"},
+        "Env": {"AllowList": []},
+    },
+    "Publishers": {
+        "Types": {"Local": {"Address": "127.0.0.1", "Port": 6001, "Directory": ""}},
+    },
+    "InputSources": {"ReadTimeout": "300s", "MaxRetryCount": 3, "MaxSize": "10GB"},
+    "JobDefaults": {
+        kind: {"Task": {"Resources": {"CPU": "500m", "Memory": "512Mb"}}}
+        for kind in ("Batch", "Ops", "Daemon", "Service")
+    },
+    "Engines": {"Disabled": [], "Types": {"WASM": {"CacheDir": ""}}},
+    "Logging": {"Level": "info"},
+}
+
+_SECRET_KEY = re.compile(r"(token|password|secret|apikey|api_key|key)$", re.IGNORECASE)
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+                   "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any, key: str = "duration") -> float:
+    """Seconds from `30s`, `1m`, `100ms`, `1h30m` or a plain number of seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    total = 0.0
+    parts = re.findall(r"([0-9]*\.?[0-9]+)\s*(ns|us|µs|ms|s|m|h)?", text)
+    if not parts or "".join(a + (b or "") for a, b in parts) != text.replace(" ", ""):
+        raise ConfigError(f'{key}: invalid duration "{value}": use e.g. "30s", "1m" or "100ms"')
+    for number, unit in parts:
+        total += float(number) * _DURATION_UNITS[unit or None]
+    return total
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Merge `extra` into `base`, matching keys case-insensitively (Bacalhau keys are)."""
+    for key, value in extra.items():
+        existing = next((k for k in base if k.lower() == str(key).lower()), None)
+        target_key = existing if existing is not None else key
+        if isinstance(value, dict) and isinstance(base.get(target_key), dict):
+            _merge(base[target_key], value)
+        else:
+            base[target_key] = value
+
+
+def _coerce(text: str) -> Any:
+    """A `-c` or env value: YAML scalars (true, 3, 1.5), comma lists, or `k=v,k2=v2` maps."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    return value
+
+
+class Config:
+    """A nested mapping of Bacalhau config keys with dotted, case-insensitive lookup."""
+
+    def __init__(self, data: dict[str, Any] | None = None) -> None:
+        self.data: dict[str, Any] = copy.deepcopy(DEFAULTS)
+        if data:
+            _merge(self.data, data)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        node: Any = self.data
+        for part in key.split("."):
+            if not isinstance(node, dict):
+                return default
+            match = next((k for k in node if k.lower() == part.lower()), None)
+            if match is None:
+                return default
+            node = node[match]
+        return node
+
+    def set(self, key: str, value: Any) -> None:
+        parts = key.split(".")
+        node = self.data
+        for part in parts[:-1]:
+            match = next((k for k in node if k.lower() == part.lower()), None)
+            if match is None or not isinstance(node[match], dict):
+                match = match or part
+                node[match] = {}
+            node = node[match]
+        last = next((k for k in node if k.lower() == parts[-1].lower()), parts[-1])
+        node[last] = value
+
+    def duration(self, key: str) -> float:
+        return parse_duration(self.get(key), key)
+
+    def copy(self) -> Config:
+        return Config(copy.deepcopy(self.data))
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(os.path.expanduser(str(self.get("DataDir")))).resolve()
+
+    def redacted(self) -> dict[str, Any]:
+        """The config with secrets replaced by `********` (for `agent config`)."""
+
+        def walk(node: Any, key: str = "") -> Any:
+            if isinstance(node, dict):
+                return {k: walk(v, k) for k, v in node.items()}
+            if isinstance(node, list):
+                return [walk(v, key) for v in node]
+            if key and _SECRET_KEY.search(key) and node not in ("", None):
+                return "********"
+            return node
+
+        return walk(self.data)
+
+
+def _env_overrides(environ: dict[str, str]) -> list[tuple[str, Any]]:
+    """`BACALHAU_API_PORT=1235` -> ("API.Port", 1235) for keys that exist in the defaults."""
+    known: dict[str, str] = {}
+
+    def collect(node: dict[str, Any], prefix: str) -> None:
+        for k, v in node.items():
+            dotted = f"{prefix}.{k}" if prefix else k
+            known["BACALHAU_" + dotted.replace(".", "_").upper()] = dotted
+            if isinstance(v, dict):
+                collect(v, dotted)
+
+    collect(DEFAULTS, "")
+    out = []
+    for name, value in environ.items():
+        if name in known and name != "BACALHAU_DATADIR":
+            out.append((known[name], _coerce(value)))
+    return out
+
+
+def load_config(
+    data_dir: str | os.PathLike[str] | None = None,
+    overrides: list[str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Build the effective config. `overrides` are `-c` values: `Key.Path=value` or a YAML file."""
+    env = dict(os.environ if environ is None else environ)
+    config = Config()
+    if data_dir is None:
+        data_dir = env.get("BACALHAU_DIR") or env.get("BACALHAU_DATADIR") or DEFAULTS["DataDir"]
+    config.set("DataDir", str(Path(os.path.expanduser(str(data_dir))).resolve()))
+    file = config.data_dir / "config.yaml"
+    if file.is_file():
+        _load_yaml_into(config, file)
+    for key, value in _env_overrides(env):
+        config.set(key, value)
+    for item in overrides or []:
+        if "=" in item:
+            key, _, raw = item.partition("=")
+            if not key.strip():
+                raise ConfigError(f'-c "{item}": expected Key.Path=value')
+            config.set(key.strip(), _coerce(raw))
+        else:
+            path = Path(item)
+            if not path.is_file():
+                raise ConfigError(
+                    f'-c "{item}": not a Key=Value pair and no such config file; '
+                    "use e.g. -c API.Port=1235 or -c ./config.yaml"
+                )
+            _load_yaml_into(config, path)
+    return config
+
+
+def _load_yaml_into(config: Config, path: Path) -> None:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+    _merge(config.data, data)

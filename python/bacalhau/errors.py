@@ -1,0 +1,161 @@
+"""Exceptions shared by every part of bacalhau-py, and the APIError body built from them.
+
+Each exception carries what the REST API needs to answer with Bacalhau's error shape
+(`Status`, `Code`, `Component`, `Hint`, `Details`); the API middleware turns any of them into
+that body. Native exceptions raised by the Rust core are re-exported here so that users never
+import from `bacalhau._native`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BacalhauError(Exception):
+    """Base of every error bacalhau-py raises on purpose."""
+
+    status: int = 500
+    code: str = "InternalError"
+    component: str = "Bacalhau"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str = "",
+        details: dict[str, Any] | None = None,
+        component: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = dict(details or {})
+        if component is not None:
+            self.component = component
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ValidationError(BacalhauError):
+    """Input that breaks a rule of the job model or an API request; names the field."""
+
+    status = 400
+    code = "BadRequest"
+    component = "APIServer"
+
+
+class NotFoundError(BacalhauError):
+    status = 404
+    code = "NotFound"
+    component = "JobStore"
+
+
+class MultipleMatchesError(BacalhauError):
+    status = 400
+    code = "BadRequest"
+    component = "JobStore"
+
+
+class ConflictError(BacalhauError):
+    status = 409
+    code = "ResourceInUse"
+    component = "JobStore"
+
+
+class UnauthorizedError(BacalhauError):
+    status = 401
+    code = "Unauthorized"
+    component = "APIServer"
+
+
+class UnavailableError(BacalhauError):
+    status = 503
+    code = "ServiceUnavailable"
+
+
+class NotEnoughNodesError(BacalhauError):
+    status = 500
+    code = "InternalError"
+    component = "Orchestrator"
+
+
+class ExecutorError(BacalhauError):
+    component = "Executor"
+
+
+class StorageError(BacalhauError):
+    component = "Storage"
+
+
+class PublisherError(BacalhauError):
+    component = "Publisher"
+
+
+class TransportError(BacalhauError):
+    status = 503
+    code = "NetworkFailure"
+    component = "Transport"
+
+
+class StoreError(BacalhauError):
+    code = "DatastoreFailure"
+    component = "Store"
+
+
+class ConfigError(BacalhauError):
+    code = "ConfigurationError"
+    component = "Config"
+
+
+def api_error_body(
+    status: int,
+    message: str,
+    *,
+    code: str,
+    component: str,
+    request_id: str = "",
+    hint: str = "",
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Bacalhau's APIError JSON shape (reference §3.4)."""
+    body: dict[str, Any] = {
+        "Status": status,
+        "Message": message,
+        "RequestID": request_id,
+        "Code": code,
+        "Component": component,
+    }
+    if hint:
+        body["Hint"] = hint
+    if details:
+        body["Details"] = {k: str(v) for k, v in details.items()}
+    return body
+
+
+def api_error_from_exception(exc: BaseException, request_id: str = "") -> dict[str, Any]:
+    """The APIError body for any exception; unknown ones become a 500 'Internal server error'."""
+    if isinstance(exc, BacalhauError):
+        return api_error_body(
+            exc.status,
+            exc.message,
+            code=exc.code,
+            component=exc.component,
+            request_id=request_id,
+            hint=exc.hint,
+            details=exc.details,
+        )
+    return api_error_body(
+        500, "Internal server error", code="InternalError", component="Unknown",
+        request_id=request_id,
+    )
+
+
+try:  # native exceptions, created once in Rust
+    from bacalhau._native import MergeError, RankingError
+except ImportError:  # pragma: no cover - only while the extension is being rebuilt
+    class MergeError(Exception):  # type: ignore[no-redef]
+        """Raised when result archives cannot be merged safely."""
+
+    class RankingError(Exception):  # type: ignore[no-redef]
+        """Raised when node ranking gets malformed input."""
