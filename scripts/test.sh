@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command of the README: installs what the tests need, then runs the Rust tests,
+# the linters and the Python test suite (unit + integration, real processes and files).
+# Extra arguments go to pytest (e.g. `scripts/test.sh -m unit -x`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bacalhau-py/target}"
+scripts/setup.sh
+echo "== cargo test (pure crates)"
+cargo test -q --workspace --exclude bacalhau-native
+echo "== cargo clippy"
+cargo clippy -q --workspace --all-targets -- -D warnings
+echo "== ruff"
+.venv/bin/ruff check python tests bench scripts
+echo "== pytest"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,153 @@
+"""Shared fixtures: free ports, waiting on conditions, and real `bacalhau serve` processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ASSETS = REPO / "python" / "bacalhau" / "assets"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
+               interval: float = 0.02) -> Any:
+    """Poll `condition` until it returns a truthy value or `timeout` passes (then fail)."""
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # the server may not be up yet
+            last_exc = exc
+        time.sleep(interval)  # poll interval of a deadline-bounded wait, not synchronisation
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc})")
+
+
+def http_json(method: str, url: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        try:
+            return err.code, json.loads(raw)
+        except ValueError:
+            return err.code, raw.decode(errors="replace")
+
+
+@dataclass
+class ServeProcess:
+    """A real `bacalhau serve` child process with its own data dir and ports."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    publisher_port: int = 0
+    extra_args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["BACALHAU_API_HOST"] = self.host
+        env["BACALHAU_API_PORT"] = str(self.port)
+        env["BACALHAU_DIR"] = str(self.data_dir)
+        return env
+
+    def start(self, timeout: float = 30.0) -> None:
+        if not self.port:
+            self.port = free_port(self.host)
+        if not self.publisher_port:
+            self.publisher_port = free_port(self.host)
+        self.log_path = self.data_dir / "serve.log"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable, "-m", "bacalhau", "serve", "--orchestrator", "--compute",
+            "--data-dir", str(self.data_dir),
+            "-c", f"API.Host={self.host}", "-c", f"API.Port={self.port}",
+            "-c", f"Publishers.Types.Local.Port={self.publisher_port}",
+            "-c", f"Publishers.Types.Local.Address={self.host}",
+            *self.extra_args,
+        ]
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env())
+        log.close()
+        wait_until(self._alive, timeout, what=f"bacalhau serve on {self.url}")
+
+    def _alive(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"serve exited with {self.proc.returncode}: {self.logs()[-2000:]}")
+        status, body = http_json("GET", self.url + "/api/v1/agent/alive", timeout=1.0)
+        return status == 200 and body.get("Status") == "OK"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def cli(self, *args: str, input: str | None = None, timeout: float = 60.0,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the `bacalhau` CLI in another process against this server."""
+        return subprocess.run(
+            [sys.executable, "-m", "bacalhau", *args], capture_output=True, text=True,
+            input=input, timeout=timeout, env=self.env(), cwd=cwd,
+        )
+
+    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        return http_json(method, self.url + path, body)
+
+
+@pytest.fixture
+def bacalhau_server(tmp_path: Path) -> Iterator[ServeProcess]:
+    """A running `bacalhau serve --orchestrator --compute` (real process, real HTTP)."""
+    server = ServeProcess(data_dir=tmp_path / "node")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

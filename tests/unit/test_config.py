@@ -1,0 +1,45 @@
+"""Config precedence: defaults < config.yaml < BACALHAU_* env < -c flags; durations; redaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from bacalhau.config import load_config, parse_duration
+from bacalhau.errors import ConfigError
+
+pytestmark = pytest.mark.unit
+
+
+def test_precedence(tmp_path):
+    (tmp_path / "config.yaml").write_text("API:\n  Port: 2000\n  Host: 127.0.0.9\n")
+    cfg = load_config(tmp_path, ["api.port=3000"], environ={"BACALHAU_API_HOST": "127.0.0.7"})
+    assert cfg.get("API.Port") == 3000
+    assert cfg.get("api.host") == "127.0.0.7"
+    assert cfg.get("Compute.AllocatedCapacity.CPU") == "80%"
+    assert cfg.data_dir == tmp_path.resolve()
+
+
+def test_yaml_file_override_and_errors(tmp_path):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("Compute:\n  AllowListedLocalPaths: ['/data:ro']\n")
+    cfg = load_config(tmp_path, [str(extra)], environ={})
+    assert cfg.get("Compute.AllowListedLocalPaths") == ["/data:ro"]
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path, ["missing.yaml"], environ={})
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("1m", 60), ("100ms", 0.1),
+                                               ("1h30m", 5400), (5, 5)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+def test_bad_duration_says_how():
+    with pytest.raises(ConfigError, match=r'use e\.g\. "30s"'):
+        parse_duration("soon", "Orchestrator.Scheduler.QueueBackoff")
+
+
+def test_redaction(tmp_path):
+    cfg = load_config(tmp_path, ["Orchestrator.Auth.Token=s3cret"], environ={})
+    assert "s3cret" not in repr(cfg.redacted())
+    assert cfg.redacted()["Orchestrator"]["Auth"]["Token"] == "********"

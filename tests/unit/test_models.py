@@ -1,0 +1,148 @@
+"""The wire model: exact JSON names, Bacalhau's quirks, parsing and validation messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from bacalhau.errors import ValidationError
+from bacalhau.models import (
+    Event,
+    Execution,
+    ExecutionState,
+    ExecutionStateType,
+    Job,
+    NodeInfo,
+    NodeState,
+    Resources,
+    ResourcesConfig,
+    RunCommandResult,
+)
+from bacalhau.models.resources import parse_bytes, parse_cpu
+from bacalhau.models.spec import LabelSelectorRequirement, matches_selector, parse_selector
+from bacalhau.models.timeutil import parse_rfc3339, rfc3339
+
+pytestmark = pytest.mark.unit
+
+
+def wasm_job(**overrides):
+    job = {
+        "Type": "batch",
+        "Tasks": [{
+            "Name": "main",
+            "Engine": {"Type": "wasm", "Params": {"EntryModule": "/wasm/main.wasm"}},
+            "Publisher": {"Type": "local"},
+            "ResultPaths": [{"Name": "outputs", "Path": "/outputs"}],
+        }],
+    }
+    job.update(overrides)
+    return job
+
+
+@pytest.mark.parametrize(("text", "cores"), [("500m", 0.5), ("2", 2.0), ("0.25", 0.25),
+                                             ("1500M", 1.5), (" 100m ", 0.1), ("", 0.0)])
+def test_cpu_quantities(text, cores):
+    assert parse_cpu(text) == pytest.approx(cores)
+
+
+@pytest.mark.parametrize(("text", "size"), [
+    ("512Mb", 512_000_000), ("512MB", 512_000_000), ("1Gi", 2**30), ("1GiB", 2**30),
+    ("2gb", 2_000_000_000), ("1024", 1024), ("1.5Gb", 1_500_000_000), ("10 KiB", 10 * 1024),
+])
+def test_byte_sizes(text, size):
+    assert parse_bytes(text) == size
+
+
+@pytest.mark.parametrize("bad", ["abc", "5x", "-1", "1.2.3"])
+def test_bad_resource_strings_name_the_field(bad):
+    with pytest.raises(ValidationError, match=r"Tasks\[0\]\.Resources\.Memory"):
+        ResourcesConfig(memory=bad).to_resources("Tasks[0].Resources")
+
+
+def test_count_defaults_to_one_only_when_absent():
+    assert Job.from_dict(wasm_job()).count == 1
+    assert Job.from_dict(wasm_job(Count=0)).count == 0
+    ops = Job.from_dict(wasm_job(Type="ops"))
+    ops.normalize()
+    assert ops.count == 0
+
+
+def test_decoding_is_case_insensitive_and_encoding_is_exact():
+    job = Job.from_dict({"type": "batch", "tasks": [{"name": "main", "engine": {
+        "type": "WASM", "params": {"entrymodule": "/m.wasm"}}, "resources": {"cpu": "1"}}]})
+    job.normalize()
+    out = job.to_dict()
+    assert out["Tasks"][0]["Engine"]["Type"] == "wasm"
+    assert out["Tasks"][0]["Resources"] == {"CPU": "1"}
+    assert job.task.engine.param("EntryModule") == "/m.wasm"
+    assert set(out) >= {"ID", "Name", "Namespace", "Type", "Count", "State", "CreateTime"}
+
+
+def test_validation_lists_every_problem_with_its_field():
+    job = Job.from_dict({"Type": "batch", "Tasks": [{
+        "Name": "main", "Engine": {"Type": "wasm"},
+        "Env": {"lower": "x", "BACALHAU_X": "y", "EMPTY": ""},
+        "ResultPaths": [{"Name": "out", "Path": "relative"}],
+        "Resources": {"CPU": "lots"},
+        "Timeouts": {"ExecutionTimeout": 10, "QueueTimeout": 10, "TotalTimeout": 5},
+    }]})
+    job.normalize()
+    with pytest.raises(ValidationError) as info:
+        job.validate()
+    message = str(info.value)
+    for expected in ['Env: name "lower"', '"BACALHAU_X" is reserved', 'value of "EMPTY"',
+                     'Path: "relative" must be an absolute path', "Resources.CPU",
+                     "result paths need a publisher", "must not exceed TotalTimeout"]:
+        assert expected in message
+
+
+def test_unknown_job_type_and_missing_tasks():
+    job = Job.from_dict({"Type": "cron"})
+    job.normalize()
+    with pytest.raises(ValidationError, match=r'unknown job type "cron".*a job needs one task'):
+        job.validate()
+
+
+def test_wrong_json_types_name_the_field():
+    with pytest.raises(ValidationError, match=r"Job\.Tasks\[0\]\.Env\.A: expected a string"):
+        Job.from_dict({"Type": "batch", "Tasks": [{"Name": "t", "Env": {"A": 1}}]})
+    with pytest.raises(ValidationError, match=r"Job\.Count: expected an integer"):
+        Job.from_dict({"Type": "batch", "Count": "many"})
+
+
+def test_execution_states_are_integers_and_stderr_key_is_lower_case():
+    ex = Execution(id="e-1", job_id="j-1", compute_state=ExecutionState(
+        ExecutionStateType.COMPLETED), run_output=RunCommandResult(stdout="a", stderr="b"))
+    out = ex.to_dict()
+    assert out["ComputeState"] == {"StateType": 9}
+    assert out["RunOutput"]["stderr"] == "b" and "Stderr" not in out["RunOutput"]
+    back = Execution.from_dict(out)
+    assert back.compute_state_type is ExecutionStateType.COMPLETED
+    assert back.run_output.stderr == "b"
+    assert back.is_terminal()
+
+
+def test_node_info_quirks():
+    info = NodeInfo(node_id="n-1")
+    info.compute_node_info.queue_used_capacity = Resources(cpu=1)
+    info.compute_node_info.address = "x"
+    cni = info.to_dict()["ComputeNodeInfo"]
+    assert cni["QueueCapacity"] == {"CPU": 1} and cni["address"] == "x"
+    state = NodeState(info=info).to_dict()
+    assert state["Connection"] == state["ConnectionState"]["Status"] == "DISCONNECTED"
+    assert NodeInfo.from_dict(info.to_dict()).compute_node_info.queue_used_capacity.cpu == 1
+
+
+def test_selector_parsing_and_matching():
+    reqs = parse_selector("env=prod, tier in (a, b), !spot, zone")
+    assert [(r.key, r.operator) for r in reqs] == [
+        ("env", "="), ("tier", "in"), ("spot", "!"), ("zone", "exists")]
+    assert matches_selector({"env": "prod", "tier": "b", "zone": "1"}, reqs)
+    assert not matches_selector({"env": "prod", "tier": "b", "zone": "1", "spot": "y"}, reqs)
+    assert LabelSelectorRequirement("k", "in", []).problems("C[0]") == [
+        "C[0].Values: operator in needs at least one value"]
+
+
+def test_rfc3339_round_trip():
+    ns = 1_700_000_000_123_456_789
+    assert parse_rfc3339(rfc3339(ns)) == ns
+    assert Event.new("Topic", "msg", NodeID="n-1").details == {"NodeID": "n-1"}
