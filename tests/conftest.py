@@ -91,8 +91,8 @@ class ServeProcess:
         self.log_path = self.data_dir / "serve.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
-            sys.executable, "-m", "bacalhau", "serve", "--orchestrator", "--compute",
-            "--data-dir", str(self.data_dir),
+            sys.executable, "-m", "bacalhau", "--data-dir", str(self.data_dir),
+            "serve", "--orchestrator", "--compute",
             "-c", f"API.Host={self.host}", "-c", f"API.Port={self.port}",
             "-c", f"Publishers.Types.Local.Port={self.publisher_port}",
             "-c", f"Publishers.Types.Local.Address={self.host}",

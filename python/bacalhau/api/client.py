@@ -1,0 +1,541 @@
+"""HTTP client for the Bacalhau v1 REST API (reference §3), async with a sync wrapper.
+
+Every method returns the decoded wire JSON (plain dicts with Bacalhau's PascalCase keys), so
+callers do not depend on the model classes. Failures from the server raise `ClientError`, whose
+text is the server's `Message` followed by its `Hint`. Network failures surface as aiohttp's
+`ClientConnectionError` / `asyncio.TimeoutError`; the CLI turns those into advice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from bacalhau.version import build_version_info
+
+ORCHESTRATOR = "/api/v1/orchestrator"
+AGENT = "/api/v1/agent"
+
+T = TypeVar("T")
+
+Params = list[tuple[str, str]]
+
+
+class ClientError(Exception):
+    """An error answer from the API, carrying the APIError body of reference §3.4."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.body = body
+        self.message: str = str(body.get("Message") or body.get("Error") or f"HTTP {status}")
+        self.hint: str = str(body.get("Hint") or "")
+        self.code: str = str(body.get("Code") or "")
+        self.request_id: str = str(body.get("RequestID") or "")
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"{self.message}\nHint: {self.hint}" if self.hint else self.message
+
+    @classmethod
+    def from_response(cls, status: int, raw: bytes) -> ClientError:
+        """Build from an error response body, which is APIError JSON unless a proxy got in."""
+        try:
+            body = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict):
+            text = raw.decode("utf-8", "replace").strip()
+            body = {"Message": f"HTTP {status}: {text[:300]}" if text else f"HTTP {status}"}
+        return cls(status, body)
+
+
+def version_headers() -> dict[str, str]:
+    """The `X-Bacalhau-*` build headers every request carries (reference §3)."""
+    info = build_version_info()
+    return {
+        "X-Bacalhau-Git-Version": str(info.get("GitVersion", "")),
+        "X-Bacalhau-Git-Commit": str(info.get("GitCommit", "")),
+        "X-Bacalhau-Build-Date": str(info.get("BuildDate", "")),
+        "X-Bacalhau-Build-OS": str(info.get("GOOS", "")),
+        "X-Bacalhau-Arch": str(info.get("GOARCH", "")),
+    }
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _params(**kwargs: Any) -> Params:
+    """Query parameters: drops empty values, spells bools as Go does, repeats list values."""
+    out: Params = []
+    for key, value in kwargs.items():
+        name = key.replace("__", "-")
+        if value is None or value == "" or value is False or value == 0:
+            continue
+        if isinstance(value, bool):
+            out.append((name, _flag(value)))
+        elif isinstance(value, list | tuple):
+            out.extend((name, str(v)) for v in value if v != "")
+        else:
+            out.append((name, str(value)))
+    return out
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+class AsyncClient:
+    """Async client of one Bacalhau node's API. Use as `async with AsyncClient(...) as c:`."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 1234,
+        *,
+        timeout: float = 30.0,
+        tls: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.tls = tls
+        self.base_url = f"{'https' if tls else 'http'}://{host}:{port}"
+        self._ws_base = f"{'wss' if tls else 'ws'}://{host}:{port}"
+        self._headers = {**version_headers(), **(headers or {})}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        # Created on first use so that it binds to the loop that uses it.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(headers=self._headers)
+        return self._session
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: Any = None,
+    ) -> Any:
+        data = None
+        headers = {}
+        if body is not None:
+            data = orjson.dumps(body)
+            headers["Content-Type"] = "application/json"
+        async with self._get_session().request(
+            method,
+            self.base_url + path,
+            params=params or None,
+            data=data,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        ) as resp:
+            raw = await resp.read()
+            if resp.status >= 400:
+                raise ClientError.from_response(resp.status, raw)
+            return orjson.loads(raw) if raw else {}
+
+    # ----------------------------------------------------------------- jobs (§3.1)
+
+    async def put_job(self, job: dict[str, Any], force: bool = False) -> dict[str, Any]:
+        """Submit (or update, by Name) a job. Returns `{"JobID","EvaluationID","Warnings"}`."""
+        return await self._request("PUT", f"{ORCHESTRATOR}/jobs", body={"Job": job, "Force": force})
+
+    async def job_diff(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Diff a spec against the stored job of the same Name: `{"Diff","Warnings"}`."""
+        return await self._request("PUT", f"{ORCHESTRATOR}/jobs/diff", body={"Job": job})
+
+    async def get_job(
+        self,
+        job_id: str,
+        *,
+        include: Iterable[str] = (),
+        namespace: str = "",
+        job_version: int = 0,
+        limit: int = 0,
+    ) -> dict[str, Any]:
+        """`{"Job", "History"?, "Executions"?}`; include may name `history` and `executions`."""
+        params = _params(
+            include=",".join(include),
+            namespace=namespace,
+            job_version=job_version,
+            limit=limit,
+        )
+        return await self._request("GET", f"{ORCHESTRATOR}/jobs/{_seg(job_id)}", params=params)
+
+    async def list_jobs(
+        self,
+        *,
+        namespace: str = "",
+        limit: int = 0,
+        next_token: str = "",
+        order_by: str = "",
+        reverse: bool = False,
+        labels: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """`{"Items": [Job], "NextToken"}`."""
+        params = _params(
+            namespace=namespace,
+            limit=limit,
+            next_token=next_token,
+            order_by=order_by,
+            reverse=reverse,
+            labels=list(labels),
+        )
+        return await self._request("GET", f"{ORCHESTRATOR}/jobs", params=params)
+
+    async def job_history(
+        self,
+        job_id: str,
+        *,
+        event_type: str = "all",
+        execution_id: str = "",
+        since: int = 0,
+        job_version: int = 0,
+        all_versions: bool = False,
+        namespace: str = "",
+        limit: int = 0,
+        next_token: str = "",
+    ) -> dict[str, Any]:
+        """`{"Items": [JobHistory], "NextToken"}`; the token stays while the job is active."""
+        params = _params(
+            event_type=event_type,
+            execution_id=execution_id,
+            since=since,
+            job_version=job_version,
+            all_job_versions=all_versions,
+            namespace=namespace,
+            limit=limit,
+            next_token=next_token,
+        )
+        return await self._request(
+            "GET", f"{ORCHESTRATOR}/jobs/{_seg(job_id)}/history", params=params
+        )
+
+    async def job_executions(
+        self,
+        job_id: str,
+        *,
+        job_version: int = 0,
+        all_versions: bool = False,
+        order_by: str = "",
+        reverse: bool = False,
+        namespace: str = "",
+        limit: int = 0,
+        next_token: str = "",
+    ) -> dict[str, Any]:
+        """`{"Items": [Execution], "NextToken"}`."""
+        params = _params(
+            job_version=job_version,
+            all_job_versions=all_versions,
+            order_by=order_by,
+            reverse=reverse,
+            namespace=namespace,
+            limit=limit,
+            next_token=next_token,
+        )
+        return await self._request(
+            "GET", f"{ORCHESTRATOR}/jobs/{_seg(job_id)}/executions", params=params
+        )
+
+    async def job_versions(self, job_id: str, *, namespace: str = "") -> dict[str, Any]:
+        """`{"Items": [Job], "NextToken"}`, one item per version."""
+        return await self._request(
+            "GET",
+            f"{ORCHESTRATOR}/jobs/{_seg(job_id)}/versions",
+            params=_params(namespace=namespace),
+        )
+
+    async def job_results(self, job_id: str, *, namespace: str = "") -> dict[str, Any]:
+        """`{"Items": [SpecConfig], "NextToken"}`: the published results of the latest version."""
+        return await self._request(
+            "GET",
+            f"{ORCHESTRATOR}/jobs/{_seg(job_id)}/results",
+            params=_params(namespace=namespace),
+        )
+
+    async def stop_job(
+        self, job_id: str, reason: str = "", *, namespace: str = ""
+    ) -> dict[str, Any]:
+        """`{"EvaluationID"}` (empty when the job was already terminal)."""
+        return await self._request(
+            "DELETE",
+            f"{ORCHESTRATOR}/jobs/{_seg(job_id)}",
+            # The reference's body is {"reason"}; swagger documents a `reason` query param.
+            params=_params(namespace=namespace, reason=reason),
+            body={"reason": reason},
+        )
+
+    async def rerun_job(
+        self, job_id: str, *, job_version: int = 0, reason: str = "", namespace: str = ""
+    ) -> dict[str, Any]:
+        """`{"EvaluationID","JobID","JobVersion","Warnings"}`."""
+        return await self._request(
+            "PUT",
+            f"{ORCHESTRATOR}/jobs/{_seg(job_id)}/rerun",
+            params=_params(namespace=namespace),
+            body={"JobID": job_id, "JobVersion": job_version, "Reason": reason},
+        )
+
+    async def stream_logs(
+        self,
+        job_id: str,
+        *,
+        execution_id: str = "",
+        follow: bool = False,
+        tail: bool = False,
+        job_version: int = 0,
+        all_versions: bool = False,
+        namespace: str = "",
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield the `value` of each logs WebSocket frame: `{"Type": 1|2, "Line": str}`.
+
+        A frame carrying `error` raises `ClientError` (status 0) with that text.
+        """
+        params = _params(
+            execution_id=execution_id,
+            follow=follow,
+            tail=tail,
+            job_version=job_version,
+            all_job_versions=all_versions,
+            namespace=namespace,
+        )
+        path = f"{ORCHESTRATOR}/jobs/{_seg(job_id)}/logs"
+        session = self._get_session()
+        try:
+            ws = await session.ws_connect(
+                self._ws_base + path,
+                params=params or None,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=self.timeout),
+                heartbeat=None,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            raise await self._handshake_error(path, params, exc) from None
+        async with ws:
+            async for msg in ws:
+                if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    frame = orjson.loads(msg.data)
+                    if frame.get("error"):
+                        raise ClientError(0, {"Message": str(frame["error"])})
+                    value = frame.get("value")
+                    if value:
+                        yield value
+                elif msg.type == aiohttp.WSMsgType.ERROR:
+                    raise ClientError(0, {"Message": f"log stream failed: {ws.exception()}"})
+
+    async def _handshake_error(
+        self, path: str, params: Params, exc: aiohttp.WSServerHandshakeError
+    ) -> ClientError:
+        # The handshake error drops the body; ask again without the upgrade to read the
+        # APIError (e.g. "job not found") that the server sends before upgrading.
+        if exc.status >= 400:
+            try:
+                await self._request("GET", path, params=params)
+            except ClientError as err:
+                return err
+            except aiohttp.ClientError:
+                pass
+        return ClientError(exc.status, {"Message": f"log stream refused: HTTP {exc.status}"})
+
+    # ----------------------------------------------------------------- nodes (§3.1)
+
+    async def list_nodes(
+        self,
+        *,
+        limit: int = 0,
+        next_token: str = "",
+        order_by: str = "",
+        reverse: bool = False,
+        labels: Iterable[str] = (),
+        filter_approval: str = "",
+        filter_status: str = "",
+    ) -> dict[str, Any]:
+        """`{"Nodes": [NodeState], "NextToken"}`."""
+        params = _params(
+            limit=limit,
+            next_token=next_token,
+            order_by=order_by,
+            reverse=reverse,
+            labels=list(labels),
+            filter__approval=filter_approval,
+            filter__status=filter_status,
+        )
+        return await self._request("GET", f"{ORCHESTRATOR}/nodes", params=params)
+
+    async def get_node(self, node_id: str) -> dict[str, Any]:
+        """`{"Node": NodeState}`; node_id may be a prefix."""
+        return await self._request("GET", f"{ORCHESTRATOR}/nodes/{_seg(node_id)}")
+
+    async def node_action(self, node_id: str, action: str, message: str = "") -> dict[str, Any]:
+        """approve / reject / delete a node: `{"Success": bool, "Error"?}`."""
+        return await self._request(
+            "PUT",
+            f"{ORCHESTRATOR}/nodes/{_seg(node_id)}",
+            body={"Action": action, "Message": message, "NodeID": node_id},
+        )
+
+    # ----------------------------------------------------------------- agent (§3.2)
+
+    async def agent_alive(self) -> dict[str, Any]:
+        """`{"Status": "OK"}`."""
+        return await self._request("GET", f"{AGENT}/alive")
+
+    async def agent_version(self) -> dict[str, Any]:
+        """BuildVersionInfo of the node."""
+        return await self._request("GET", f"{AGENT}/version")
+
+    async def agent_node(self) -> dict[str, Any]:
+        """NodeInfo of the node."""
+        return await self._request("GET", f"{AGENT}/node")
+
+    async def agent_config(self) -> dict[str, Any]:
+        """`{"config": {...}}` with secrets redacted."""
+        return await self._request("GET", f"{AGENT}/config")
+
+    # ----------------------------------------------------------------- results
+
+    async def download(self, url: str, dest: Path, *, timeout: float = 300.0) -> Path:
+        """HTTP GET `url` (a published result, not an API path) into the file `dest`."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        async with self._get_session().get(
+            url, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as resp:
+            if resp.status >= 400:
+                raw = await resp.read()
+                err = ClientError.from_response(resp.status, raw)
+                raise ClientError(
+                    resp.status, {**err.body, "Message": f"downloading {url}: {err.message}"}
+                )
+            with dest.open("wb") as fh:
+                async for chunk in resp.content.iter_chunked(1 << 16):
+                    fh.write(chunk)
+        return dest
+
+
+class Client:
+    """Blocking wrapper of `AsyncClient` for scripts and the CLI; owns a private event loop."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 1234,
+        *,
+        timeout: float = 30.0,
+        tls: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self._loop = asyncio.new_event_loop()
+        self.aio = AsyncClient(host, port, timeout=timeout, tls=tls, headers=headers)
+        self.base_url = self.aio.base_url
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self._loop.run_until_complete(self.aio.close())
+        self._loop.close()
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        """Run a coroutine (e.g. one built on `self.aio`) on this client's loop."""
+        return self._loop.run_until_complete(awaitable)
+
+    def put_job(self, job: dict[str, Any], force: bool = False) -> dict[str, Any]:
+        return self.run(self.aio.put_job(job, force))
+
+    def job_diff(self, job: dict[str, Any]) -> dict[str, Any]:
+        return self.run(self.aio.job_diff(job))
+
+    def get_job(self, job_id: str, **kwargs: Any) -> dict[str, Any]:
+        return self.run(self.aio.get_job(job_id, **kwargs))
+
+    def list_jobs(self, **kwargs: Any) -> dict[str, Any]:
+        return self.run(self.aio.list_jobs(**kwargs))
+
+    def job_history(self, job_id: str, **kwargs: Any) -> dict[str, Any]:
+        return self.run(self.aio.job_history(job_id, **kwargs))
+
+    def job_executions(self, job_id: str, **kwargs: Any) -> dict[str, Any]:
+        return self.run(self.aio.job_executions(job_id, **kwargs))
+
+    def job_versions(self, job_id: str, **kwargs: Any) -> dict[str, Any]:
+        return self.run(self.aio.job_versions(job_id, **kwargs))
+
+    def job_results(self, job_id: str, **kwargs: Any) -> dict[str, Any]:
+        return self.run(self.aio.job_results(job_id, **kwargs))
+
+    def stop_job(self, job_id: str, reason: str = "", **kwargs: Any) -> dict[str, Any]:
+        return self.run(self.aio.stop_job(job_id, reason, **kwargs))
+
+    def rerun_job(self, job_id: str, **kwargs: Any) -> dict[str, Any]:
+        return self.run(self.aio.rerun_job(job_id, **kwargs))
+
+    def stream_logs(self, job_id: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        agen = self.aio.stream_logs(job_id, **kwargs)
+        try:
+            while True:
+                try:
+                    yield self.run(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self.run(agen.aclose())
+
+    def list_nodes(self, **kwargs: Any) -> dict[str, Any]:
+        return self.run(self.aio.list_nodes(**kwargs))
+
+    def get_node(self, node_id: str) -> dict[str, Any]:
+        return self.run(self.aio.get_node(node_id))
+
+    def node_action(self, node_id: str, action: str, message: str = "") -> dict[str, Any]:
+        return self.run(self.aio.node_action(node_id, action, message))
+
+    def agent_alive(self) -> dict[str, Any]:
+        return self.run(self.aio.agent_alive())
+
+    def agent_version(self) -> dict[str, Any]:
+        return self.run(self.aio.agent_version())
+
+    def agent_node(self) -> dict[str, Any]:
+        return self.run(self.aio.agent_node())
+
+    def agent_config(self) -> dict[str, Any]:
+        return self.run(self.aio.agent_config())
+
+    def download(self, url: str, dest: Path, *, timeout: float = 300.0) -> Path:
+        return self.run(self.aio.download(url, dest, timeout=timeout))

@@ -1,0 +1,152 @@
+"""The `bacalhau` command: global options and the command groups (reference §7).
+
+Commands are thin: they parse flags, call `bacalhau.api.client` (or the lead's node/devstack
+entry points for `serve`/`devstack`) and format the answer. Errors from the server or the
+network are printed as `Error: <message>` with a hint and exit code 1, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bacalhau.cli.agent import agent, version
+from bacalhau.cli.common import CLIContext, friendly_error
+from bacalhau.cli.job import job
+from bacalhau.cli.node import node
+from bacalhau.cli.serve import devstack, serve
+from bacalhau.cli.wasm import wasm
+
+# Global options that may also be written after the subcommand (`bacalhau serve -c K=V`,
+# `bacalhau job list --api-port 1235`), as cobra's persistent flags allow.
+_GLOBAL_WITH_VALUE = ("--api-host", "--api-port", "--data-dir", "--log-level", "--config", "-c")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move global options found after the subcommand to the front (stops at `--`)."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in _GLOBAL_WITH_VALUE:
+            if "=" in arg and name.startswith("--"):
+                front.append(arg)
+            elif i + 1 < len(args):
+                front.extend(args[i : i + 2])
+                i += 1
+            else:
+                rest.append(arg)  # let click report the missing value
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+class BacalhauGroup(click.Group):
+    """Root group: global options anywhere, and API/network failures as clean `Error:` lines."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.Exit:
+            raise
+        except Exception as exc:
+            cli = ctx.find_object(CLIContext)
+            url = f"http://{cli.api_host}:{cli.api_port}" if cli else "the API"
+            friendly = friendly_error(exc, url)
+            if friendly is None:
+                raise
+            raise friendly from None
+
+
+@click.group(
+    name="bacalhau", cls=BacalhauGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
+@click.option(
+    "--api-host",
+    envvar="BACALHAU_API_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="Host of the Bacalhau API to talk to [env BACALHAU_API_HOST].",
+)
+@click.option(
+    "--api-port",
+    envvar="BACALHAU_API_PORT",
+    type=click.IntRange(1, 65535),
+    default=1234,
+    show_default=True,
+    help="Port of the Bacalhau API [env BACALHAU_API_PORT].",
+)
+@click.option(
+    "--data-dir",
+    envvar="BACALHAU_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory [env BACALHAU_DIR; default ~/.bacalhau].",
+)
+@click.option(
+    "-c",
+    "--config",
+    "config",
+    multiple=True,
+    metavar="KEY=VALUE|FILE",
+    help="Config override `Key.Path=value` or a YAML config file; repeatable, later wins.",
+)
+@click.option(
+    "--log-level",
+    envvar="LOG_LEVEL",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default=None,
+    help="Log level [env LOG_LEVEL; info for serve/devstack, warning otherwise].",
+)
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    api_host: str,
+    api_port: int,
+    data_dir: Path | None,
+    config: tuple[str, ...],
+    log_level: str | None,
+) -> None:
+    """Bacalhau: run compute jobs where the data is."""
+    source = ctx.get_parameter_source
+    ctx.obj = CLIContext(
+        api_host=api_host,
+        api_port=api_port,
+        data_dir=(data_dir or Path(os.path.expanduser("~/.bacalhau"))).expanduser(),
+        config=list(config),
+        log_level=log_level,
+        host_from_flag=source("api_host") != click.core.ParameterSource.DEFAULT,
+        port_from_flag=source("api_port") != click.core.ParameterSource.DEFAULT,
+    )
+    if ctx.invoked_subcommand not in ("serve", "devstack"):
+        ctx.obj.setup_logging("warning")
+
+
+cli.add_command(serve)
+cli.add_command(devstack)
+cli.add_command(job)
+cli.add_command(wasm)
+cli.add_command(node)
+cli.add_command(agent)
+cli.add_command(version)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="bacalhau")
+
+
+if __name__ == "__main__":
+    main()

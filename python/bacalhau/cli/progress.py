@@ -1,0 +1,151 @@
+"""Watching a submitted job: the live event display, log following and the closing summary.
+
+The display polls `GET /jobs/{id}/history?event_type=all`, passing back the `NextToken` it gets
+(reference §2.6): the server keeps returning a token while the job is active, so the display
+stops when the token is empty or the job reached a terminal state. Long-running jobs (daemon,
+service) stop after their first execution-level event, as Bacalhau's CLI does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from bacalhau.api.client import AsyncClient
+from bacalhau.cli.output import TERMINAL_JOB_STATES, clock_time, job_state, short_id
+
+POLL_INTERVAL = 0.1
+LONG_RUNNING = {"daemon", "service"}
+
+Echo = Callable[[str], None]
+
+
+class WaitTimeout(click.ClickException):
+    """The job is still going when `--wait-timeout-secs` ran out."""
+
+
+def format_event_row(item: dict[str, Any]) -> str:
+    """One display row: time, short execution id, topic, message (continuation lines indented)."""
+    event = item.get("Event") or {}
+    details = event.get("Details") or {}
+    when = clock_time(str(event.get("Timestamp") or item.get("Time") or ""))
+    exec_id = short_id(str(item.get("ExecutionID") or ""))
+    topic = str(event.get("Topic") or "")
+    message = str(event.get("Message") or "").rstrip()
+    is_error = str(details.get("IsError", "")).lower() == "true"
+    if is_error and not message.lower().startswith("error"):
+        message = f"Error: {message}"
+    lines = message.splitlines() or [""]
+    pad = " " * 51
+    text = f"{when:<13} {exec_id:<11} {topic:<24.24} {lines[0]}"
+    for extra in lines[1:]:
+        text += f"\n{pad}{extra}"
+    if hint := details.get("Hint"):
+        text += f"\n{pad}Hint: {hint}"
+    return text
+
+
+async def watch_job(
+    client: AsyncClient,
+    job_id: str,
+    *,
+    job_type: str = "batch",
+    timeout: float = 600.0,
+    interval: float = POLL_INTERVAL,
+    echo: Echo = click.echo,
+) -> dict[str, Any]:
+    """Print history events as they happen until the job settles; return the final Job dict.
+
+    Raises `WaitTimeout` when `timeout` seconds pass first (the job keeps running).
+    """
+    deadline = time.monotonic() + timeout
+    echo(f"{'TIME':<13} {'EXEC. ID':<11} {'TOPIC':<24} EVENT")
+    token = ""
+    long_running = job_type in LONG_RUNNING
+    while True:
+        page = await client.job_history(job_id, event_type="all", next_token=token)
+        items = page.get("Items") or []
+        for item in items:
+            echo(format_event_row(item))
+        token = str(page.get("NextToken") or "")
+        if not token:
+            break
+        if long_running and any(i.get("Type") == "ExecutionLevel" for i in items):
+            break
+        if items and any(_terminal_event(i) for i in items):
+            job = (await client.get_job(job_id)).get("Job") or {}
+            if job_state(job) in TERMINAL_JOB_STATES:
+                # Drain what was recorded after the terminal state, then stop.
+                tail = await client.job_history(job_id, event_type="all", next_token=token)
+                for item in tail.get("Items") or []:
+                    echo(format_event_row(item))
+                return job
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(
+                f"stopped waiting after {timeout:g}s; the job is still running. "
+                f"Check on it with: bacalhau job describe {job_id}"
+            )
+        await asyncio.sleep(interval)
+    return (await client.get_job(job_id)).get("Job") or {}
+
+
+def _terminal_event(item: dict[str, Any]) -> bool:
+    details = (item.get("Event") or {}).get("Details") or {}
+    return str(details.get("NewState", "")) in TERMINAL_JOB_STATES
+
+
+async def wait_until_started(
+    client: AsyncClient, job_id: str, *, timeout: float = 10.0, interval: float = POLL_INTERVAL
+) -> dict[str, Any]:
+    """Wait (up to `timeout`) for the job to leave Pending, so that its logs can be followed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = (await client.get_job(job_id)).get("Job") or {}
+        if job_state(job) not in ("Pending", "Undefined") or time.monotonic() >= deadline:
+            return job
+        await asyncio.sleep(interval)
+
+
+async def follow_logs(
+    client: AsyncClient, job_id: str, *, execution_id: str = "", tail: bool = False
+) -> None:
+    """Stream the job's logs (following) to stdout until the stream closes."""
+    async for value in client.stream_logs(
+        job_id, execution_id=execution_id, follow=True, tail=tail
+    ):
+        write_log_line(value)
+
+
+def write_log_line(value: dict[str, Any]) -> None:
+    line = str(value.get("Line", ""))
+    click.echo(line, nl=not line.endswith("\n"))
+
+
+def print_summary(job: dict[str, Any], *, echo: Echo = click.echo) -> None:
+    """The closing lines after a wait: final state and the commands to look further."""
+    job_id = str(job.get("ID", ""))
+    state = job_state(job)
+    echo("")
+    echo(f"Job {state.lower()}: {job_id}" if state else f"Job {job_id}")
+    echo("")
+    echo("To get more details about the run, execute:")
+    echo(f"\tbacalhau job describe {job_id}")
+    echo("")
+    echo("To get more details about the run executions, execute:")
+    echo(f"\tbacalhau job executions {job_id}")
+    publisher = ((job.get("Tasks") or [{}])[0].get("Publisher") or {}).get("Type", "")
+    if state == "Completed" and publisher and publisher != "noop":
+        echo("")
+        echo("To download the results, execute:")
+        echo(f"\tbacalhau job get {job_id}")
+
+
+def raise_if_failed(job: dict[str, Any]) -> None:
+    """Exit 1 with the job's message when it ended Failed."""
+    if job_state(job) == "Failed":
+        message = str((job.get("State") or {}).get("Message") or "no reason given")
+        raise click.ClickException(f"job failed: {message}")

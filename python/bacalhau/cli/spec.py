@@ -1,0 +1,359 @@
+"""Job specs built on the client side: loading `job run` files and assembling `wasm run` jobs.
+
+Everything here is a pure function over plain wire dicts (reference §2), raising
+`click.UsageError`/`click.BadParameter` with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+import yaml
+
+ALLOWED_JOB_KEYS = (
+    "Name",
+    "Namespace",
+    "Type",
+    "Priority",
+    "Count",
+    "Constraints",
+    "Meta",
+    "Labels",
+    "Tasks",
+)
+SERVER_JOB_KEYS = ("ID", "State", "Version", "Revision", "CreateTime", "ModifyTime")
+
+# The API body limit is 10 MB and base64 grows data by a third.
+MAX_INLINE_BYTES = 7 * 1000 * 1000
+DEFAULT_INPUT_TARGET = "/inputs"
+
+
+# ---------------------------------------------------------------- job run files
+
+
+def parse_job_document(text: str, source: str) -> dict[str, Any]:
+    """Parse a JSON or YAML job spec and check its top-level keys."""
+    try:
+        data = orjson.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
+        raise click.UsageError(f"{source} is not valid JSON or YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise click.UsageError(
+            f"{source} must hold one job: a mapping with keys such as Type and Tasks"
+        )
+    check_job_keys(data, source)
+    return data
+
+
+def check_job_keys(job: dict[str, Any], source: str = "the job spec") -> None:
+    """Reject keys a user may not set (server-owned) or that the job model does not have."""
+    allowed = {k.lower(): k for k in ALLOWED_JOB_KEYS}
+    server = {k.lower(): k for k in SERVER_JOB_KEYS}
+    for key in job:
+        lowered = str(key).lower()
+        if lowered in allowed:
+            continue
+        if lowered in server:
+            raise click.UsageError(
+                f"{source}: field {key!r} is set by the server and cannot be submitted; "
+                "remove it from the spec"
+            )
+        raise click.UsageError(
+            f"{source}: unknown field {key!r}; a job spec may only contain "
+            + ", ".join(ALLOWED_JOB_KEYS)
+        )
+
+
+# ---------------------------------------------------------------- flag parsing
+
+
+def parse_key_values(values: Iterable[str], flag: str) -> dict[str, str]:
+    """`K=V` items (each item may hold several, comma separated) into a dict."""
+    out: dict[str, str] = {}
+    for item in values:
+        for part in _split_top_level(item):
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                raise click.BadParameter(f"{part!r} is not of the form KEY=VALUE", param_hint=flag)
+            out[key.strip()] = value.strip()
+    return out
+
+
+def parse_env(values: Iterable[str]) -> dict[str, str]:
+    """`-e K=V` items; values may contain commas, so each item is one variable."""
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not of the form NAME=VALUE", param_hint="--env")
+        out[key] = value
+    return out
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas that are not inside parentheses; drops empty parts."""
+    parts, depth, current = [], 0, []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        if ch == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current).strip())
+    return [p for p in parts if p]
+
+
+_SET_OP = re.compile(r"^([^\s()!=<>]+)\s+(in|notin)\s*\((.*)\)$")
+_BIN_OP = re.compile(r"^([^\s()!=<>]+)\s*(==|!=|=|>|<)\s*([^\s()]*)$")
+_KEY = re.compile(r"^!?\s*[^\s()!=<>,]+$")
+
+
+def parse_selector(text: str) -> list[dict[str, Any]]:
+    """A Kubernetes label selector (`a=b,c!=d,e in (x,y),!f,g>3`) into job Constraints."""
+    out: list[dict[str, Any]] = []
+    for part in _split_top_level(text):
+        if m := _SET_OP.match(part):
+            values = [v.strip() for v in m.group(3).split(",") if v.strip()]
+            if not values:
+                raise click.BadParameter(f"{part!r}: {m.group(2)} needs values", param_hint="-s")
+            out.append({"Key": m.group(1), "Operator": m.group(2), "Values": values})
+        elif m := _BIN_OP.match(part):
+            op = {">": "gt", "<": "lt"}.get(m.group(2), m.group(2))
+            out.append({"Key": m.group(1), "Operator": op, "Values": [m.group(3)]})
+        elif _KEY.match(part):
+            negated = part.startswith("!")
+            key = part.lstrip("!").strip()
+            out.append({"Key": key, "Operator": "!" if negated else "exists", "Values": []})
+        else:
+            raise click.BadParameter(
+                f"{part!r} is not a label selector requirement "
+                "(try key=value, key!=value, key in (a,b), key, !key, key>1)",
+                param_hint="--constraints",
+            )
+    return out
+
+
+def parse_output(value: str) -> dict[str, str]:
+    """`-o name:/path` into a ResultPath."""
+    name, sep, path = value.partition(":")
+    if not sep or not name or not path.startswith("/"):
+        raise click.BadParameter(
+            f"{value!r} is not NAME:/absolute/path (e.g. outputs:/outputs)", param_hint="--output"
+        )
+    return {"Name": name, "Path": path}
+
+
+def data_url(path: Path) -> str:
+    """RFC 2397 data URL of a local file, for an `inline` input."""
+    size = path.stat().st_size
+    if size > MAX_INLINE_BYTES:
+        raise click.BadParameter(
+            f"{path} is {size / 1e6:.1f} MB, too large to send inline "
+            f"(max {MAX_INLINE_BYTES / 1e6:.0f} MB); serve it over HTTP and pass -i https://...",
+        )
+    mime = "application/wasm" if path.suffix == ".wasm" else "application/octet-stream"
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def inline_input(path: Path, target: str, alias: str = "") -> dict[str, Any]:
+    return {
+        "Source": {"Type": "inline", "Params": {"URL": data_url(path)}},
+        "Alias": alias or str(path),
+        "Target": target,
+    }
+
+
+def _split_shorthand(spec: str) -> tuple[str, str]:
+    """`URI:/target` into (URI, target); a bare URI gets the default target."""
+    scheme, sep, rest = spec.partition("://")
+    head, body = (scheme + sep, rest) if sep else ("", spec)
+    uri, colon, target = body.rpartition(":")
+    if colon and target.startswith("/") and uri:
+        return head + uri, target
+    return spec, DEFAULT_INPUT_TARGET
+
+
+def parse_input(spec: str) -> dict[str, Any]:
+    """`-i` value (`src=URI,dst=/path,opt=k=v` or `URI:/path` or `URI`) into an InputSource."""
+    opts: dict[str, str] = {}
+    if spec.startswith(("src=", "source=")):
+        uri, target = "", DEFAULT_INPUT_TARGET
+        for part in spec.split(","):
+            key, _, value = part.partition("=")
+            key = key.strip().lower()
+            if key in ("src", "source"):
+                uri = value
+            elif key in ("dst", "destination", "target"):
+                target = value
+            elif key in ("opt", "option"):
+                okey, osep, ovalue = value.partition("=")
+                if not osep:
+                    raise click.BadParameter(f"option {value!r} is not k=v", param_hint="--input")
+                opts[okey.strip().lower()] = ovalue.strip()
+            else:
+                raise click.BadParameter(
+                    f"unknown key {key!r} in {spec!r}; use src=, dst= and opt=",
+                    param_hint="--input",
+                )
+    else:
+        uri, target = _split_shorthand(spec)
+    if not uri:
+        raise click.BadParameter(f"{spec!r} names no source (src=...)", param_hint="--input")
+    if not target.startswith("/"):
+        raise click.BadParameter(
+            f"target {target!r} must be an absolute path", param_hint="--input"
+        )
+    return input_source(uri, target, opts)
+
+
+def input_source(uri: str, target: str, opts: dict[str, str] | None = None) -> dict[str, Any]:
+    opts = opts or {}
+    scheme = uri.partition("://")[0].lower() if "://" in uri else ""
+    if scheme == "file":
+        path = uri[len("file://") :]
+        if not path.startswith("/"):
+            raise click.BadParameter(
+                f"{uri!r}: a file:// URI needs an absolute path (file:///data)",
+                param_hint="--input",
+            )
+        params: dict[str, Any] = {"SourcePath": path}
+        if opts.get("rw", "").lower() in ("true", "1", "yes"):
+            params["ReadWrite"] = True
+        return {"Source": {"Type": "local", "Params": params}, "Alias": uri, "Target": target}
+    if scheme in ("http", "https"):
+        return {
+            "Source": {"Type": "urlDownload", "Params": {"URL": uri}},
+            "Alias": uri,
+            "Target": target,
+        }
+    if scheme:
+        raise click.BadParameter(
+            f"input scheme {scheme!r} is not supported yet; use file://, http(s):// "
+            "or a local file path",
+            param_hint="--input",
+        )
+    path = Path(uri).expanduser()
+    if path.is_file():
+        return inline_input(path, target, alias=uri)
+    if path.is_dir():
+        raise click.BadParameter(
+            f"{uri!r} is a directory; only files are sent inline. "
+            f"Mount it from the node with -i file://{path.resolve()}:{target}",
+            param_hint="--input",
+        )
+    raise click.BadParameter(
+        f"{uri!r} is neither a local file nor a file:// or http(s):// URI", param_hint="--input"
+    )
+
+
+# ---------------------------------------------------------------- wasm jobs
+
+
+def resolve_module(module: str, inputs: list[dict[str, Any]], default_target: str) -> str:
+    """Target path of a wasm module: a path under an input's target, or a local file to inline.
+
+    A local file is appended to `inputs` as an inline input at `default_target`.
+    """
+    if module.startswith("/"):
+        for source in inputs:
+            target = str(source.get("Target", "")).rstrip("/")
+            if target and (module == target or module.startswith(target + "/")):
+                return module
+    path = Path(module).expanduser()
+    if path.is_file():
+        inputs.append(inline_input(path, default_target, alias=module))
+        return default_target
+    raise click.BadParameter(
+        f"{module!r} is neither a local file nor a path under the target of an --input "
+        "(e.g. -i https://host/main.wasm:/wasm then /wasm/main.wasm)",
+        param_hint="MODULE",
+    )
+
+
+def build_wasm_job(
+    module: str,
+    args: Iterable[str],
+    *,
+    inputs: Iterable[str] = (),
+    outputs: Iterable[str] = (),
+    publisher: str = "local",
+    env: Iterable[str] = (),
+    entry_point: str = "_start",
+    import_modules: Iterable[str] = (),
+    cpu: str = "",
+    memory: str = "",
+    disk: str = "",
+    timeout: int = 0,
+    queue_timeout: int = 0,
+    count: int = 1,
+    target: str = "any",
+    name: str = "",
+    namespace: str = "",
+    priority: int = 0,
+    labels: Iterable[str] = (),
+    constraints: str = "",
+) -> dict[str, Any]:
+    """The job JSON of `bacalhau wasm run` (reference §4.1 wasm engine)."""
+    sources = [parse_input(item) for item in inputs]
+    entry = resolve_module(module, sources, f"/wasm/{Path(module).name}")
+    imports = [
+        resolve_module(item, sources, f"/wasm/imports/{Path(item).name}") for item in import_modules
+    ]
+    params: dict[str, Any] = {
+        "EntryModule": entry,
+        "Entrypoint": entry_point,
+        "Parameters": list(args),
+    }
+    if imports:
+        params["ImportModules"] = imports
+
+    task: dict[str, Any] = {"Name": "main", "Engine": {"Type": "wasm", "Params": params}}
+    if publisher == "noop":
+        task["Publisher"] = {"Type": "noop"}
+    elif publisher == "local":
+        task["Publisher"] = {"Type": "local"}
+    else:
+        raise click.BadParameter(
+            f"publisher {publisher!r} is not supported yet; use local or noop",
+            param_hint="--publisher",
+        )
+    if variables := parse_env(env):
+        task["Env"] = variables
+    if sources:
+        task["InputSources"] = sources
+    if result_paths := [parse_output(o) for o in outputs]:
+        task["ResultPaths"] = result_paths
+    resources = {k: v for k, v in (("CPU", cpu), ("Memory", memory), ("Disk", disk)) if v}
+    if resources:
+        task["Resources"] = resources
+    timeouts = {k: v for k, v in (("TotalTimeout", timeout), ("QueueTimeout", queue_timeout)) if v}
+    if timeouts:
+        task["Timeouts"] = timeouts
+
+    job: dict[str, Any] = {}
+    if name:
+        job["Name"] = name
+    job["Namespace"] = namespace or "default"
+    if target == "all":
+        job["Type"] = "ops"
+    else:
+        job["Type"] = "batch"
+        job["Count"] = count
+    if priority:
+        job["Priority"] = priority
+    if constraints:
+        job["Constraints"] = parse_selector(constraints)
+    if label_map := parse_key_values(labels, "--labels"):
+        job["Labels"] = label_map
+    job["Tasks"] = [task]
+    return job
