@@ -24,6 +24,7 @@ from bacalhau.errors import ConfigError
 from bacalhau.models import NODE_TYPE_COMPUTE, NODE_TYPE_REQUESTER, NodeInfo
 from bacalhau.models.ids import new_node_id
 from bacalhau.transport import InProcessNetwork, Transport
+from bacalhau.transport.loopback import SelfDeliveringTransport
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ class Node:
             raise ConfigError("a node needs a role: enable Orchestrator, Compute, or both")
         self.node_id, self.instance_id = node_identity(self.data_dir, str(config.get("Name") or ""))
         self.transport: Transport = network.transport(self.node_id)
+        if self.is_requester and self.is_compute:
+            self.transport = SelfDeliveringTransport(self.transport)
         self.requester: Any = None
         self.compute: Any = None
         self.local_publisher: Any = None
@@ -118,7 +121,7 @@ class Node:
             ),
         ):
             for kind in provider.types:
-                storages[kind] = provider
+                storages[kind.lower()] = provider
         publish_dir = Path(cfg.get("Publishers.Types.Local.Directory") or (
             compute_dir / "results" / "local-publisher"))
         self.local_publisher = LocalPublisher(
@@ -146,8 +149,7 @@ class Node:
         store = JobStore(db)
         node_store = NodeStore(db)
         self._stores.extend([store, node_store])
-        info = NodeInfo(node_id=self.node_id, node_type=NODE_TYPE_REQUESTER,
-                        labels=_labels(self.config, self.node_id))
+        info = self.node_info()  # a hybrid registers itself as the compute node it also is
         nodes = NodeManager(self.config, node_store, self.transport, info)
         selector = NodeSelector(nodes, self.config)
         self.requester = Requester(self.config, store, self.transport, info,

@@ -26,6 +26,7 @@ RUN_RESULT = "RunResult"
 COMPUTE_ERROR = "ComputeError"
 NODE_INFO = "NodeInfo"
 HEARTBEAT = "Heartbeat"
+NODE_INFO_REQUEST = "NodeInfoRequest"  # orchestrator -> compute; reply {"OK", "NodeInfo"}
 
 KEY_TYPE = "Bacalhau-Type"
 KEY_SOURCE = "Bacalhau-Source"

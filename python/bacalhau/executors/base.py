@@ -1,0 +1,92 @@
+"""The Executor contract: what the compute runner hands an engine and what it gets back.
+
+The runner prepares inputs (storage providers), creates the results dir with one `<Name>/`
+folder per ResultPath, and calls `Executor.run(RunRequest)`. The executor mounts inputs at
+their targets and result folders at their paths, runs the task, writes stdout/stderr to the
+log files, and returns a RunCommandResult. A non-zero exit code is a normal result (the
+execution still completes, reference §2.3); only system failures (bad spec, timeout, memory
+limit, cancellation, runtime errors) raise `errors.ExecutorError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from bacalhau.models import (
+    InputSource,
+    NetworkConfig,
+    Resources,
+    ResultPath,
+    RunCommandResult,
+    SpecConfig,
+)
+
+# RunCommandResult.Stdout/stderr keep only the head of each stream (reference §4.4).
+MAX_OUTPUT_IN_RESULT = 2048
+
+
+@dataclass
+class PreparedInput:
+    """An input made available on this host: `host_path` is mounted at `target`."""
+
+    source: InputSource
+    host_path: Path
+    target: str
+    read_write: bool = False
+
+
+@dataclass
+class RunRequest:
+    """Everything an executor needs to run one execution."""
+
+    execution_id: str
+    job_id: str
+    job_type: str
+    partition_index: int
+    partition_count: int
+    engine: SpecConfig
+    env: dict[str, str]  # task env + BACALHAU_* system vars
+    inputs: list[PreparedInput]
+    result_paths: list[ResultPath]
+    results_dir: Path  # <Name>/ dirs pre-created by the runner
+    stdout_path: Path  # log files (logs/stdout, logs/stderr)
+    stderr_path: Path
+    resources: Resources = field(default_factory=Resources)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    timeout: float | None = None  # seconds; None or 0 = no limit
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """An execution engine (`docker`, `wasm`, ...), keyed by `name` in the compute node."""
+
+    name: str
+
+    def is_installed(self) -> bool:
+        """True when this host can run the engine (runtime present and usable)."""
+        ...
+
+    def check(self, engine: SpecConfig) -> list[str]:
+        """Bid-time problems with the engine spec; empty means it can run."""
+        ...
+
+    async def run(self, request: RunRequest) -> RunCommandResult:
+        """Run to completion; raises `errors.ExecutorError` on a system failure."""
+        ...
+
+    async def cancel(self, execution_id: str) -> None:
+        """Stop a running execution promptly; unknown ids are ignored."""
+        ...
+
+
+def read_output_head(path: Path, limit: int = MAX_OUTPUT_IN_RESULT) -> tuple[str, bool]:
+    """The first `limit` bytes of a log file as text, and whether the file was longer."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(limit + 1)
+    except FileNotFoundError:
+        return "", False
+    truncated = len(head) > limit
+    return head[:limit].decode("utf-8", errors="replace"), truncated

@@ -1,0 +1,535 @@
+"""The orchestrator's view of the network: which nodes exist, whether they are approved and
+connected, and what they can run (internals §9, reference §1.4 and §3.1).
+
+`NodeManager` listens to the membership gossip (`NodeInfo` on TOPIC_NODE_INFO, `Heartbeat` on
+TOPIC_HEARTBEAT), registers nodes (APPROVED, or PENDING under
+`Orchestrator.NodeManager.ManualApproval`), asks heartbeating strangers for their NodeInfo,
+marks nodes DISCONNECTED after `Orchestrator.NodeManager.DisconnectTimeout` without a message
+and CONNECTED again when they are heard, and persists every membership and connection change
+in the `NodeStore`.
+
+It keeps `table`, the native `NodeTable` the ranking runs on, holding exactly the schedulable
+compute nodes (Compute, APPROVED, CONNECTED). The table is updated from the deltas as they
+happen (one upsert or remove per change), never rebuilt per job.
+
+Listeners get `(node_id, event)`: "join" when a node becomes schedulable, "leave" when it stops
+being schedulable (disconnect, reject, delete), "update" for every other change worth knowing
+(registration of a node that is not schedulable, new NodeInfo, membership changes that do not
+change schedulability). Capacity figures from heartbeats update the table silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from bacalhau._native import NodeTable
+from bacalhau.config import Config
+from bacalhau.errors import (
+    BacalhauError,
+    MultipleMatchesError,
+    NotFoundError,
+    RankingError,
+    TransportError,
+    ValidationError,
+)
+from bacalhau.models.node import (
+    CONNECTED,
+    DISCONNECTED,
+    MEMBERSHIP_APPROVED,
+    MEMBERSHIP_PENDING,
+    MEMBERSHIP_REJECTED,
+    NODE_TYPE_COMPUTE,
+    ConnectionState,
+    NodeInfo,
+    NodeState,
+)
+from bacalhau.models.resources import Resources
+from bacalhau.models.spec import LabelSelectorRequirement, matches_selector, parse_selector
+from bacalhau.models.timeutil import rfc3339
+from bacalhau.store.nodestore import NodeStore
+from bacalhau.transport import messages
+from bacalhau.transport.base import (
+    PROTOCOL_COMPUTE,
+    TOPIC_HEARTBEAT,
+    TOPIC_NODE_INFO,
+    Transport,
+)
+
+log = logging.getLogger(__name__)
+
+EVENT_JOIN = "join"
+EVENT_LEAVE = "leave"
+EVENT_UPDATE = "update"
+
+ACTION_APPROVE = "approve"
+ACTION_REJECT = "reject"
+ACTION_DELETE = "delete"
+
+HEARTBEAT_TIMEOUT_ERROR = "heartbeat timeout"
+COMPONENT = "NodeManager"
+
+NodeListener = Callable[[str, str], None]
+
+
+def _available(state: NodeState) -> Resources:
+    """Available capacity as listings show it (zero for a disconnected node)."""
+    if state.connection_state.status != CONNECTED:
+        return Resources()
+    return state.info.compute_node_info.available_capacity
+
+
+ORDER_KEYS: dict[str, Callable[[NodeState], Any]] = {
+    "id": lambda s: s.info.node_id,
+    "type": lambda s: s.info.node_type,
+    "available_cpu": lambda s: _available(s).cpu,
+    "available_memory": lambda s: _available(s).memory,
+    "available_disk": lambda s: _available(s).disk,
+    "available_gpu": lambda s: _available(s).gpu,
+    "approval": lambda s: s.membership,
+    "status": lambda s: s.connection_state.status,
+}
+"""`order_by` values of `GET /nodes` (reference §3.1) and the sort key of each."""
+
+_APPROVALS = (MEMBERSHIP_APPROVED, MEMBERSHIP_PENDING, MEMBERSHIP_REJECTED)
+_STATUSES = (CONNECTED, DISCONNECTED)
+
+
+def node_facts(info: NodeInfo) -> dict[str, Any]:
+    """The native `NodeFacts` dict of one node (internals §2)."""
+    c = info.compute_node_info
+    return {
+        "node_id": info.node_id,
+        "engines": c.execution_engines,
+        "publishers": c.publishers,
+        "storages": c.storage_sources,
+        "labels": info.labels,
+        "max_job": c.max_job_requirements.as_tuple(),
+        "max_capacity": c.max_capacity.as_tuple(),
+        "available": c.available_capacity.as_tuple(),
+        "queued": c.queue_used_capacity.as_tuple(),
+        "version": info.version_tuple(),
+    }
+
+
+def _is_schedulable(state: NodeState) -> bool:
+    return (state.info.node_type == NODE_TYPE_COMPUTE
+            and state.membership == MEMBERSHIP_APPROVED
+            and state.connection_state.status == CONNECTED)
+
+
+class NodeManager:
+    """Node membership from gossip, heartbeats, disconnect timeout and approval."""
+
+    def __init__(self, config: Config, store: NodeStore, transport: Transport,
+                 self_info: NodeInfo) -> None:
+        self.config = config
+        self.store = store
+        self.transport = transport
+        self.self_info = self_info
+        self.table: NodeTable = NodeTable()
+        self.disconnect_timeout: float = config.duration(
+            "Orchestrator.NodeManager.DisconnectTimeout")
+        self.manual_approval: bool = bool(config.get("Orchestrator.NodeManager.ManualApproval"))
+        self.request_timeout: float = min(10.0, max(self.disconnect_timeout, 0.1))
+        self._nodes: dict[str, NodeState] = {}
+        self._schedulable: set[str] = set()
+        # Last time each connected node (other than this one) was heard, oldest first: the
+        # disconnect timer only ever looks at the head.
+        self._heard: OrderedDict[str, float] = OrderedDict()
+        self._listeners: list[NodeListener] = []
+        self._info_requests: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._timer: asyncio.Task[None] | None = None
+        self._subscribed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Load the persisted nodes (all DISCONNECTED until heard), register this node,
+        subscribe to the membership topics and start the disconnect timer."""
+        if self._timer is not None:
+            return
+        now = rfc3339()
+        loaded = self.store.list()
+        changed: list[NodeState] = []
+        for state in loaded:
+            if state.node_id == self.self_info.node_id:
+                continue
+            conn = state.connection_state
+            if conn.status != DISCONNECTED:
+                conn.status = DISCONNECTED
+                conn.disconnected_since = now
+                changed.append(state)
+            self._nodes[state.node_id] = state
+        own = NodeState(
+            info=self.self_info, membership=MEMBERSHIP_APPROVED,
+            connection_state=ConnectionState(status=CONNECTED, last_heartbeat=now,
+                                             connected_since=now))
+        self._nodes[own.node_id] = own
+        changed.append(own)
+        self.store.put_many(changed)
+        self._sync_table(own)
+        if not self._subscribed:
+            self.transport.subscribe(TOPIC_NODE_INFO, self.handle_node_info)
+            self.transport.subscribe(TOPIC_HEARTBEAT, self.handle_heartbeat)
+            self._subscribed = True
+        self._timer = asyncio.create_task(self._disconnect_timer(), name="node-disconnect-timer")
+
+    async def stop(self) -> None:
+        """Stop the timer and any NodeInfo request in flight."""
+        tasks = [t for t in (self._timer, *self._info_requests.values()) if t is not None]
+        self._timer = None
+        self._info_requests.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ------------------------------------------------------------------ queries
+
+    def get(self, node_id: str) -> NodeState | None:
+        """A copy of the node's state, or None when unknown."""
+        state = self._nodes.get(node_id)
+        return copy.deepcopy(state) if state is not None else None
+
+    def resolve(self, id_or_prefix: str) -> NodeState:
+        """The node with this id, or the only node whose id starts with it."""
+        key = id_or_prefix.strip()
+        state = self._nodes.get(key)
+        if state is None and key:
+            found = [s for nid, s in self._nodes.items() if nid.startswith(key)]
+            if len(found) > 1:
+                ids = ", ".join(sorted(s.node_id for s in found))
+                raise MultipleMatchesError(
+                    f"multiple nodes found for id {key}: {ids}", component=COMPONENT,
+                    hint="use a longer prefix of the node id")
+            state = found[0] if found else None
+        if state is None:
+            raise NotFoundError(f"node not found: {id_or_prefix}", component=COMPONENT)
+        return copy.deepcopy(state)
+
+    def list(self, *, filter_approval: str = "", filter_status: str = "",
+             labels: Iterable[str] = (), order_by: str = "id",
+             reverse: bool = False) -> list[NodeState]:
+        """Node states (copies) after the filters of `GET /nodes`, ordered by `order_by` then
+        node id. Filters are case-insensitive; `labels` are selectors that must all match."""
+        approval = filter_approval.strip().upper()
+        if approval and approval not in _APPROVALS:
+            raise ValidationError(
+                f'invalid approval filter "{filter_approval}": use one of approved, pending, '
+                "rejected")
+        status = filter_status.strip().upper()
+        if status and status not in _STATUSES:
+            raise ValidationError(
+                f'invalid status filter "{filter_status}": use one of connected, disconnected')
+        key_name = (order_by or "id").strip().lower()
+        key = ORDER_KEYS.get(key_name)
+        if key is None:
+            raise ValidationError(
+                f'invalid order_by "{order_by}": use one of ' + ", ".join(ORDER_KEYS))
+        selector = _parse_labels(labels)
+        out = [s for s in self._nodes.values()
+               if (not approval or s.membership == approval)
+               and (not status or s.connection_state.status == status)
+               and (not selector or matches_selector(s.info.labels, selector))]
+        out.sort(key=lambda s: s.info.node_id, reverse=reverse)
+        if key_name != "id":
+            out.sort(key=key, reverse=reverse)
+        return [copy.deepcopy(s) for s in out]
+
+    def is_schedulable(self, node_id: str) -> bool:
+        """True for a Compute node that is APPROVED and CONNECTED."""
+        return node_id in self._schedulable
+
+    def add_listener(self, callback: NodeListener) -> None:
+        """Call `callback(node_id, "join"|"leave"|"update")` on every membership change."""
+        self._listeners.append(callback)
+
+    # ------------------------------------------------------------------ actions
+
+    async def approve(self, node_id: str, message: str = "") -> None:
+        """Approve a PENDING or REJECTED node."""
+        state = self._resolve_internal(node_id)
+        if state.membership == MEMBERSHIP_APPROVED:
+            raise ValidationError("node is already approved", component=COMPONENT)
+        self._set_membership(state, MEMBERSHIP_APPROVED, message)
+
+    async def reject(self, node_id: str, message: str = "") -> None:
+        """Reject a node: it leaves the table and its messages are ignored from now on."""
+        state = self._resolve_internal(node_id)
+        if state.node_id == self.self_info.node_id:
+            raise ValidationError("cannot reject the orchestrator node itself",
+                                  component=COMPONENT)
+        if state.membership == MEMBERSHIP_REJECTED:
+            raise ValidationError("node is already rejected", component=COMPONENT)
+        self._set_membership(state, MEMBERSHIP_REJECTED, message)
+
+    async def delete(self, node_id: str, message: str = "") -> None:
+        """Forget a node. If it is still alive it registers again when next heard."""
+        state = self._resolve_internal(node_id)
+        nid = state.node_id
+        if nid == self.self_info.node_id:
+            raise ValidationError("cannot delete the orchestrator node itself",
+                                  component=COMPONENT)
+        self.store.delete(nid)
+        del self._nodes[nid]
+        self._heard.pop(nid, None)
+        was = nid in self._schedulable
+        self._drop_from_table(nid)
+        log.info("node %s deleted%s", nid, f": {message}" if message else "")
+        self._notify(nid, EVENT_LEAVE if was else EVENT_UPDATE)
+
+    async def node_action(self, node_id: str, action: str, message: str = "") -> None:
+        """Apply `approve`, `reject` or `delete` (case-insensitive) to a node."""
+        handler = {ACTION_APPROVE: self.approve, ACTION_REJECT: self.reject,
+                   ACTION_DELETE: self.delete}.get(action.strip().lower())
+        if handler is None:
+            raise ValidationError(
+                f'unknown node action "{action}": use one of approve, reject, delete')
+        await handler(node_id, message)
+
+    # ------------------------------------------------------------------ gossip handlers
+
+    async def handle_node_info(self, sender: str, payload: bytes) -> None:
+        """Gossip handler of TOPIC_NODE_INFO (`{"NodeInfo": {...}}`)."""
+        try:
+            env = messages.decode(payload)
+            if env.type and env.type != messages.NODE_INFO:
+                return
+            raw = next((v for k, v in env.payload.items() if k.lower() == "nodeinfo"), None)
+            info = NodeInfo.from_dict(raw, "NodeInfo")
+        except BacalhauError as exc:
+            log.warning("dropping bad NodeInfo from %s: %s", sender, exc)
+            return
+        if not info.node_id:
+            info.node_id = sender
+        self._apply_node_info(info)
+
+    async def handle_heartbeat(self, sender: str, payload: bytes) -> None:
+        """Gossip handler of TOPIC_HEARTBEAT. A hybrid node (whose own gossip the transport
+        does not loop back) may feed its compute's NodeInfo and heartbeats to these handlers
+        directly; this node never times out."""
+        try:
+            env = messages.decode(payload)
+            if env.type and env.type != messages.HEARTBEAT:
+                return
+            d = {k.lower(): v for k, v in env.payload.items()}
+            node_id = str(d.get("nodeid") or sender)
+            available = Resources.from_dict(d.get("availablecapacity"),
+                                            "Heartbeat.AvailableCapacity")
+            queued = Resources.from_dict(d.get("queuecapacity", d.get("queueusedcapacity")),
+                                         "Heartbeat.QueueCapacity")
+            running = int(d.get("runningexecutions") or 0)
+            enqueued = int(d.get("enqueuedexecutions") or 0)
+        except (BacalhauError, TypeError, ValueError) as exc:
+            log.warning("dropping bad heartbeat from %s: %s", sender, exc)
+            return
+        state = self._nodes.get(node_id)
+        if state is None:
+            self._request_node_info(node_id)
+            return
+        if state.membership == MEMBERSHIP_REJECTED:
+            return
+        cni = state.info.compute_node_info
+        cni.available_capacity = available
+        cni.queue_used_capacity = queued
+        cni.running_executions = running
+        cni.enqueued_executions = enqueued
+        if node_id != self.self_info.node_id and self._heard_from(state):
+            return  # reconnected: already persisted, synced and announced
+        if node_id in self._schedulable and not self._upsert(state):
+            self._notify(node_id, EVENT_LEAVE)  # its new figures cannot be ranked
+
+    # ------------------------------------------------------------------ internals
+
+    def _apply_node_info(self, info: NodeInfo) -> None:
+        nid = info.node_id
+        if nid == self.self_info.node_id:
+            self._apply_own_info(info)
+            return
+        state = self._nodes.get(nid)
+        if state is None:
+            membership = MEMBERSHIP_PENDING if self.manual_approval else MEMBERSHIP_APPROVED
+            now = rfc3339()
+            state = NodeState(info=info, membership=membership, connection_state=ConnectionState(
+                status=CONNECTED, last_heartbeat=now, connected_since=now))
+            self._nodes[nid] = state
+            self._touch(nid)
+            self.store.put(state)
+            event = self._sync_table(state)
+            log.info("node %s (%s) registered: %s", nid, info.node_type, membership)
+            self._notify(nid, event)
+            return
+        if state.membership == MEMBERSHIP_REJECTED:
+            return
+        if info.to_dict() != state.info.to_dict():
+            state.info = info
+            if not self._heard_from(state):
+                self.store.put(state)
+                self._notify(nid, self._sync_table(state))
+        else:
+            self._heard_from(state)
+
+    def _apply_own_info(self, info: NodeInfo) -> None:
+        """This node's own NodeInfo (a hybrid node feeding its compute's gossip locally)."""
+        state = self._nodes.get(info.node_id)
+        if state is None or info.to_dict() == state.info.to_dict():
+            return
+        state.info = info
+        self.self_info = info
+        self.store.put(state)
+        self._notify(info.node_id, self._sync_table(state))
+
+    def _heard_from(self, state: NodeState) -> bool:
+        """Record a message from the node; reconnects it if it was DISCONNECTED. Returns True
+        when the node was reconnected (then persisted, synced and announced here)."""
+        nid = state.node_id
+        now = rfc3339()
+        conn = state.connection_state
+        conn.last_heartbeat = now
+        self._touch(nid)
+        if conn.status == CONNECTED:
+            return False
+        conn.status = CONNECTED
+        conn.connected_since = now
+        conn.last_error = ""
+        self.store.put(state)
+        event = self._sync_table(state)
+        log.info("node %s connected", nid)
+        self._notify(nid, event)
+        return True
+
+    def _touch(self, node_id: str) -> None:
+        self._heard.pop(node_id, None)
+        self._heard[node_id] = asyncio.get_running_loop().time()
+        self._wake.set()
+
+    def _disconnect(self, node_id: str) -> None:
+        state = self._nodes.get(node_id)
+        if state is None or state.connection_state.status != CONNECTED:
+            return
+        conn = state.connection_state
+        conn.status = DISCONNECTED
+        conn.disconnected_since = rfc3339()
+        conn.last_error = HEARTBEAT_TIMEOUT_ERROR
+        self.store.put(state)
+        was = node_id in self._schedulable
+        self._drop_from_table(node_id)
+        log.info("node %s disconnected: no heartbeat for %gs", node_id, self.disconnect_timeout)
+        self._notify(node_id, EVENT_LEAVE if was else EVENT_UPDATE)
+
+    async def _disconnect_timer(self) -> None:
+        """One task for all nodes: `_heard` is ordered oldest first and a message only moves a
+        node to the end, so the head always holds the next deadline."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._heard:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            node_id, last = next(iter(self._heard.items()))
+            delay = last + self.disconnect_timeout - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            del self._heard[node_id]
+            try:
+                self._disconnect(node_id)
+            except Exception:
+                log.exception("failed to mark node %s disconnected", node_id)
+
+    def _request_node_info(self, node_id: str) -> None:
+        if node_id in self._info_requests or self._timer is None:
+            return
+        task = asyncio.create_task(self._fetch_node_info(node_id),
+                                   name=f"node-info-request-{node_id}")
+        self._info_requests[node_id] = task
+        task.add_done_callback(lambda _t: self._info_requests.pop(node_id, None))
+
+    async def _fetch_node_info(self, node_id: str) -> None:
+        request = messages.encode(messages.NODE_INFO_REQUEST, {}, source=self.self_info.node_id)
+        try:
+            reply = messages.parse_reply(await self.transport.request(
+                node_id, PROTOCOL_COMPUTE, request, timeout=self.request_timeout))
+            raw = next((v for k, v in reply.items() if k.lower() == "nodeinfo"), None)
+            if raw is None:
+                raise TransportError("reply has no NodeInfo")
+            info = NodeInfo.from_dict(raw, "NodeInfo")
+        except BacalhauError as exc:
+            log.warning("could not get NodeInfo of heartbeating node %s: %s", node_id, exc)
+            return
+        if not info.node_id:
+            info.node_id = node_id
+        if info.node_id != node_id:
+            log.warning("node %s answered NodeInfoRequest with the info of %s",
+                        node_id, info.node_id)
+            return
+        self._apply_node_info(info)
+
+    def _resolve_internal(self, node_id: str) -> NodeState:
+        return self._nodes[self.resolve(node_id).node_id]
+
+    def _set_membership(self, state: NodeState, membership: str, message: str) -> None:
+        state.membership = membership
+        self.store.put(state)
+        event = self._sync_table(state)
+        log.info("node %s %s%s", state.node_id, membership.lower(),
+                 f": {message}" if message else "")
+        self._notify(state.node_id, event)
+
+    def _sync_table(self, state: NodeState) -> str:
+        """Put the node in the table or take it out; returns the listener event of the change:
+        "join" (became schedulable), "leave" (stopped being schedulable) or "update"."""
+        nid = state.node_id
+        was = nid in self._schedulable
+        if _is_schedulable(state):
+            self._upsert(state)
+        else:
+            self._drop_from_table(nid)
+        now = nid in self._schedulable
+        if now and not was:
+            return EVENT_JOIN
+        if was and not now:
+            return EVENT_LEAVE
+        return EVENT_UPDATE
+
+    def _upsert(self, state: NodeState) -> bool:
+        nid = state.node_id
+        try:
+            self.table.upsert(node_facts(state.info))
+        except (RankingError, TypeError, ValueError) as exc:
+            log.warning("node %s cannot be ranked and is left out: %s", nid, exc)
+            self._drop_from_table(nid)
+            return False
+        self._schedulable.add(nid)
+        return True
+
+    def _drop_from_table(self, node_id: str) -> None:
+        if node_id in self._schedulable:
+            self._schedulable.discard(node_id)
+            self.table.remove(node_id)
+
+    def _notify(self, node_id: str, event: str) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(node_id, event)
+            except Exception:
+                log.exception("node listener failed on %s %s", event, node_id)
+
+
+def _parse_labels(labels: Iterable[str]) -> list[LabelSelectorRequirement]:
+    reqs: list[LabelSelectorRequirement] = []
+    for text in labels:
+        if not text or not text.strip():
+            continue
+        parsed = parse_selector(text)
+        problems = [p for i, r in enumerate(parsed) for p in r.problems(f"labels[{i}]")]
+        if problems:
+            raise ValidationError(f'invalid label selector "{text}": ' + "; ".join(problems))
+        reqs.extend(parsed)
+    return reqs

@@ -1,0 +1,135 @@
+"""The `inline` input source: content carried in the job as an RFC 2397 `data:` URL.
+
+`data:[<mediatype>][;base64],<data>` — base64 or percent-encoded. With media type
+`application/gzip` the payload is a gzip'd tar that is unpacked (safely, by the native
+unpacker: no `..`, absolute names, escaping links or devices) into a directory mounted at the
+target; anything else becomes one file named after the target's basename. The CLI uses this
+for small local files, e.g. `bacalhau wasm run ./main.wasm`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote_to_bytes
+
+from bacalhau import _native
+from bacalhau.errors import MergeError, StorageError
+from bacalhau.executors.base import PreparedInput
+from bacalhau.models import InputSource, SpecConfig
+from bacalhau.storage.base import describe_input
+
+GZIP_TYPES = ("application/gzip", "application/x-gzip")
+
+
+@dataclass
+class DataURL:
+    media_type: str  # lower-cased, without parameters; "" when absent
+    data: bytes
+
+
+def parse_data_url(url: str) -> DataURL:
+    """Decode an RFC 2397 `data:` URL; raises ValueError saying what is wrong."""
+    if url[:5].lower() != "data:":
+        raise ValueError('URL must start with "data:"')
+    header, sep, payload = url[5:].partition(",")
+    if not sep:
+        raise ValueError('data URL has no "," between the media type and the data')
+    parts = [p.strip() for p in header.split(";")]
+    is_base64 = len(parts) > 1 and parts[-1].lower() == "base64"
+    media_type = parts[0].lower() if parts[0] and "=" not in parts[0] else ""
+    if is_base64:
+        text = unquote_to_bytes(payload).translate(None, b" \t\r\n")
+        try:
+            data = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"invalid base64 data: {exc}") from exc
+    else:
+        data = unquote_to_bytes(payload)
+    return DataURL(media_type=media_type, data=data)
+
+
+class InlineStorage:
+    """Writes `data:` URL inputs into the execution's work dir."""
+
+    types = ("inline",)
+
+    def is_installed(self) -> bool:
+        return True
+
+    def check(self, source: SpecConfig, *, read_write: bool = False) -> list[str]:
+        url = source.param("URL")
+        if not isinstance(url, str) or not url:
+            return ['inline source needs Params.URL, a "data:" URL (RFC 2397)']
+        try:
+            parse_data_url(url)
+        except ValueError as exc:
+            return [f"inline source URL is invalid: {exc}"]
+        return []
+
+    async def size(self, source: SpecConfig) -> int | None:
+        url = source.param("URL")
+        if not isinstance(url, str):
+            return None
+        try:
+            return len(parse_data_url(url).data)
+        except ValueError:
+            return None
+
+    async def prepare(self, input_source: InputSource, work_dir: Path) -> PreparedInput:
+        what = describe_input(input_source)
+        url = input_source.source.param("URL")
+        if not isinstance(url, str) or not url:
+            raise StorageError(
+                f'{what}: inline source needs Params.URL, a "data:" URL',
+                hint="embed the content as data:[<mediatype>][;base64],<data>",
+            )
+        try:
+            parsed = parse_data_url(url)
+        except ValueError as exc:
+            raise StorageError(
+                f"{what}: inline source URL is invalid: {exc}",
+                hint="embed the content as data:[<mediatype>][;base64],<data>",
+            ) from exc
+        root = Path(work_dir) / f"inline-{uuid.uuid4().hex[:12]}"
+        root.mkdir(parents=True)
+        try:
+            if parsed.media_type in GZIP_TYPES:
+                host_path = await asyncio.to_thread(_unpack_bytes, parsed.data, root, what)
+            else:
+                name = PurePosixPath(input_source.target).name or "input"
+                host_path = root / name
+                await asyncio.to_thread(host_path.write_bytes, parsed.data)
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        return PreparedInput(
+            source=input_source, host_path=host_path, target=input_source.target
+        )
+
+    async def cleanup(self, prepared: PreparedInput) -> None:
+        # both shapes live one level under the per-input root: root/<name> or root/content
+        root = prepared.host_path.parent
+        if root.name.startswith("inline-"):
+            await asyncio.to_thread(shutil.rmtree, root, True)
+
+
+def _unpack_bytes(data: bytes, root: Path, what: str) -> Path:
+    archive = root / "payload.tar.gz"
+    dest = root / "content"
+    archive.write_bytes(data)
+    try:
+        _native.unpack(str(archive), str(dest))
+    except (MergeError, OSError) as exc:
+        raise StorageError(
+            f"{what}: inline application/gzip data is not a safe tar.gz archive: {exc}",
+            hint="send a gzip'd tar without absolute paths, '..' or links leaving the archive",
+        ) from exc
+    finally:
+        archive.unlink(missing_ok=True)
+    return dest

@@ -1,0 +1,113 @@
+"""`inline` inputs: RFC 2397 data: URLs written to files or unpacked from tar.gz."""
+
+from __future__ import annotations
+
+import base64
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from bacalhau.errors import StorageError
+from bacalhau.models import InputSource, SpecConfig
+from bacalhau.storage import InlineStorage, StorageProvider
+from bacalhau.storage.inline import parse_data_url
+
+pytestmark = pytest.mark.unit
+
+
+def inline(url: str, target: str = "/inputs/hello.txt", alias: str = "") -> InputSource:
+    return InputSource(SpecConfig("inline", {"URL": url}), alias=alias, target=target)
+
+
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_is_a_storage_provider() -> None:
+    assert isinstance(InlineStorage(), StorageProvider)
+    assert InlineStorage.types == ("inline",)
+
+
+@pytest.mark.parametrize(
+    ("url", "media_type", "data"),
+    [
+        ("data:,hello%20world", "", b"hello world"),
+        ("data:text/plain;base64,aGVsbG8=", "text/plain", b"hello"),
+        ("data:text/plain;charset=utf-8;base64,aGVsbG8", "text/plain", b"hello"),  # no padding
+        ("DATA:;base64,AAEC", "", b"\x00\x01\x02"),
+        ("data:text/plain,caf%C3%A9", "text/plain", "café".encode()),
+        ("data:application/octet-stream;base64,aGVs%0AbG8=", "application/octet-stream", b"hello"),
+    ],
+)
+def test_parse_data_url(url: str, media_type: str, data: bytes) -> None:
+    parsed = parse_data_url(url)
+    assert (parsed.media_type, parsed.data) == (media_type, data)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://x", 'start with "data:"'),
+        ("data:text/plain", 'no ","'),
+        ("data:;base64,@@@", "base64"),
+    ],
+)
+def test_parse_data_url_errors(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_data_url(url)
+
+
+async def test_plain_data_becomes_a_file_named_after_the_target(tmp_path: Path) -> None:
+    storage = InlineStorage()
+    source = inline("data:text/plain;base64," + base64.b64encode(b"hi there\n").decode())
+    assert storage.check(source.source) == []
+    assert await storage.size(source.source) == 9
+    prepared = await storage.prepare(source, tmp_path)
+    assert prepared.host_path.name == "hello.txt"
+    assert prepared.host_path.read_bytes() == b"hi there\n"
+    assert prepared.target == "/inputs/hello.txt"
+    assert not prepared.read_write
+    assert prepared.host_path.is_relative_to(tmp_path)
+    await storage.cleanup(prepared)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_gzip_data_is_unpacked_to_a_directory(tmp_path: Path) -> None:
+    payload = tar_gz({"a.txt": b"A", "sub/b.txt": b"BB"})
+    url = "data:application/gzip;base64," + base64.b64encode(payload).decode()
+    storage = InlineStorage()
+    prepared = await storage.prepare(inline(url, target="/inputs"), tmp_path / "work")
+    assert prepared.host_path.is_dir()
+    assert (prepared.host_path / "a.txt").read_bytes() == b"A"
+    assert (prepared.host_path / "sub" / "b.txt").read_bytes() == b"BB"
+    await storage.cleanup(prepared)
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+async def test_unsafe_archive_is_refused(tmp_path: Path) -> None:
+    payload = tar_gz({"../escape.txt": b"x"})
+    url = "data:application/gzip;base64," + base64.b64encode(payload).decode()
+    with pytest.raises(StorageError, match=r"input /inputs: .*not a safe tar\.gz"):
+        await InlineStorage().prepare(inline(url, target="/inputs"), tmp_path)
+    assert not (tmp_path / "escape.txt").exists()
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+async def test_bad_url_names_the_input(tmp_path: Path) -> None:
+    storage = InlineStorage()
+    source = inline("data:;base64,!!!", alias="my-script")
+    assert storage.check(source.source)[0].startswith("inline source URL is invalid")
+    with pytest.raises(StorageError, match=r'input "my-script" \(target /inputs/hello\.txt\)'):
+        await storage.prepare(source, tmp_path)
+    missing = InputSource(SpecConfig("inline", {}), target="/x")
+    assert "needs Params.URL" in storage.check(missing.source)[0]
+    with pytest.raises(StorageError, match=r"needs Params\.URL"):
+        await storage.prepare(missing, tmp_path)
