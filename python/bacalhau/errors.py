@@ -151,11 +151,5 @@ def api_error_from_exception(exc: BaseException, request_id: str = "") -> dict[s
     )
 
 
-try:  # native exceptions, created once in Rust
-    from bacalhau._native import MergeError, RankingError
-except ImportError:  # pragma: no cover - only while the extension is being rebuilt
-    class MergeError(Exception):  # type: ignore[no-redef]
-        """Raised when result archives cannot be merged safely."""
-
-    class RankingError(Exception):  # type: ignore[no-redef]
-        """Raised when node ranking gets malformed input."""
+from bacalhau._native import MergeError as MergeError  # noqa: E402 - created once in Rust
+from bacalhau._native import RankingError as RankingError  # noqa: E402

@@ -1,8 +1,36 @@
 //! PyO3 glue: `bacalhau._native`. Converts types, releases the GIL, maps errors. No logic here.
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+
+mod convert;
+mod merge;
+mod ranking;
+
+create_exception!(
+    bacalhau._native,
+    RankingError,
+    PyException,
+    "A ranking request or node update was malformed (bad constraint, bad resources)."
+);
+create_exception!(
+    bacalhau._native,
+    MergeError,
+    PyException,
+    "Packing, unpacking or merging results failed (unsafe entry, conflict, I/O)."
+);
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("RankingError", py.get_type::<RankingError>())?;
+    m.add("MergeError", py.get_type::<MergeError>())?;
+    m.add_class::<ranking::NodeTable>()?;
+    m.add_function(wrap_pyfunction!(ranking::not_enough_nodes_message, m)?)?;
+    m.add_function(wrap_pyfunction!(merge::pack_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(merge::unpack, m)?)?;
+    m.add_function(wrap_pyfunction!(merge::merge_results, m)?)?;
     Ok(())
 }
