@@ -111,15 +111,17 @@ class Node:
         allow = cfg.get("Compute.AllowListedLocalPaths") or []
         if isinstance(allow, str):
             allow = [p for p in allow.split(",") if p]
-        storages: dict[str, Any] = {}
-        for provider in (
+        providers: list[Any] = [
             InlineStorage(),
-            LocalStorage(list(allow)),
             URLStorage(
                 timeout=cfg.duration("InputSources.ReadTimeout"),
                 max_retries=int(cfg.get("InputSources.MaxRetryCount")),
             ),
-        ):
+        ]
+        if allow:  # local inputs are offered only where an operator allow-listed paths
+            providers.append(LocalStorage(list(allow)))
+        storages: dict[str, Any] = {}
+        for provider in providers:
             for kind in provider.types:
                 storages[kind.lower()] = provider
         publish_dir = Path(cfg.get("Publishers.Types.Local.Directory") or (
@@ -133,7 +135,6 @@ class Node:
         self.compute = ComputeNode(
             cfg, store, self.transport, executors=executors, storages=storages,
             publishers=publishers, node_id=self.node_id, data_dir=self.data_dir,
-            labels=_labels(cfg, self.node_id),
         )
 
     def _build_requester(self) -> None:

@@ -1,0 +1,296 @@
+"""The runner (reference §6 BaseExecutor.Run): one execution from BidAccepted to a result.
+
+    inputs (storage providers, in parallel) -> Running -> executor.run -> results/{stdout,
+    stderr,exitCode,<Name>/} -> Publishing -> publisher.publish -> Completed + RunResult
+
+Any error fails the execution with an event whose topic names the phase (Preparing
+Environment, Downloading Inputs, Running Execution, Publishing Results) and a ComputeError to
+the requester. A non-zero exit code is a normal, Completed result. Every state change is
+conditional: when a cancel got there first, the runner stops quietly. Inputs are cleaned up
+after the run; logs and results stay in the execution dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bacalhau.compute.bidder import ENV_PREFIX, env_allowed
+from bacalhau.compute.logs import LogHub
+from bacalhau.compute.outbox import Reporter
+from bacalhau.config import Config
+from bacalhau.errors import BacalhauError, ExecutorError
+from bacalhau.executors.base import Executor, PreparedInput, RunRequest, read_output_head
+from bacalhau.models import (
+    Event,
+    Execution,
+    ExecutionStateType,
+    Job,
+    JobType,
+    Resources,
+    RunCommandResult,
+    SpecConfig,
+    Topic,
+)
+from bacalhau.store.executionstore import (
+    ACTIVE_STATES,
+    ExecutionStore,
+    LocalExecution,
+    StateConflictError,
+)
+
+if TYPE_CHECKING:
+    from bacalhau.publishers.base import Publisher
+    from bacalhau.storage.base import StorageProvider
+
+log = logging.getLogger(__name__)
+
+# Extra time the runner gives an executor past ExecutionTimeout before it stops waiting.
+TIMEOUT_GRACE = 10.0
+FAILED_DUE_TO_RESTART = "Failed due to node restart"
+
+
+def execution_dir(data_dir: Path, execution_id: str) -> Path:
+    return data_dir / "compute" / "executions" / execution_id
+
+
+def system_env(execution: Execution, job: Job) -> dict[str, str]:
+    return {
+        "BACALHAU_EXECUTION_ID": execution.id,
+        "BACALHAU_JOB_ID": job.id,
+        "BACALHAU_JOB_TYPE": job.type,
+        "BACALHAU_PARTITION_INDEX": str(execution.partition_index),
+        "BACALHAU_PARTITION_COUNT": str(job.count),
+    }
+
+
+class _Phase:
+    def __init__(self) -> None:
+        self.topic = Topic.PREPARING
+
+
+class ExecutionRunner:
+    """Runs executions the buffer hands it; reports through the store's outbox."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: ExecutionStore,
+        reporter: Reporter,
+        executors: Mapping[str, Executor],
+        storages: Mapping[str, StorageProvider],
+        publishers: Mapping[str, Publisher],
+        data_dir: Path,
+        hub: LogHub,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._reporter = reporter
+        self._executors = executors
+        self._storages = storages
+        self._publishers = publishers
+        self._data_dir = data_dir
+        self._hub = hub
+        self._executing: dict[str, Executor] = {}
+
+    def execution_dir(self, execution_id: str) -> Path:
+        return execution_dir(self._data_dir, execution_id)
+
+    async def cancel(self, execution_id: str) -> None:
+        """Ask the executor to stop; the buffer cancels the run task as well."""
+        executor = self._executing.get(execution_id)
+        if executor is not None:
+            await executor.cancel(execution_id)
+
+    async def run(self, execution_id: str) -> None:
+        """Run one execution in state BidAccepted to a terminal state (never raises)."""
+        local = self._store.get(execution_id)
+        if local is None or local.state != ExecutionStateType.BID_ACCEPTED:
+            return
+        phase = _Phase()
+        prepared: list[PreparedInput] = []
+        try:
+            await self._run(local, phase, prepared)
+        except StateConflictError:
+            log.debug("execution %s changed state under the runner (cancelled?)", execution_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail(execution_id, phase.topic, exc)
+        finally:
+            await self._cleanup(prepared)
+            self._hub.notify(execution_id)
+
+    async def _run(self, local: LocalExecution, phase: _Phase, prepared: list[PreparedInput]
+                   ) -> None:
+        execution = local.execution
+        job = execution.job
+        if job is None or not job.tasks:
+            raise ExecutorError("execution has no job task to run")
+        task = job.task
+        executor = self._executors.get(task.engine.type.lower())
+        if executor is None:
+            raise ExecutorError(f'engine "{task.engine.type}" is not installed on this node')
+        publisher = None
+        if not task.publisher.is_empty():
+            publisher = self._publishers.get(task.publisher.type.lower())
+            if publisher is None:
+                raise ExecutorError(
+                    f'publisher "{task.publisher.type}" is not installed on this node')
+
+        base = self.execution_dir(execution.id)
+        inputs_dir, logs_dir, results_dir = base / "inputs", base / "logs", base / "results"
+        for d in (inputs_dir, logs_dir, results_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        stdout_path, stderr_path = logs_dir / "stdout", logs_dir / "stderr"
+        for result in task.result_paths:
+            (results_dir / result.name).mkdir(parents=True, exist_ok=True)
+        env = self._env(execution, job)
+
+        phase.topic = Topic.DOWNLOADING_INPUTS
+        await self._prepare_inputs(task.input_sources, inputs_dir, prepared)
+
+        phase.topic = Topic.RUNNING
+        self._store.update(execution.id, ExecutionStateType.RUNNING,
+                           expected=(ExecutionStateType.BID_ACCEPTED,),
+                           events=[Event.new(Topic.EXECUTION, "Running")])
+        self._hub.notify(execution.id)
+        timeout = None
+        if job.type in (JobType.BATCH, JobType.OPS) and task.timeouts.execution_timeout > 0:
+            timeout = float(task.timeouts.execution_timeout)
+        request = RunRequest(
+            execution_id=execution.id, job_id=job.id, job_type=job.type,
+            partition_index=execution.partition_index, partition_count=job.count,
+            engine=task.engine, env=env, inputs=list(prepared),
+            result_paths=list(task.result_paths), results_dir=results_dir,
+            stdout_path=stdout_path, stderr_path=stderr_path,
+            resources=execution.allocated_resources.get(task.name, Resources()),
+            network=task.network, timeout=timeout,
+        )
+        async with self._hub.watching(execution.id, [stdout_path, stderr_path]):
+            result = await self._execute(executor, request)
+        run_output = self._collect(result, stdout_path, stderr_path, results_dir)
+
+        def set_output(ex: Execution) -> None:
+            ex.run_output = run_output
+
+        published = SpecConfig()
+        if publisher is not None:
+            phase.topic = Topic.PUBLISHING
+            local = self._store.update(execution.id, ExecutionStateType.PUBLISHING,
+                                       expected=(ExecutionStateType.RUNNING,), mutate=set_output)
+            published = await publisher.publish(local.execution, results_dir)
+
+        def finish(ex: Execution) -> None:
+            ex.run_output = run_output
+            ex.published_result = published
+
+        done = Event.new(Topic.EXECUTION, "Completed successfully")
+        with self._store.transaction():
+            local = self._store.update(
+                execution.id, ExecutionStateType.COMPLETED,
+                expected=(ExecutionStateType.RUNNING, ExecutionStateType.PUBLISHING),
+                mutate=finish, events=[done])
+            self._reporter.run_result(local, [done])
+
+    def _env(self, execution: Execution, job: Job) -> dict[str, str]:
+        allow = [str(p) for p in self._config.get("Compute.Env.AllowList", []) or []]
+        env: dict[str, str] = {}
+        for name, value in job.task.env.items():
+            if value.startswith(ENV_PREFIX):
+                host_var = value[len(ENV_PREFIX):]
+                if not env_allowed(host_var, allow):
+                    raise ExecutorError(f"Env.{name}: host variable {host_var} is not in "
+                                        "Compute.Env.AllowList")
+                value = os.environ.get(host_var, "")
+            env[name] = value
+        env.update(system_env(execution, job))
+        return env
+
+    async def _prepare_inputs(self, sources: list[Any], inputs_dir: Path,
+                              prepared: list[PreparedInput]) -> None:
+        async def one(index: int, src: Any) -> None:
+            provider = self._storages.get(src.source.type.lower())
+            if provider is None:
+                raise ExecutorError(f'input type "{src.source.type}" is not installed on this '
+                                    "node")
+            work_dir = inputs_dir / str(index)
+            work_dir.mkdir(parents=True, exist_ok=True)
+            prepared.append(await provider.prepare(src, work_dir))
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index, src in enumerate(sources):
+                    group.create_task(one(index, src))
+        except BaseExceptionGroup as group_error:
+            # The first failure is what users need; the others were cancelled because of it.
+            first = group_error.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
+
+    async def _execute(self, executor: Executor, request: RunRequest) -> RunCommandResult:
+        self._executing[request.execution_id] = executor
+        try:
+            if request.timeout is None:
+                return await executor.run(request)
+            try:
+                return await asyncio.wait_for(executor.run(request),
+                                              request.timeout + TIMEOUT_GRACE)
+            except TimeoutError:
+                raise ExecutorError(f"execution timed out after {request.timeout:g}s") from None
+        finally:
+            self._executing.pop(request.execution_id, None)
+
+    @staticmethod
+    def _collect(result: RunCommandResult, stdout_path: Path, stderr_path: Path,
+                 results_dir: Path) -> RunCommandResult:
+        for src, name in ((stdout_path, "stdout"), (stderr_path, "stderr")):
+            if src.exists():
+                shutil.copyfile(src, results_dir / name)
+            else:
+                (results_dir / name).write_bytes(b"")
+        (results_dir / "exitCode").write_text(str(result.exit_code))
+        stdout, stdout_truncated = read_output_head(stdout_path)
+        stderr, stderr_truncated = read_output_head(stderr_path)
+        return RunCommandResult(stdout=stdout, stdout_truncated=stdout_truncated,
+                                stderr=stderr, stderr_truncated=stderr_truncated,
+                                exit_code=result.exit_code, error_msg=result.error_msg)
+
+    def _fail(self, execution_id: str, topic: str, exc: BaseException) -> None:
+        message = str(exc) or type(exc).__name__
+        if not isinstance(exc, BacalhauError):
+            log.exception("execution %s failed unexpectedly", execution_id, exc_info=exc)
+        hint = getattr(exc, "hint", "") if isinstance(exc, BacalhauError) else ""
+        fail_execution(self._store, self._reporter, execution_id, message, topic, hint=hint)
+
+    async def _cleanup(self, prepared: list[PreparedInput]) -> None:
+        for item in prepared:
+            provider = self._storages.get(item.source.source.type.lower())
+            if provider is None:
+                continue
+            try:
+                await provider.cleanup(item)
+            except Exception:
+                log.warning("cleanup of input %s failed", item.target, exc_info=True)
+
+
+def fail_execution(store: ExecutionStore, reporter: Reporter, execution_id: str, message: str,
+                   topic: str, *, hint: str = "",
+                   expected: tuple[ExecutionStateType, ...] = ACTIVE_STATES) -> bool:
+    """Failed + error event + ComputeError in one transaction; False if it was not active."""
+    event = Event.error(topic, message, hint=hint, fails_execution=True)
+    try:
+        with store.transaction():
+            local = store.update(execution_id, ExecutionStateType.FAILED, expected=expected,
+                                 message=message, events=[event])
+            reporter.compute_error(local, [event])
+    except StateConflictError:
+        return False
+    return True
+

@@ -1,0 +1,273 @@
+"""The compute node's execution store: `<DataDir>/compute/executions.db` (SQLite, WAL).
+
+Three tables:
+- `executions`: one row per execution this node was asked to bid on: the Execution JSON (with
+  its Job), the compute state as an indexed column, the node that asked (the requester, who
+  gets every message about it) and a local revision bumped on each change;
+- `execution_events`: the events of each execution, in order;
+- `outbox`: messages to requesters (BidResult, RunResult, ComputeError) as encoded envelopes,
+  deleted once the requester acknowledged them. A state change and its message are written in
+  one transaction, so a message is never lost nor sent for a change that was not stored.
+
+Every state change is conditional (`expected` states, optionally a revision): a cancel racing
+a finishing run cannot move an execution backwards; the loser gets `StateConflictError`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Collection, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bacalhau.errors import NotFoundError, StoreError
+from bacalhau.models import Event, Execution, ExecutionState, ExecutionStateType
+from bacalhau.models.codec import dumps, loads
+from bacalhau.models.timeutil import now_ns
+from bacalhau.store.sqlite import Database
+from bacalhau.transport import messages
+
+SCHEMA_V1 = """
+CREATE TABLE executions (
+    id          TEXT PRIMARY KEY,
+    job_id      TEXT NOT NULL,
+    state       INTEGER NOT NULL,
+    requester   TEXT NOT NULL,
+    revision    INTEGER NOT NULL,
+    data        BLOB NOT NULL,
+    create_time INTEGER NOT NULL,
+    modify_time INTEGER NOT NULL
+);
+CREATE INDEX executions_by_state ON executions (state);
+CREATE INDEX executions_by_job ON executions (job_id);
+CREATE TABLE execution_events (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    execution_id TEXT NOT NULL,
+    data         BLOB NOT NULL
+);
+CREATE INDEX execution_events_by_execution ON execution_events (execution_id, seq);
+CREATE TABLE outbox (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    peer         TEXT NOT NULL,
+    msg_type     TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    envelope     BLOB NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT NOT NULL DEFAULT '',
+    create_time  INTEGER NOT NULL
+);
+"""
+
+MIGRATIONS = [SCHEMA_V1]
+
+ACTIVE_STATES = (
+    ExecutionStateType.BID_ACCEPTED, ExecutionStateType.RUNNING, ExecutionStateType.PUBLISHING,
+)
+
+
+class StateConflictError(StoreError):
+    """A conditional update found the execution in a state (or revision) it did not expect."""
+
+    code = "ResourceInUse"
+    status = 409
+
+
+@dataclass(slots=True)
+class LocalExecution:
+    """An execution as this compute node knows it."""
+
+    execution: Execution
+    requester: str
+    revision: int
+
+    @property
+    def id(self) -> str:
+        return self.execution.id
+
+    @property
+    def state(self) -> ExecutionStateType:
+        return self.execution.compute_state_type
+
+
+@dataclass(slots=True)
+class OutboxMessage:
+    seq: int
+    peer: str
+    msg_type: str
+    execution_id: str
+    envelope: bytes
+    attempts: int
+
+
+class ExecutionStore:
+    """Executions, their events and the outbox of one compute node."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = Database(self.path)
+        self._db.migrate(MIGRATIONS)
+        self._listeners: list[Callable[[], None]] = []
+
+    def close(self) -> None:
+        self._db.close()
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        """Group calls into one `BEGIN IMMEDIATE … COMMIT` (nestable)."""
+        return self._db.transaction()
+
+    def _exec(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        return self._db.connection.execute(sql, tuple(params))
+
+    # ----- executions ---------------------------------------------------------------------
+
+    def create(
+        self, execution: Execution, requester: str, events: Iterable[Event] = ()
+    ) -> bool:
+        """Store a new execution; False (and nothing written) when the id is already known."""
+        now = now_ns()
+        with self.transaction():
+            row = self._exec("SELECT 1 FROM executions WHERE id = ?", (execution.id,)).fetchone()
+            if row is not None:
+                return False
+            self._exec(
+                "INSERT INTO executions (id, job_id, state, requester, revision, data, "
+                "create_time, modify_time) VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
+                (execution.id, execution.job_id, int(execution.compute_state.state_type),
+                 requester, dumps(execution.to_dict()), now, now),
+            )
+            self._add_events(execution.id, events)
+        return True
+
+    def get(self, execution_id: str) -> LocalExecution | None:
+        row = self._exec(
+            "SELECT data, requester, revision FROM executions WHERE id = ?", (execution_id,)
+        ).fetchone()
+        return _local(row) if row is not None else None
+
+    def require(self, execution_id: str) -> LocalExecution:
+        local = self.get(execution_id)
+        if local is None:
+            raise NotFoundError(f"execution {execution_id} not found on this node",
+                                component="ExecutionStore")
+        return local
+
+    def list(self, states: Collection[ExecutionStateType] | None = None) -> list[LocalExecution]:
+        """Executions in creation order, optionally only those in `states`."""
+        if states is None:
+            rows = self._exec(
+                "SELECT data, requester, revision FROM executions ORDER BY create_time, id")
+        else:
+            marks = ",".join("?" * len(states))
+            rows = self._exec(
+                f"SELECT data, requester, revision FROM executions WHERE state IN ({marks}) "
+                "ORDER BY create_time, id", [int(s) for s in states])
+        return [_local(r) for r in rows.fetchall()]
+
+    def update(
+        self,
+        execution_id: str,
+        new_state: ExecutionStateType,
+        *,
+        expected: Collection[ExecutionStateType] | None = None,
+        expected_revision: int | None = None,
+        message: str = "",
+        details: dict[str, str] | None = None,
+        events: Iterable[Event] = (),
+        mutate: Callable[[Execution], None] | None = None,
+    ) -> LocalExecution:
+        """Move an execution to `new_state` if it is in one of `expected` (any, when None).
+
+        `mutate` may change other fields (allocated resources, run output, published result)
+        in the same write. Raises NotFoundError or StateConflictError.
+        """
+        with self.transaction():
+            local = self.require(execution_id)
+            current = local.state
+            if expected is not None and current not in expected:
+                names = ", ".join(s.label for s in expected)
+                raise StateConflictError(
+                    f"execution {execution_id} is {current.label}, expected one of: {names}",
+                    component="ExecutionStore",
+                )
+            if expected_revision is not None and local.revision != expected_revision:
+                raise StateConflictError(
+                    f"execution {execution_id} is at revision {local.revision}, "
+                    f"expected {expected_revision}", component="ExecutionStore")
+            execution = local.execution
+            execution.compute_state = ExecutionState(
+                state_type=int(new_state), message=message, details=dict(details or {}))
+            if mutate is not None:
+                mutate(execution)
+            execution.modify_time = now_ns()
+            self._exec(
+                "UPDATE executions SET state = ?, revision = revision + 1, data = ?, "
+                "modify_time = ? WHERE id = ?",
+                (int(new_state), dumps(execution.to_dict()), execution.modify_time, execution_id),
+            )
+            self._add_events(execution_id, events)
+            local.revision += 1
+        return local
+
+    # ----- events -------------------------------------------------------------------------
+
+    def add_events(self, execution_id: str, events: Iterable[Event]) -> None:
+        with self.transaction():
+            self._add_events(execution_id, events)
+
+    def _add_events(self, execution_id: str, events: Iterable[Event]) -> None:
+        for event in events:
+            self._exec("INSERT INTO execution_events (execution_id, data) VALUES (?, ?)",
+                       (execution_id, dumps(event.to_dict())))
+
+    def events(self, execution_id: str) -> list[Event]:
+        rows = self._exec(
+            "SELECT data FROM execution_events WHERE execution_id = ? ORDER BY seq",
+            (execution_id,)).fetchall()
+        return [Event.from_dict(loads(r[0])) for r in rows]
+
+    # ----- outbox -------------------------------------------------------------------------
+
+    def enqueue_message(
+        self, peer: str, msg_type: str, payload: dict[str, Any], *, execution_id: str = "",
+        source: str = "",
+    ) -> int:
+        """Add a message for `peer` to the outbox; listeners are told after the write."""
+        envelope = messages.encode(msg_type, payload, source=source)
+        with self.transaction():
+            cursor = self._exec(
+                "INSERT INTO outbox (peer, msg_type, execution_id, envelope, create_time) "
+                "VALUES (?, ?, ?, ?, ?)", (peer, msg_type, execution_id, envelope, now_ns()))
+            seq = int(cursor.lastrowid or 0)
+        self._notify()
+        return seq
+
+    def pending_messages(self, limit: int = 100) -> list[OutboxMessage]:
+        rows = self._exec(
+            "SELECT seq, peer, msg_type, execution_id, envelope, attempts FROM outbox "
+            "ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        return [OutboxMessage(int(r[0]), r[1], r[2], r[3], bytes(r[4]), int(r[5])) for r in rows]
+
+    def ack_message(self, seq: int) -> None:
+        with self.transaction():
+            self._exec("DELETE FROM outbox WHERE seq = ?", (seq,))
+
+    def record_attempt(self, seq: int, error: str) -> None:
+        with self.transaction():
+            self._exec("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
+                       (error[:1000], seq))
+
+    def add_outbox_listener(self, callback: Callable[[], None]) -> None:
+        """`callback()` runs after each enqueued message (it must not block)."""
+        self._listeners.append(callback)
+
+    def _notify(self) -> None:
+        for callback in self._listeners:
+            callback()
+
+
+def _local(row: Any) -> LocalExecution:
+    return LocalExecution(execution=Execution.from_dict(loads(row[0])), requester=row[1],
+                          revision=int(row[2]))
