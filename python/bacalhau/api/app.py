@@ -1,0 +1,91 @@
+"""The REST API application: `create_app` wires routes, middleware and the node's collaborators
+into an aiohttp app (wire-compatible with Bacalhau v1.5+, reference §3); `start_api` serves it.
+
+A node with a `Requester` (an orchestrator) serves `/api/v1/orchestrator/*`; every node serves
+`/api/v1/agent/*` and the legacy redirects.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+
+from bacalhau.config import Config
+from bacalhau.models import NodeInfo
+
+from .middleware import (
+    add_response_headers,
+    client_version_middleware,
+    cors_middleware,
+    error_middleware,
+)
+from .routes import setup_agent_routes, setup_orchestrator_routes
+from .state import (
+    CONFIG,
+    DEBUG_INFO,
+    HANDLER_TIMEOUT,
+    NODE_INFO,
+    REQUESTER,
+    WEBSOCKETS,
+    RequesterFacade,
+)
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+HANDLER_TIMEOUT_S = 30.0
+
+
+def create_app(
+    requester: RequesterFacade | None,
+    *,
+    node_info_provider: Callable[[], NodeInfo],
+    config: Config,
+    debug_info: Mapping[str, Callable[[], Any]] | None = None,
+    handler_timeout: float = HANDLER_TIMEOUT_S,
+) -> web.Application:
+    """Build the API app of one node.
+
+    `requester` is the orchestrator facade, or None on a compute-only node (then only the agent
+    endpoints exist). `node_info_provider` returns this node's current NodeInfo (for
+    `/agent/node`); `debug_info` maps component names to callables returning JSON-able debug
+    data (for `/agent/debug`). Handlers other than WebSockets are cut off after
+    `handler_timeout` seconds with a 503.
+    """
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[error_middleware, cors_middleware, client_version_middleware],
+    )
+    app[NODE_INFO] = node_info_provider
+    app[CONFIG] = config
+    app[DEBUG_INFO] = dict(debug_info or {})
+    app[HANDLER_TIMEOUT] = float(handler_timeout)
+    app[WEBSOCKETS] = weakref.WeakSet()
+    if requester is not None:
+        app[REQUESTER] = requester
+        setup_orchestrator_routes(app)
+    setup_agent_routes(app)
+    app.on_response_prepare.append(add_response_headers)
+    app.on_shutdown.append(_close_websockets)
+    return app
+
+
+async def _close_websockets(app: web.Application) -> None:
+    for ws in list(app[WEBSOCKETS]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+async def start_api(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve `app` on host:port (0 picks a free port). Returns the runner and the bound port;
+    `await runner.cleanup()` stops the server and closes open log streams."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound_port = int(runner.addresses[0][1]) if runner.addresses else port
+    return runner, bound_port
