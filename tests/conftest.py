@@ -96,6 +96,7 @@ class ServeProcess:
             "-c", f"API.Host={self.host}", "-c", f"API.Port={self.port}",
             "-c", f"Publishers.Types.Local.Port={self.publisher_port}",
             "-c", f"Publishers.Types.Local.Address={self.host}",
+            "-c", f'Compute.AllowListedLocalPaths=["{self.data_dir / "allowed"}/**:rw"]',
             *self.extra_args,
         ]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process

@@ -26,8 +26,10 @@ DEFAULTS: dict[str, Any] = {
             "QueueBackoff": "60s",
             "HousekeepingInterval": "30s",
             "HousekeepingTimeout": "120s",
+            "TimeoutBuffer": "1s",
         },
-        "EvaluationBroker": {"VisibilityTimeout": "60s", "MaxRetryCount": 10},
+        "EvaluationBroker": {
+            "VisibilityTimeout": "60s", "MaxRetryCount": 10, "NackDelays": "5s,30s"},
     },
     "Compute": {
         "Enabled": False,

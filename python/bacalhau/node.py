@@ -148,8 +148,8 @@ class Node:
         orch_dir.mkdir(parents=True, exist_ok=True)
         db = orch_dir / "jobs.db"
         store = JobStore(db)
-        node_store = NodeStore(db)
-        self._stores.extend([store, node_store])
+        node_store = NodeStore(store.db)  # one connection and transaction scope per file
+        self._stores.append(store)
         info = self.node_info()  # a hybrid registers itself as the compute node it also is
         nodes = NodeManager(self.config, node_store, self.transport, info)
         selector = NodeSelector(nodes, self.config)

@@ -146,3 +146,19 @@ def test_rfc3339_round_trip():
     ns = 1_700_000_000_123_456_789
     assert parse_rfc3339(rfc3339(ns)) == ns
     assert Event.new("Topic", "msg", NodeID="n-1").details == {"NodeID": "n-1"}
+
+
+def test_legacy_wasm_entry_module_becomes_an_input():
+    from bacalhau.orchestrator.transforms import legacy_wasm_modules
+
+    job = Job.from_dict({"Type": "batch", "Tasks": [{"Name": "t", "Engine": {"Type": "wasm",
+        "Params": {"EntryModule": {"Source": {"Type": "inline", "Params": {"URL": "data:,x"}}},
+                   "ImportModules": [{"Source": {"Type": "inline", "Params": {"URL": "data:,y"}},
+                                      "Target": "/lib/y.wasm"}],
+                   "EntryPoint": "main"}}}]})
+    warnings = legacy_wasm_modules(job)
+    params = job.task.engine.params
+    assert params == {"EntryModule": "/wasm/entry.wasm", "ImportModules": ["/lib/y.wasm"],
+                      "Entrypoint": "main"}
+    assert [i.target for i in job.task.input_sources] == ["/wasm/entry.wasm", "/lib/y.wasm"]
+    assert len(warnings) == 1 and "deprecated" in warnings[0]

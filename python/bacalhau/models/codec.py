@@ -15,7 +15,9 @@ from bacalhau.errors import ValidationError
 
 def dumps(obj: Any) -> bytes:
     """Serialize to compact JSON bytes; objects with `to_dict` are converted first."""
-    return orjson.dumps(obj, default=_default)
+    # models are dataclasses: route them through to_dict (wire names), not orjson's own
+    # dataclass encoding (attribute names)
+    return orjson.dumps(obj, default=_default, option=orjson.OPT_PASSTHROUGH_DATACLASS)
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:

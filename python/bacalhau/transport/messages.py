@@ -52,8 +52,10 @@ def encode(
         meta[KEY_SOURCE] = source
     if metadata:
         meta.update(metadata)
+    # PASSTHROUGH_DATACLASS: models must go through to_dict (wire names), not orjson's
+    # native dataclass encoding (snake_case attribute names)
     body = orjson.dumps({"metadata": meta, "payload": payload},
-                        default=lambda o: o.to_dict())
+                        default=lambda o: o.to_dict(), option=orjson.OPT_PASSTHROUGH_DATACLASS)
     return struct.pack(">BI", ENVELOPE_VERSION_JSON, zlib.crc32(body)) + body
 
 
@@ -78,7 +80,8 @@ def decode(data: bytes) -> Envelope:
 
 
 def reply_ok(**extra: Any) -> bytes:
-    return orjson.dumps({"OK": True, **extra})
+    return orjson.dumps({"OK": True, **extra}, default=lambda o: o.to_dict(),
+                        option=orjson.OPT_PASSTHROUGH_DATACLASS)
 
 
 def reply_error(message: str) -> bytes:

@@ -1,0 +1,134 @@
+"""Dispatcher: sends committed outbox rows to compute nodes and marks them sent.
+
+Woken by the planner after each commit (and once at start, so rows left unsent by a restart
+go out again). Rows go to each peer in the order they were written, one at a time, so an
+AskForBid always arrives before the BidAccepted that follows it; peers are served
+concurrently. A peer that cannot be reached is retried with exponential backoff; a row that
+fails `max_attempts` times is dropped with a warning. A reply of `{"OK": false}` counts as
+delivered: the node heard the message and refused it, and resending would not change that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from bacalhau.errors import TransportError
+from bacalhau.store.jobstore import JobStore, OutboxRow
+from bacalhau.transport import Transport
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: JobStore,
+        transport: Transport,
+        *,
+        request_timeout: float = 10.0,
+        backoff_initial: float = 0.05,
+        backoff_max: float = 10.0,
+        max_attempts: int = 30,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.request_timeout = request_timeout
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.max_attempts = max_attempts
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._senders: dict[str, asyncio.Task[None]] = {}
+        self._backoff: dict[str, float] = {}     # peer -> current delay
+        self._resting: set[str] = set()          # peers waiting out their backoff
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._idle = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")
+        self.wake()
+
+    async def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        tasks = [t for t in (self._task, *self._senders.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._task = None
+
+    def wake(self) -> None:
+        """Look for unsent rows now (called after a commit that wrote some)."""
+        self._idle.clear()
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            for peer in self.store.pending_outbox_peers():
+                if peer not in self._senders and peer not in self._resting:
+                    task = asyncio.create_task(self._send_peer(peer))
+                    self._senders[peer] = task
+                    task.add_done_callback(lambda _t, p=peer: self._sender_done(p))
+            if not self._senders:
+                self._idle.set()
+
+    def _sender_done(self, peer: str) -> None:
+        self._senders.pop(peer, None)
+        self._wake.set()  # rescan: rows may have been written as the sender finished
+
+    async def _send_peer(self, peer: str) -> None:
+        while True:
+            rows = self.store.pending_outbox(peer)
+            if not rows:
+                return
+            sent: list[int] = []
+            try:
+                for row in rows:
+                    if await self._deliver(row):
+                        sent.append(row.id)
+                    else:
+                        self._rest(peer)
+                        return
+                self._backoff.pop(peer, None)
+            finally:
+                if sent:
+                    self.store.mark_sent(sent)
+
+    async def _deliver(self, row: OutboxRow) -> bool:
+        try:
+            await self.transport.request(row.peer, row.protocol, row.payload,
+                                         timeout=self.request_timeout)
+            return True
+        except TransportError as exc:
+            attempts = self.store.record_attempt(row.id)
+            if attempts >= self.max_attempts:
+                log.warning("dropping message %d to %s after %d attempts: %s",
+                            row.id, row.peer, attempts, exc)
+                self.store.mark_sent([row.id])
+                return True
+            return False
+
+    def _rest(self, peer: str) -> None:
+        delay = self._backoff.get(peer, self.backoff_initial)
+        self._backoff[peer] = min(delay * 2, self.backoff_max)
+        self._resting.add(peer)
+        timer: asyncio.TimerHandle | None = None
+
+        def retry() -> None:
+            self._resting.discard(peer)
+            if timer is not None:
+                self._timers.discard(timer)
+            self.wake()
+
+        timer = asyncio.get_running_loop().call_later(delay, retry)
+        self._timers.add(timer)
+
+    async def wait_idle(self, timeout: float = 5.0) -> None:
+        """Wait until nothing is being sent (tests, shutdown)."""
+        await asyncio.wait_for(self._idle.wait(), timeout)

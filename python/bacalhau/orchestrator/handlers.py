@@ -1,0 +1,125 @@
+"""Handlers of `/bacalhau/orchestrator/1`: what compute nodes report about executions.
+
+BidResult, RunResult and ComputeError each become, in one transaction, an execution update,
+the history events the message carries and an `exec-update` evaluation; the evaluation is
+enqueued after the commit. Delivery is at-least-once, so a message that would not change the
+execution (a duplicate, or news about an execution already terminal) is acknowledged and
+otherwise ignored. Every message is answered `{"OK": true}` unless it cannot be decoded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bacalhau.errors import NotFoundError, TransportError
+from bacalhau.models import (
+    EvalStatus,
+    EvalTrigger,
+    Evaluation,
+    Event,
+    Execution,
+    ExecutionDesiredStateType,
+    ExecutionState,
+    ExecutionStateType,
+    RunCommandResult,
+    SpecConfig,
+)
+from bacalhau.models.ids import new_eval_id
+from bacalhau.models.job import JobType
+from bacalhau.models.timeutil import now_ns
+from bacalhau.store.jobstore import JobStore
+from bacalhau.transport import PROTOCOL_ORCHESTRATOR, Transport, messages
+
+log = logging.getLogger(__name__)
+
+Compute = ExecutionStateType
+Desired = ExecutionDesiredStateType
+LONG_RUNNING = (JobType.DAEMON.value, JobType.SERVICE.value)
+
+
+class ExecutionMessageHandlers:
+    """Turns compute reports into stored execution updates plus evaluations."""
+
+    def __init__(self, store: JobStore, enqueue: Callable[[Evaluation], None]) -> None:
+        self.store = store
+        self.enqueue = enqueue
+
+    def register(self, transport: Transport) -> None:
+        transport.serve(PROTOCOL_ORCHESTRATOR, self.handle)
+
+    async def handle(self, sender: str, payload: bytes) -> bytes:
+        try:
+            envelope = messages.decode(payload)
+        except TransportError as exc:
+            return messages.reply_error(str(exc))
+        try:
+            self.apply(envelope.type, envelope.payload)
+        except NotFoundError:
+            pass  # an execution this requester no longer knows: nothing to do
+        except Exception as exc:  # the peer retries; tell it why
+            log.exception("handling %s from %s failed", envelope.type, sender)
+            return messages.reply_error(f"{envelope.type} failed: {exc}")
+        return messages.reply_ok()
+
+    def apply(self, msg_type: str, payload: dict) -> Evaluation | None:
+        """Apply one decoded message; returns the evaluation enqueued, if any."""
+        execution_id = str(payload.get("ExecutionID") or "")
+        events = [Event.from_dict(e) for e in payload.get("Events") or []]
+        with self.store.transaction():
+            execution = self.store.get_execution(execution_id)
+            if execution.compute_state_type.is_terminal():
+                return None
+            job = self.store.get_job(execution.job_id)
+            expected = execution.revision
+            long_running = (payload.get("JobType") or job.type) in LONG_RUNNING
+            if not self._transition(msg_type, payload, execution, events, long_running):
+                return None
+            self.store.update_execution(execution, expected_revision=expected)
+            for event in events:
+                self.store.add_history(execution.job_id, execution.job_version, event,
+                                       execution.id)
+            now = now_ns()
+            evaluation = Evaluation(
+                id=new_eval_id(), namespace=job.namespace, job_id=job.id,
+                triggered_by=EvalTrigger.EXEC_UPDATE, priority=job.priority, type=job.type,
+                status=EvalStatus.PENDING, create_time=now, modify_time=now)
+            self.store.create_evaluation(evaluation)
+        self.enqueue(evaluation)
+        return evaluation
+
+    @staticmethod
+    def _transition(msg_type: str, payload: dict, execution: Execution, events: list[Event],
+                    long_running: bool) -> bool:
+        """Set the new states on `execution`; False when the message changes nothing."""
+        message = events[0].message if events else ""
+        state = execution.compute_state.state_type
+        if msg_type == messages.BID_RESULT:
+            if payload.get("Accepted"):
+                direct = execution.desired_state.state_type == Desired.RUNNING
+                target = Compute.BID_ACCEPTED if direct else Compute.ASK_FOR_BID_ACCEPTED
+                if state in (target, Compute.BID_ACCEPTED):
+                    return False
+                execution.compute_state = ExecutionState(target, message)
+            else:
+                execution.compute_state = ExecutionState(Compute.ASK_FOR_BID_REJECTED, message)
+                execution.desired_state = ExecutionState(Desired.STOPPED, message)
+            return True
+        if msg_type == messages.RUN_RESULT:
+            if long_running:
+                text = "execution ended unexpectedly (long-running jobs should not exit)"
+                execution.compute_state = ExecutionState(Compute.FAILED, text)
+                execution.desired_state = ExecutionState(Desired.STOPPED, text)
+            else:
+                execution.compute_state = ExecutionState(Compute.COMPLETED, message)
+                execution.desired_state = ExecutionState(Desired.STOPPED, message)
+            execution.published_result = SpecConfig.from_dict(payload.get("PublishResult"))
+            output = payload.get("RunCommandResult")
+            execution.run_output = RunCommandResult.from_dict(output) if output else None
+            return True
+        if msg_type == messages.COMPUTE_ERROR:
+            text = message or "execution failed on the compute node"
+            execution.compute_state = ExecutionState(Compute.FAILED, text)
+            execution.desired_state = ExecutionState(Desired.STOPPED, text)
+            return True
+        raise TransportError(f"unknown message type {msg_type!r} on {PROTOCOL_ORCHESTRATOR}")

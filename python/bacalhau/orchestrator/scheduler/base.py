@@ -1,0 +1,213 @@
+"""What every scheduler shares: its inputs (`SchedulerContext`), its interface, and the steps
+common to all job types (stop on terminal job, lost nodes, timeouts, new executions, queueing).
+
+Schedulers are pure: given a job, its executions and a view of the nodes they return a Plan.
+They read no store, send nothing and read no clock (the context carries `now`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from bacalhau.models import (
+    EvalStatus,
+    EvalTrigger,
+    Evaluation,
+    Event,
+    Execution,
+    ExecutionDesiredStateType,
+    ExecutionState,
+    ExecutionStateType,
+    Job,
+    JobStateType,
+    Topic,
+)
+from bacalhau.models.ids import new_eval_id, new_execution_id, short_id
+from bacalhau.orchestrator.plan import Plan
+
+if TYPE_CHECKING:
+    from bacalhau.orchestrator.selection import Selection
+
+NS = 1_000_000_000
+Desired = ExecutionDesiredStateType
+Compute = ExecutionStateType
+
+
+@dataclass(slots=True)
+class SchedulerContext:
+    """Everything a scheduler may look at besides the job and its executions."""
+
+    now: int                                            # Unix ns
+    is_schedulable: Callable[[str], bool]               # node is Compute, APPROVED, CONNECTED
+    select: Callable[[Job, list[Execution]], Selection]  # ranking of nodes for the job
+    queue_backoff: float = 60.0                         # seconds between queued re-evaluations
+    max_new_executions: int = 20                        # per evaluation
+    exec_limit_backoff: float = 0.1                     # seconds before creating the rest
+
+
+class Scheduler(Protocol):
+    def process(self, evaluation: Evaluation, job: Job, executions: list[Execution],
+                ctx: SchedulerContext) -> Plan: ...
+
+
+class View:
+    """Executions as they will be once the plan is applied (updates layered over reads)."""
+
+    def __init__(self, plan: Plan, executions: list[Execution]) -> None:
+        self.plan = plan
+        self.executions = executions
+
+    def __iter__(self) -> Iterator[Execution]:
+        for e in self.executions:
+            upd = self.plan.updates.get(e.id)
+            yield upd.execution if upd is not None else e
+        yield from self.plan.new_executions
+
+    def live(self) -> list[Execution]:
+        return [e for e in self if not e.is_terminal()]
+
+
+def scheduling_event(message: str, **details: str) -> Event:
+    return Event.new(Topic.SCHEDULING, message, **details)
+
+
+def stop_event(reason: str) -> Event:
+    return Event.new(Topic.SCHEDULING, f"Execution stop requested because {reason}")
+
+
+def stop_live(plan: Plan, executions: list[Execution], reason: str,
+              compute: int = Compute.CANCELLED) -> None:
+    """Stop every non-terminal execution with the same reason."""
+    for e in executions:
+        if not e.is_terminal():
+            plan.stop_execution(e, compute, stop_event(reason))
+
+
+def split_versions(plan: Plan, job: Job, executions: list[Execution]) -> list[Execution]:
+    """Cancel live executions of older job versions; return those of the current version."""
+    current: list[Execution] = []
+    for e in executions:
+        if e.job_version == job.version:
+            current.append(e)
+        elif not e.is_terminal():
+            plan.stop_execution(e, Compute.CANCELLED,
+                                stop_event(f"job was updated to version {job.version}"))
+    return current
+
+
+def stop_if_job_terminal(plan: Plan, job: Job, executions: list[Execution]) -> bool:
+    if not job.is_terminal():
+        return False
+    stop_live(plan, executions, f"job is {job.state.state_type.lower()}")
+    return True
+
+
+def fail_lost(plan: Plan, executions: list[Execution], ctx: SchedulerContext) -> None:
+    """Live executions on nodes that are gone (not schedulable) fail, to be retried."""
+    for e in executions:
+        if not e.is_terminal() and not ctx.is_schedulable(e.node_id):
+            plan.stop_execution(e, Compute.FAILED, stop_event("node has disappeared"))
+
+
+def total_timeout_expired(job: Job, ctx: SchedulerContext) -> bool:
+    total = job.task.timeouts.total_timeout if job.tasks else 0
+    return total > 0 and ctx.now > job.create_time + total * NS
+
+
+def fail_total_timeout(plan: Plan, job: Job, executions: list[Execution]) -> None:
+    total = job.task.timeouts.total_timeout
+    message = f"job exceeded total timeout of {total}s"
+    plan.set_job_state(JobStateType.FAILED, message,
+                       Event.error(Topic.JOB_TIMEOUT, message, NewState="Failed"))
+    stop_live(plan, list(View(plan, executions)), "job exceeded its total timeout")
+
+
+def exec_timed_out(e: Execution, job: Job, ctx: SchedulerContext) -> bool:
+    limit = job.task.timeouts.execution_timeout if job.tasks else 0
+    return (limit > 0 and not e.is_terminal()
+            and e.desired_state.state_type == Desired.RUNNING
+            and e.compute_state_type.is_executing()
+            and ctx.now > e.modify_time + limit * NS)
+
+
+def fail_timed_out(plan: Plan, job: Job, executions: list[Execution],
+                   ctx: SchedulerContext) -> None:
+    limit = job.task.timeouts.execution_timeout if job.tasks else 0
+    for e in list(View(plan, executions)):
+        if exec_timed_out(e, job, ctx):
+            plan.stop_execution(
+                e, Compute.FAILED,
+                Event.error(Topic.EXEC_TIMEOUT, f"execution timed out after {limit}s"))
+
+
+def new_execution(job: Job, node_id: str, evaluation: Evaluation, ctx: SchedulerContext, *,
+                  desired: int, partition: int = 0) -> Execution:
+    return Execution(
+        id=new_execution_id(), namespace=job.namespace, eval_id=evaluation.id, name=job.name,
+        node_id=node_id, job_id=job.id, job=job, job_version=job.version,
+        desired_state=ExecutionState(int(desired)),
+        compute_state=ExecutionState(int(Compute.NEW)),
+        partition_index=partition, create_time=ctx.now, modify_time=ctx.now,
+    )
+
+
+def requested_event(node_id: str) -> Event:
+    return scheduling_event(f"Requested execution on {short_id(node_id)}", NodeID=node_id)
+
+
+def delayed_evaluation(job: Job, trigger: str, delay: float, ctx: SchedulerContext,
+                       comment: str = "") -> Evaluation:
+    return Evaluation(
+        id=new_eval_id(delayed=True), namespace=job.namespace, job_id=job.id,
+        triggered_by=trigger, priority=job.priority, type=job.type,
+        status=EvalStatus.PENDING, comment=comment,
+        wait_until=ctx.now + int(max(delay, 0.0) * NS), create_time=ctx.now,
+        modify_time=ctx.now)
+
+
+def queue_deadline(job: Job) -> int:
+    """Unix ns until which the job may wait for nodes (0 = queueing off)."""
+    timeout = job.task.timeouts.queue_timeout if job.tasks else 0
+    return job.create_time + timeout * NS if timeout > 0 else 0
+
+
+def try_queue(plan: Plan, job: Job, selection: Selection, requested: int,
+              ctx: SchedulerContext) -> bool:
+    """Queue the job for a later try if its QueueTimeout allows; False if it must fail."""
+    deadline = queue_deadline(job)
+    if not deadline or ctx.now >= deadline:
+        return False
+    remaining = (deadline - ctx.now) / NS
+    reason = selection.message(requested)
+    plan.add_evaluation(delayed_evaluation(
+        job, EvalTrigger.JOB_QUEUE, min(ctx.queue_backoff, remaining), ctx,
+        comment="waiting for nodes"))
+    if not selection.matched and plan.job_state != JobStateType.QUEUED:
+        message = f"Job queued. {reason}"
+        plan.set_job_state(JobStateType.QUEUED, message,
+                           Event.new(Topic.QUEUEING, message, NewState="Queued"))
+    return True
+
+
+def fail_for_nodes(plan: Plan, job: Job, executions: list[Execution], selection: Selection,
+                   requested: int, last_error: str = "") -> None:
+    """The job cannot be placed: fail it with the selection's explanation."""
+    message = selection.message(requested)
+    if last_error:
+        message += f"\n• last attempt: {last_error}"
+    plan.set_job_state(
+        JobStateType.FAILED, message,
+        Event.error(Topic.SCHEDULING, message, NewState="Failed",
+                    NodesRequested=requested, NodesAvailable=selection.available,
+                    NodesSuitable=len(selection.matched)))
+    stop_live(plan, list(View(plan, executions)), "job failed")
+
+
+def mark_running(plan: Plan, job: Job, view: View) -> None:
+    """Pending/Queued jobs become Running once some execution is desired Running."""
+    if plan.job_state not in (JobStateType.PENDING, JobStateType.QUEUED):
+        return
+    if any(e.desired_state.state_type == Desired.RUNNING for e in view.live()):
+        plan.set_job_state(JobStateType.RUNNING)

@@ -1,0 +1,114 @@
+"""Ops (and daemon) scheduling: one execution on every matching node, created desired Running
+(a direct bid: no approval round).
+
+Ops: executions are created when the job is registered, updated or re-tried from the queue;
+no matching node and no execution fails the job (or queues it with QueueTimeout). The job is
+Completed once every execution is terminal and at least one completed with none failed.
+Daemon: the same without timeouts, and every evaluation (node joins included) adds executions
+on matching nodes that have none live; it never completes.
+"""
+
+from __future__ import annotations
+
+from bacalhau.models import EvalTrigger, Evaluation, Execution, Job, JobStateType
+from bacalhau.orchestrator.plan import Plan
+from bacalhau.orchestrator.scheduler.base import (
+    Compute,
+    Desired,
+    SchedulerContext,
+    View,
+    delayed_evaluation,
+    fail_for_nodes,
+    fail_lost,
+    fail_timed_out,
+    fail_total_timeout,
+    mark_running,
+    new_execution,
+    requested_event,
+    split_versions,
+    stop_if_job_terminal,
+    total_timeout_expired,
+    try_queue,
+)
+
+CREATING_TRIGGERS = frozenset({
+    EvalTrigger.JOB_REGISTER, EvalTrigger.JOB_UPDATE, EvalTrigger.JOB_RERUN,
+    EvalTrigger.JOB_QUEUE, EvalTrigger.EXEC_LIMIT,
+})
+
+
+class OpsScheduler:
+    """Run-everywhere scheduling for ops jobs (`long_running=False`) and daemons (True)."""
+
+    def __init__(self, *, long_running: bool = False) -> None:
+        self.long_running = long_running
+
+    def process(self, evaluation: Evaluation, job: Job, executions: list[Execution],
+                ctx: SchedulerContext) -> Plan:
+        plan = Plan(evaluation, job)
+        if stop_if_job_terminal(plan, job, executions):
+            return plan
+        current = split_versions(plan, job, executions)
+        fail_lost(plan, current, ctx)
+        if not self.long_running:
+            if total_timeout_expired(job, ctx):
+                fail_total_timeout(plan, job, current)
+                return plan
+            fail_timed_out(plan, job, current, ctx)
+
+        creating = self.long_running or evaluation.triggered_by in CREATING_TRIGGERS
+        if creating and not self._place(plan, job, current, evaluation, ctx):
+            return plan
+
+        view = View(plan, current)
+        if not self.long_running and not plan.new_executions and not plan.new_evaluations:
+            execs = list(view)
+            if execs and all(e.is_terminal() for e in execs):
+                self._finish(plan, execs)
+                return plan
+        mark_running(plan, job, view)
+        return plan
+
+    def _place(self, plan: Plan, job: Job, current: list[Execution], evaluation: Evaluation,
+               ctx: SchedulerContext) -> bool:
+        """Add executions on matching nodes; False when the job was failed or queued."""
+        view = list(View(plan, current))
+        if self.long_running:
+            taken = {e.node_id for e in view if not e.is_terminal()}
+        else:
+            taken = {e.node_id for e in view}  # ops runs once per node, no retries
+        selection = ctx.select(job, view)
+        targets = [n for n in selection.matched if n not in taken]
+        if not targets and not view:
+            if try_queue(plan, job, selection, 1, ctx):
+                return False
+            if not self.long_running:
+                fail_for_nodes(plan, job, current, selection, 1)
+                return False
+            return True
+        batch = targets[:ctx.max_new_executions]
+        for node_id in batch:
+            plan.add_execution(new_execution(job, node_id, evaluation, ctx,
+                                             desired=Desired.RUNNING),
+                               requested_event(node_id))
+        if len(targets) > len(batch):
+            plan.add_evaluation(delayed_evaluation(
+                job, EvalTrigger.EXEC_LIMIT, ctx.exec_limit_backoff, ctx,
+                comment="more executions to create"))
+        return True
+
+    @staticmethod
+    def _finish(plan: Plan, execs: list[Execution]) -> None:
+        failed = [e for e in execs if e.compute_state.state_type == Compute.FAILED]
+        completed = [e for e in execs if e.compute_state.state_type == Compute.COMPLETED]
+        if failed:
+            first = min(failed, key=lambda e: (e.modify_time, e.id))
+            reason = first.compute_state.message or "execution failed"
+            plan.set_job_state(JobStateType.FAILED,
+                               f"execution on node {first.node_id} failed: {reason}")
+        elif not completed:
+            reasons = sorted({e.compute_state.message for e in execs if e.compute_state.message})
+            detail = "; ".join(reasons) if reasons else "every execution was stopped"
+            plan.set_job_state(JobStateType.FAILED, f"no node ran the job: {detail}")
+        else:
+            plan.set_job_state(JobStateType.COMPLETED)

@@ -1,0 +1,553 @@
+"""The orchestrator's job store: `<DataDir>/orchestrator/jobs.db` (SQLite, WAL).
+
+Tables: `jobs` (current spec and state of each job) and `job_versions` (every version's spec),
+`executions`, `evaluations`, `history` (events numbered per job by `SeqNum`) and `outbox`
+(messages to compute nodes, written in the same transaction as the state they announce and
+sent by the dispatcher after commit). Objects are stored as their wire JSON plus the columns
+queries filter and sort on.
+
+Updates of jobs and executions are conditional on the revision the caller read (optimistic
+concurrency); a mismatch raises `RevisionConflictError`. Group calls with `transaction()`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bacalhau.errors import ConflictError, MultipleMatchesError, NotFoundError, ValidationError
+from bacalhau.models import (
+    EXECUTION_LEVEL,
+    JOB_LEVEL,
+    EvalStatus,
+    Evaluation,
+    Event,
+    Execution,
+    Job,
+    JobHistory,
+    JobState,
+    JobStateType,
+)
+from bacalhau.models.codec import dumps, loads
+from bacalhau.models.ids import is_full_id
+from bacalhau.models.job import RESERVED_META_PREFIX
+from bacalhau.models.spec import LabelSelectorRequirement, matches_selector
+from bacalhau.models.timeutil import now_ns, rfc3339
+from bacalhau.store.sqlite import Database
+
+SCHEMA_V1 = """
+CREATE TABLE jobs (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    namespace   TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    revision    INTEGER NOT NULL,
+    create_time INTEGER NOT NULL,
+    modify_time INTEGER NOT NULL,
+    labels      TEXT NOT NULL,
+    data        BLOB NOT NULL
+);
+CREATE UNIQUE INDEX jobs_by_name ON jobs (namespace, name);
+CREATE INDEX jobs_by_create ON jobs (create_time);
+CREATE INDEX jobs_by_modify ON jobs (modify_time);
+CREATE INDEX jobs_by_state ON jobs (state);
+CREATE TABLE job_versions (
+    job_id      TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    data        BLOB NOT NULL,
+    PRIMARY KEY (job_id, version)
+) WITHOUT ROWID;
+CREATE TABLE executions (
+    id            TEXT PRIMARY KEY,
+    job_id        TEXT NOT NULL,
+    node_id       TEXT NOT NULL,
+    job_version   INTEGER NOT NULL,
+    desired_state INTEGER NOT NULL,
+    compute_state INTEGER NOT NULL,
+    revision      INTEGER NOT NULL,
+    create_time   INTEGER NOT NULL,
+    modify_time   INTEGER NOT NULL,
+    data          BLOB NOT NULL
+);
+CREATE INDEX executions_by_job ON executions (job_id, create_time);
+CREATE INDEX executions_by_node ON executions (node_id, desired_state);
+CREATE TABLE evaluations (
+    id          TEXT PRIMARY KEY,
+    job_id      TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    create_time INTEGER NOT NULL,
+    data        BLOB NOT NULL
+);
+CREATE INDEX evaluations_by_status ON evaluations (status, create_time);
+CREATE TABLE history (
+    job_id       TEXT NOT NULL,
+    seq_num      INTEGER NOT NULL,
+    type         TEXT NOT NULL,
+    job_version  INTEGER NOT NULL,
+    execution_id TEXT NOT NULL,
+    time_ns      INTEGER NOT NULL,
+    data         BLOB NOT NULL,
+    PRIMARY KEY (job_id, seq_num)
+) WITHOUT ROWID;
+CREATE TABLE outbox (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    peer     TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    payload  BLOB NOT NULL,
+    created  INTEGER NOT NULL,
+    sent     INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX outbox_unsent ON outbox (peer, id) WHERE sent = 0;
+"""
+
+MIGRATIONS = [SCHEMA_V1]
+
+ORDER_COLUMNS = {"": "create_time", "created_at": "create_time", "modified_at": "modify_time"}
+IN_PROGRESS_STATES = (JobStateType.PENDING, JobStateType.QUEUED, JobStateType.RUNNING)
+
+
+class RevisionConflictError(ConflictError):
+    """A conditional update found a newer revision than the one the caller read."""
+
+
+@dataclass(slots=True)
+class OutboxRow:
+    id: int
+    peer: str
+    protocol: str
+    payload: bytes
+    attempts: int
+
+
+def spec_fingerprint(job: Job) -> bytes:
+    """The parts of a job a user changes; equal fingerprints mean "no changes detected"."""
+    d = job.to_dict()
+    for key in ("ID", "State", "Version", "Revision", "CreateTime", "ModifyTime"):
+        d.pop(key, None)
+    d["Meta"] = {k: v for k, v in d["Meta"].items() if not k.startswith(RESERVED_META_PREFIX)}
+    return dumps(d)
+
+
+def _prefix_upper(prefix: str) -> str:
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+class JobStore:
+    """Jobs, their versions, executions, evaluations, history and the outbox of a requester."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = path
+        self._db = Database(path)
+        self._db.migrate(MIGRATIONS, name="jobstore")
+
+    @property
+    def db(self) -> Database:
+        """The connection, for stores that share this file (e.g. the NodeStore)."""
+        return self._db
+
+    def close(self) -> None:
+        self._db.close()
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """Group calls into one `BEGIN IMMEDIATE … COMMIT` (nestable)."""
+        return self._db.transaction()
+
+    # ----- jobs -------------------------------------------------------------------------------
+
+    def create_or_update_job(self, job: Job, *, force: bool = False) -> tuple[Job, Job | None]:
+        """Store a submitted job; a job with the same name in its namespace gets a new version.
+
+        Returns (stored job, previous job or None). An update with an identical spec and no
+        `force` raises ConflictError. The caller sets ID, meta and defaults beforehand.
+        """
+        now = now_ns()
+        with self.transaction():
+            row = self._db.query_one(
+                "SELECT data FROM jobs WHERE namespace = ? AND name = ?",
+                (job.namespace, job.name))
+            previous = Job.from_dict(loads(row["data"])) if row else None
+            stored = job.copy()
+            stored.state = JobState(JobStateType.PENDING.value)
+            stored.modify_time = now
+            if previous is None:
+                stored.version, stored.revision, stored.create_time = 1, 1, now
+                try:
+                    self._db.execute(
+                        "INSERT INTO jobs (id, name, namespace, type, state, version, revision, "
+                        "create_time, modify_time, labels, data) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        (stored.id, stored.name, stored.namespace, stored.type,
+                         stored.state.state_type, stored.version, stored.revision,
+                         stored.create_time, stored.modify_time, dumps(stored.labels).decode(),
+                         dumps(stored.to_dict())))
+                except sqlite3.IntegrityError as exc:
+                    raise ConflictError(f"job {stored.id} already exists") from exc
+            else:
+                if not force and spec_fingerprint(previous) == spec_fingerprint(job):
+                    raise ConflictError(
+                        f"no changes detected for job {job.name}. "
+                        "Use the --force flag to update anyway")
+                stored.id = previous.id
+                stored.version = previous.version + 1
+                stored.revision = previous.revision + 1
+                stored.create_time = previous.create_time
+                self._write_job(stored, previous.revision)
+            self._db.execute(
+                "INSERT INTO job_versions (job_id, version, data) VALUES (?,?,?)",
+                (stored.id, stored.version, dumps(stored.to_dict())))
+        return stored, previous
+
+    def update_job_state(
+        self, job_id: str, state: JobState, *, expected_revision: int | None = None
+    ) -> Job:
+        """Set a job's state (revision + 1). `expected_revision` makes it conditional."""
+        with self.transaction():
+            job = self.get_job(job_id)
+            if expected_revision is not None and job.revision != expected_revision:
+                raise RevisionConflictError(
+                    f"job {job_id} changed concurrently: revision {job.revision}, "
+                    f"expected {expected_revision}")
+            expected = job.revision
+            job.state = state
+            job.revision += 1
+            job.modify_time = now_ns()
+            self._write_job(job, expected)
+        return job
+
+    def _write_job(self, job: Job, expected_revision: int) -> None:
+        cur = self._db.execute(
+            "UPDATE jobs SET name = ?, type = ?, state = ?, version = ?, revision = ?, "
+            "modify_time = ?, labels = ?, data = ? WHERE id = ? AND revision = ?",
+            (job.name, job.type, job.state.state_type, job.version, job.revision,
+             job.modify_time, dumps(job.labels).decode(), dumps(job.to_dict()), job.id,
+             expected_revision))
+        if cur.rowcount != 1:
+            self.get_job(job.id)  # NotFoundError if it vanished
+            raise RevisionConflictError(
+                f"job {job.id} changed concurrently (expected revision {expected_revision})")
+
+    def get_job(self, job_id: str) -> Job:
+        row = self._db.query_one("SELECT data FROM jobs WHERE id = ?", (job_id,))
+        if row is None:
+            raise NotFoundError(f"job not found: {job_id}")
+        return Job.from_dict(loads(row["data"]))
+
+    def find_job(self, id_or_name: str, namespace: str | None = "default") -> Job:
+        """Look a job up by name (in `namespace`), then by ID, then by unique ID prefix."""
+        key = id_or_name.strip()
+        if not key:
+            raise NotFoundError("job not found: (empty id)")
+        if namespace in (None, "", "*"):
+            rows = self._db.query("SELECT data FROM jobs WHERE name = ? LIMIT 2", (key,))
+        else:
+            rows = self._db.query(
+                "SELECT data FROM jobs WHERE namespace = ? AND name = ?", (namespace, key))
+        if len(rows) == 1:
+            return Job.from_dict(loads(rows[0]["data"]))
+        row = self._db.query_one("SELECT data FROM jobs WHERE id = ?", (key,))
+        if row is not None:
+            return Job.from_dict(loads(row["data"]))
+        if not is_full_id(key):
+            rows = self._db.query(
+                "SELECT data FROM jobs WHERE id >= ? AND id < ? LIMIT 2",
+                (key, _prefix_upper(key)))
+            if len(rows) == 1:
+                return Job.from_dict(loads(rows[0]["data"]))
+            if len(rows) > 1:
+                raise MultipleMatchesError(
+                    f"multiple jobs found for id {key}",
+                    hint="use a longer prefix of the job ID, or the full ID")
+        raise NotFoundError(f"job not found: {key}")
+
+    def list_jobs(
+        self,
+        namespace: str | None = None,
+        *,
+        limit: int = 0,
+        offset: int = 0,
+        order_by: str = "created_at",
+        reverse: bool = False,
+        selector: Sequence[LabelSelectorRequirement] = (),
+        states: Iterable[str] = (),
+        types: Iterable[str] = (),
+    ) -> tuple[list[Job], bool]:
+        """A page of jobs and whether more exist. limit 0 = all; `namespace` None/`*` = all."""
+        column = ORDER_COLUMNS.get(order_by)
+        if column is None:
+            raise ValidationError(
+                f'invalid order_by "{order_by}": use created_at or modified_at')
+        where: list[str] = []
+        params: list[Any] = []
+        if namespace not in (None, "", "*"):
+            where.append("namespace = ?")
+            params.append(namespace)
+        states = list(states)
+        if states:
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            params.extend(states)
+        types = list(types)
+        if types:
+            where.append(f"type IN ({','.join('?' * len(types))})")
+            params.extend(types)
+        direction = "DESC" if reverse else "ASC"
+        sql = "SELECT labels, data FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {column} {direction}, id {direction}"
+        if not selector:
+            if limit > 0:
+                sql += " LIMIT ? OFFSET ?"
+                params.extend((limit + 1, max(offset, 0)))
+            elif offset > 0:
+                sql += " LIMIT -1 OFFSET ?"
+                params.append(offset)
+            rows = self._db.query(sql, params)
+        else:
+            rows = [r for r in self._db.query(sql, params)
+                    if matches_selector(loads(r["labels"]), list(selector))]
+            rows = rows[max(offset, 0):]
+            if limit > 0:
+                rows = rows[:limit + 1]
+        more = limit > 0 and len(rows) > limit
+        if more:
+            rows = rows[:limit]
+        return [Job.from_dict(loads(r["data"])) for r in rows], more
+
+    def job_versions(self, job_id: str) -> list[Job]:
+        current = self.get_job(job_id)
+        rows = self._db.query(
+            "SELECT version, data FROM job_versions WHERE job_id = ? ORDER BY version",
+            (job_id,))
+        return [current if r["version"] == current.version else Job.from_dict(loads(r["data"]))
+                for r in rows]
+
+    def get_job_version(self, job_id: str, version: int) -> Job:
+        current = self.get_job(job_id)
+        if version in (0, current.version):
+            return current
+        row = self._db.query_one(
+            "SELECT data FROM job_versions WHERE job_id = ? AND version = ?", (job_id, version))
+        if row is None:
+            raise NotFoundError(f"job {job_id} has no version {version}")
+        return Job.from_dict(loads(row["data"]))
+
+    # ----- executions -------------------------------------------------------------------------
+
+    def create_execution(self, execution: Execution) -> None:
+        if not execution.create_time:
+            execution.create_time = now_ns()
+        if not execution.modify_time:
+            execution.modify_time = execution.create_time
+        self._db.execute(
+            "INSERT INTO executions (id, job_id, node_id, job_version, desired_state, "
+            "compute_state, revision, create_time, modify_time, data) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (execution.id, execution.job_id, execution.node_id, execution.job_version,
+             execution.desired_state.state_type, execution.compute_state.state_type,
+             execution.revision, execution.create_time, execution.modify_time,
+             dumps(execution.to_dict(include_job=False))))
+
+    def update_execution(self, execution: Execution, *, expected_revision: int) -> None:
+        """Write `execution` if its stored revision is `expected_revision`; bumps revision."""
+        execution.revision = expected_revision + 1
+        execution.modify_time = now_ns()
+        cur = self._db.execute(
+            "UPDATE executions SET desired_state = ?, compute_state = ?, revision = ?, "
+            "modify_time = ?, data = ? WHERE id = ? AND revision = ?",
+            (execution.desired_state.state_type, execution.compute_state.state_type,
+             execution.revision, execution.modify_time,
+             dumps(execution.to_dict(include_job=False)), execution.id, expected_revision))
+        if cur.rowcount != 1:
+            self.get_execution(execution.id)
+            raise RevisionConflictError(
+                f"execution {execution.id} changed concurrently "
+                f"(expected revision {expected_revision})")
+
+    def get_execution(self, execution_id: str) -> Execution:
+        row = self._db.query_one("SELECT data FROM executions WHERE id = ?", (execution_id,))
+        if row is None:
+            raise NotFoundError(f"execution not found: {execution_id}",
+                                component="JobStore")
+        return Execution.from_dict(loads(row["data"]))
+
+    def get_executions(
+        self,
+        job_id: str,
+        *,
+        job_version: int | None = None,
+        order_by: str = "created_at",
+        reverse: bool = False,
+    ) -> list[Execution]:
+        """Executions of a job (of one version if given), oldest first unless `reverse`."""
+        column = ORDER_COLUMNS.get(order_by)
+        if column is None:
+            raise ValidationError(
+                f'invalid order_by "{order_by}": use created_at or modified_at')
+        direction = "DESC" if reverse else "ASC"
+        sql = "SELECT data FROM executions WHERE job_id = ?"
+        params: list[Any] = [job_id]
+        if job_version:
+            sql += " AND job_version = ?"
+            params.append(job_version)
+        sql += f" ORDER BY {column} {direction}, id {direction}"
+        return [Execution.from_dict(loads(r["data"])) for r in self._db.query(sql, params)]
+
+    def active_executions_on_node(self, node_id: str) -> list[Execution]:
+        """Executions on a node whose desired state is not Stopped."""
+        rows = self._db.query(
+            "SELECT data FROM executions WHERE node_id = ? AND desired_state != 2", (node_id,))
+        return [Execution.from_dict(loads(r["data"])) for r in rows]
+
+    # ----- evaluations ------------------------------------------------------------------------
+
+    def create_evaluation(self, evaluation: Evaluation) -> None:
+        if not evaluation.create_time:
+            evaluation.create_time = now_ns()
+        evaluation.modify_time = evaluation.modify_time or evaluation.create_time
+        self._db.execute(
+            "INSERT INTO evaluations (id, job_id, status, create_time, data) VALUES (?,?,?,?,?)",
+            (evaluation.id, evaluation.job_id, evaluation.status, evaluation.create_time,
+             dumps(evaluation.to_dict())))
+
+    def set_evaluation_status(self, evaluation_ids: Iterable[str], status: str) -> None:
+        now = now_ns()
+        rows = self._db.query(
+            "SELECT id, data FROM evaluations WHERE id IN (SELECT value FROM json_each(?))",
+            (dumps(list(evaluation_ids)).decode(),))
+        for row in rows:
+            ev = Evaluation.from_dict(loads(row["data"]))
+            ev.status, ev.modify_time = status, now
+            self._db.execute("UPDATE evaluations SET status = ?, data = ? WHERE id = ?",
+                             (status, dumps(ev.to_dict()), row["id"]))
+
+    def get_evaluation(self, evaluation_id: str) -> Evaluation:
+        row = self._db.query_one("SELECT data FROM evaluations WHERE id = ?", (evaluation_id,))
+        if row is None:
+            raise NotFoundError(f"evaluation not found: {evaluation_id}")
+        return Evaluation.from_dict(loads(row["data"]))
+
+    def prune_evaluations(self, older_than_ns: int) -> int:
+        """Delete finished (not pending) evaluations created before `older_than_ns`."""
+        cur = self._db.execute(
+            "DELETE FROM evaluations WHERE status != ? AND create_time < ?",
+            (EvalStatus.PENDING, older_than_ns))
+        return cur.rowcount
+
+    def pending_evaluations(self) -> list[Evaluation]:
+        rows = self._db.query(
+            "SELECT data FROM evaluations WHERE status = ? ORDER BY create_time",
+            (EvalStatus.PENDING,))
+        return [Evaluation.from_dict(loads(r["data"])) for r in rows]
+
+    # ----- history ----------------------------------------------------------------------------
+
+    def add_history(
+        self, job_id: str, job_version: int, event: Event, execution_id: str = ""
+    ) -> JobHistory:
+        """Append an event to a job's history (execution-level when `execution_id` is set)."""
+        now = now_ns()
+        if not event.timestamp:
+            event.timestamp = rfc3339(now)
+        row = self._db.query_one(
+            "SELECT COALESCE(MAX(seq_num), 0) FROM history WHERE job_id = ?", (job_id,))
+        item = JobHistory(
+            seq_num=int(row[0]) + 1 if row else 1,
+            type=EXECUTION_LEVEL if execution_id else JOB_LEVEL,
+            job_id=job_id, job_version=job_version, execution_id=execution_id,
+            event=event, time=rfc3339(now))
+        self._db.execute(
+            "INSERT INTO history (job_id, seq_num, type, job_version, execution_id, time_ns, "
+            "data) VALUES (?,?,?,?,?,?,?)",
+            (job_id, item.seq_num, item.type, job_version, execution_id, now,
+             dumps(item.to_dict())))
+        return item
+
+    def job_history(
+        self,
+        job_id: str,
+        *,
+        since: int = 0,
+        event_type: str = "all",
+        execution_id: str = "",
+        job_version: int | None = None,
+        offset: int = 0,
+        limit: int = 0,
+    ) -> list[JobHistory]:
+        """History in SeqNum order. `since` is Unix seconds; `execution_id` a prefix;
+        `job_version` None = every version; limit 0 = no limit."""
+        sql = "SELECT data FROM history WHERE job_id = ?"
+        params: list[Any] = [job_id]
+        kind = (event_type or "all").lower()
+        if kind == "job":
+            sql += " AND type = ?"
+            params.append(JOB_LEVEL)
+        elif kind == "execution":
+            sql += " AND type = ?"
+            params.append(EXECUTION_LEVEL)
+        elif kind != "all":
+            raise ValidationError(
+                f'invalid event_type "{event_type}": use all, job or execution')
+        if execution_id:
+            sql += " AND execution_id >= ? AND execution_id < ?"
+            params.extend((execution_id, _prefix_upper(execution_id)))
+        if since:
+            sql += " AND time_ns >= ?"
+            params.append(since * 1_000_000_000)
+        if job_version:
+            sql += " AND job_version = ?"
+            params.append(job_version)
+        sql += " ORDER BY seq_num"
+        if limit > 0:
+            sql += " LIMIT ? OFFSET ?"
+            params.extend((limit, max(offset, 0)))
+        elif offset > 0:
+            sql += " LIMIT -1 OFFSET ?"
+            params.append(offset)
+        return [JobHistory.from_dict(loads(r["data"])) for r in self._db.query(sql, params)]
+
+    # ----- outbox -----------------------------------------------------------------------------
+
+    def add_outbox(self, peer: str, protocol: str, payload: bytes) -> int:
+        cur = self._db.execute(
+            "INSERT INTO outbox (peer, protocol, payload, created) VALUES (?,?,?,?)",
+            (peer, protocol, payload, now_ns()))
+        return int(cur.lastrowid or 0)
+
+    def pending_outbox(self, peer: str | None = None, limit: int = 500) -> list[OutboxRow]:
+        """Unsent rows in the order they were written (per peer when `peer` is given)."""
+        if peer is None:
+            rows = self._db.query(
+                "SELECT id, peer, protocol, payload, attempts FROM outbox WHERE sent = 0 "
+                "ORDER BY id LIMIT ?", (limit,))
+        else:
+            rows = self._db.query(
+                "SELECT id, peer, protocol, payload, attempts FROM outbox "
+                "WHERE sent = 0 AND peer = ? ORDER BY id LIMIT ?", (peer, limit))
+        return [OutboxRow(r["id"], r["peer"], r["protocol"], bytes(r["payload"]),
+                          r["attempts"]) for r in rows]
+
+    def pending_outbox_peers(self) -> list[str]:
+        return [r[0] for r in self._db.query("SELECT DISTINCT peer FROM outbox WHERE sent = 0")]
+
+    def mark_sent(self, ids: Iterable[int]) -> None:
+        self._db.execute(
+            "UPDATE outbox SET sent = 1 WHERE id IN (SELECT value FROM json_each(?))",
+            (dumps(list(ids)).decode(),))
+
+    def record_attempt(self, outbox_id: int) -> int:
+        """Count a failed send; returns the attempts so far."""
+        self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", (outbox_id,))
+        row = self._db.query_one("SELECT attempts FROM outbox WHERE id = ?", (outbox_id,))
+        return int(row[0]) if row else 0
+
+    def prune_outbox(self, older_than_ns: int) -> int:
+        """Delete sent rows created before `older_than_ns`; returns how many."""
+        cur = self._db.execute(
+            "DELETE FROM outbox WHERE sent = 1 AND created < ?", (older_than_ns,))
+        return cur.rowcount

@@ -1,0 +1,205 @@
+"""JobStore: jobs and versions, lookups, paging, executions, history filters, evaluations,
+outbox, revision checks and persistence across reopen."""
+
+from __future__ import annotations
+
+import pytest
+
+from bacalhau.errors import ConflictError, MultipleMatchesError, NotFoundError, ValidationError
+from bacalhau.models import EvalStatus, Event, JobState, JobStateType
+from bacalhau.models.spec import parse_selector
+from bacalhau.store.jobstore import JobStore, RevisionConflictError
+from bacalhau.store.sqlite import Database
+from tests.factories import Compute, Desired, make_evaluation, make_execution, make_job
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = JobStore(tmp_path / "jobs.db")
+    yield s
+    s.close()
+
+
+def test_database_uses_wal_and_nested_transactions(tmp_path):
+    db = Database(tmp_path / "x.db")
+    assert db.query_one("PRAGMA journal_mode")[0] == "wal"
+    assert db.migrate(["CREATE TABLE t (x INTEGER)"]) == 1
+    assert db.migrate(["CREATE TABLE t (x INTEGER)"]) == 1  # already applied
+    with db.transaction():
+        db.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(KeyError), db.transaction():
+            db.execute("INSERT INTO t VALUES (2)")
+            raise KeyError
+    assert [r[0] for r in db.query("SELECT x FROM t")] == [1]
+    db.close()
+
+
+def test_create_then_update_by_name_makes_new_version(store):
+    job, previous = store.create_or_update_job(make_job(name="hello"))
+    assert previous is None and job.version == 1 and job.state_type == JobStateType.PENDING
+    with pytest.raises(ConflictError, match=r"no changes detected for job hello\. Use the --force"):
+        store.create_or_update_job(make_job(name="hello"))
+    forced, _ = store.create_or_update_job(make_job(name="hello"), force=True)
+    assert forced.id == job.id and forced.version == 2
+    changed = make_job(name="hello", priority=5)
+    v3, prev = store.create_or_update_job(changed)
+    assert (v3.id, v3.version, prev.version) == (job.id, 3, 2)
+    assert v3.create_time == job.create_time
+    assert [j.version for j in store.job_versions(job.id)] == [1, 2, 3]
+    assert store.get_job_version(job.id, 1).priority == 0
+    assert store.get_job_version(job.id, 3).priority == 5
+    with pytest.raises(NotFoundError):
+        store.get_job_version(job.id, 9)
+
+
+def test_lookup_by_name_id_and_prefix(store):
+    a, _ = store.create_or_update_job(make_job(id="j-aaaa1111-0000-4000-8000-000000000001"))
+    b, _ = store.create_or_update_job(make_job(id="j-aaaa2222-0000-4000-8000-000000000002",
+                                               name="named"))
+    assert store.find_job("named").id == b.id
+    assert store.find_job(a.id).id == a.id
+    assert store.find_job("j-aaaa1").id == a.id
+    with pytest.raises(MultipleMatchesError, match="multiple jobs found for id j-aaaa"):
+        store.find_job("j-aaaa")
+    with pytest.raises(NotFoundError, match="job not found: j-zzz"):
+        store.find_job("j-zzz")
+    with pytest.raises(NotFoundError):
+        store.find_job("named", "other-namespace")
+
+
+def test_list_paging_order_and_labels(store):
+    ids = []
+    for i in range(5):
+        job, _ = store.create_or_update_job(make_job(labels={"i": str(i), "even": str(i % 2 == 0)}))
+        ids.append(job.id)
+    page, more = store.list_jobs(limit=2)
+    assert [j.id for j in page] == ids[:2] and more
+    page, more = store.list_jobs(limit=2, offset=4)
+    assert [j.id for j in page] == ids[4:] and not more
+    page, _ = store.list_jobs(reverse=True)
+    assert [j.id for j in page] == ids[::-1]
+    store.update_job_state(ids[0], JobState("Running"))
+    page, _ = store.list_jobs(order_by="modified_at", reverse=True, limit=1)
+    assert page[0].id == ids[0]
+    page, more = store.list_jobs(selector=parse_selector("even=True"), limit=2)
+    assert [j.id for j in page] == [ids[0], ids[2]] and more
+    with pytest.raises(ValidationError, match="order_by"):
+        store.list_jobs(order_by="id")
+    assert store.list_jobs(namespace="nope")[0] == []
+
+
+def test_revision_checks(store):
+    job, _ = store.create_or_update_job(make_job())
+    updated = store.update_job_state(job.id, JobState("Running"), expected_revision=1)
+    assert updated.revision == 2
+    with pytest.raises(RevisionConflictError):
+        store.update_job_state(job.id, JobState("Failed"), expected_revision=1)
+    e = make_execution(job, "n-1")
+    store.create_execution(e)
+    e.compute_state.state_type = Compute.ASK_FOR_BID_ACCEPTED
+    store.update_execution(e, expected_revision=1)
+    assert store.get_execution(e.id).revision == 2
+    with pytest.raises(RevisionConflictError):
+        store.update_execution(e, expected_revision=1)
+
+
+def test_transaction_rolls_back_everything(store):
+    job, _ = store.create_or_update_job(make_job())
+    with pytest.raises(RuntimeError), store.transaction():
+        store.create_execution(make_execution(job, "n-1"))
+        store.add_history(job.id, 1, Event.new("Submission", "x"))
+        raise RuntimeError("boom")
+    assert store.get_executions(job.id) == []
+    assert store.job_history(job.id) == []
+
+
+def test_executions_by_version_and_order(store):
+    job, _ = store.create_or_update_job(make_job())
+    e1 = make_execution(job, "n-1", create_time=1)
+    e2 = make_execution(job, "n-2", create_time=2, job_version=2)
+    for e in (e1, e2):
+        store.create_execution(e)
+    assert [e.id for e in store.get_executions(job.id)] == [e1.id, e2.id]
+    assert [e.id for e in store.get_executions(job.id, reverse=True)] == [e2.id, e1.id]
+    assert [e.id for e in store.get_executions(job.id, job_version=2)] == [e2.id]
+    assert [e.id for e in store.active_executions_on_node("n-1")] == [e1.id]
+    e1.desired_state.state_type = Desired.STOPPED
+    store.update_execution(e1, expected_revision=1)
+    assert store.active_executions_on_node("n-1") == []
+
+
+def test_history_seq_and_filters(store):
+    job, _ = store.create_or_update_job(make_job())
+    store.add_history(job.id, 1, Event.new("Submission", "Job submitted"))
+    store.add_history(job.id, 1, Event.new("Scheduling", "exec a"), "e-aaaa-1")
+    store.add_history(job.id, 2, Event.new("Scheduling", "exec b"), "e-bbbb-2")
+    store.add_history(job.id, 2, Event.new("State Update", "done"))
+    items = store.job_history(job.id)
+    assert [h.seq_num for h in items] == [1, 2, 3, 4]
+    assert [h.event.message for h in store.job_history(job.id, event_type="job")] == [
+        "Job submitted", "done"]
+    assert [h.execution_id for h in store.job_history(job.id, event_type="execution")] == [
+        "e-aaaa-1", "e-bbbb-2"]
+    assert [h.event.message for h in store.job_history(job.id, execution_id="e-bb")] == [
+        "exec b"]
+    assert [h.seq_num for h in store.job_history(job.id, job_version=2)] == [3, 4]
+    assert [h.seq_num for h in store.job_history(job.id, offset=1, limit=2)] == [2, 3]
+    assert store.job_history(job.id, since=4_000_000_000) == []
+    with pytest.raises(ValidationError):
+        store.job_history(job.id, event_type="bogus")
+
+
+def test_evaluations_and_outbox(store):
+    job, _ = store.create_or_update_job(make_job())
+    ev1, ev2 = make_evaluation(job), make_evaluation(job)
+    with store.transaction():
+        store.create_evaluation(ev1)
+        store.create_evaluation(ev2)
+        store.set_evaluation_status([ev1.id], EvalStatus.COMPLETE)
+    assert [e.id for e in store.pending_evaluations()] == [ev2.id]
+    assert store.get_evaluation(ev1.id).status == EvalStatus.COMPLETE
+    a = store.add_outbox("n-1", "/p", b"one")
+    b = store.add_outbox("n-2", "/p", b"two")
+    c = store.add_outbox("n-1", "/p", b"three")
+    assert [r.id for r in store.pending_outbox()] == [a, b, c]
+    assert [r.payload for r in store.pending_outbox("n-1")] == [b"one", b"three"]
+    assert sorted(store.pending_outbox_peers()) == ["n-1", "n-2"]
+    store.mark_sent([a, b])
+    assert [r.id for r in store.pending_outbox()] == [c]
+    assert store.record_attempt(c) == 1
+
+
+def test_reopen_keeps_everything(tmp_path):
+    path = tmp_path / "jobs.db"
+    s = JobStore(path)
+    job, _ = s.create_or_update_job(make_job(name="keep"))
+    e = make_execution(job, "n-1")
+    s.create_execution(e)
+    ev = make_evaluation(job)
+    s.create_evaluation(ev)
+    s.add_history(job.id, 1, Event.new("Submission", "Job submitted"))
+    row = s.add_outbox("n-1", "/p", b"payload")
+    s.close()
+    s = JobStore(path)
+    assert s.find_job("keep").id == job.id
+    assert s.get_execution(e.id).node_id == "n-1"
+    assert [x.id for x in s.pending_evaluations()] == [ev.id]
+    assert s.job_history(job.id)[0].event.message == "Job submitted"
+    assert [r.id for r in s.pending_outbox()] == [row]
+    s.close()
+
+
+def test_prune_keeps_pending_and_unsent(store):
+    job, _ = store.create_or_update_job(make_job())
+    done, pending = make_evaluation(job, create_time=1), make_evaluation(job, create_time=1)
+    store.create_evaluation(done)
+    store.create_evaluation(pending)
+    store.set_evaluation_status([done.id], EvalStatus.COMPLETE)
+    assert store.prune_evaluations(older_than_ns=2) == 1
+    assert [e.id for e in store.pending_evaluations()] == [pending.id]
+    sent_row, unsent_row = store.add_outbox("n-1", "/p", b"a"), store.add_outbox("n-1", "/p", b"b")
+    store.mark_sent([sent_row])
+    assert store.prune_outbox(older_than_ns=2**62) == 1
+    assert [r.id for r in store.pending_outbox()] == [unsent_row]
