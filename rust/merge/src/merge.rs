@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::MergeError;
@@ -11,7 +11,9 @@ use crate::paths::walk;
 use crate::unpack::unpack;
 
 /// Files at the top of a result that are concatenated (in archive order) instead of clashing.
-pub const APPENDED_FILES: [&str; 3] = ["stdout", "stderr", "exitCode"];
+pub const APPENDED_FILES: [&str; 3] = ["stdout", "stderr", EXIT_CODE_FILE];
+/// Appended one value per line (stdout and stderr are appended byte for byte).
+pub const EXIT_CODE_FILE: &str = "exitCode";
 
 /// Name of the folder that holds per-archive folders in raw mode.
 pub const RAW_DIR: &str = "raw";
@@ -133,7 +135,15 @@ fn merge_combined(
             .append(true)
             .open(&target)
             .map_err(MergeError::io("open", &target))?;
+        let one_value_per_line = rel == Path::new(EXIT_CODE_FILE);
         for src in sources {
+            if one_value_per_line {
+                // exit codes are bare numbers: one per line keeps the merged file readable
+                let value = fs::read_to_string(&src).map_err(MergeError::io("read", &src))?;
+                writeln!(out, "{}", value.trim_end())
+                    .map_err(MergeError::io("append to", &target))?;
+                continue;
+            }
             let mut input = fs::File::open(&src).map_err(MergeError::io("read", &src))?;
             io::copy(&mut input, &mut out).map_err(MergeError::io("append to", &target))?;
         }

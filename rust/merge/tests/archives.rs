@@ -308,7 +308,7 @@ fn merge_appends_logs_and_combines_outputs() {
     );
     assert_eq!(read(&out.join("stdout")), "out 1\nout 2\n");
     assert_eq!(read(&out.join("stderr")), "err 1\nerr 2\n");
-    assert_eq!(read(&out.join("exitCode")), "00");
+    assert_eq!(read(&out.join("exitCode")), "0\n0\n");
     assert_eq!(read(&out.join("outputs/b.txt")), "B");
     let leftovers: Vec<_> = fs::read_dir(tmp.path())
         .unwrap()
