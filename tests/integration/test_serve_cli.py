@@ -124,3 +124,29 @@ def test_restart_during_a_running_job_fails_and_reschedules_it(bacalhau_server):
                                     {"reason": "test done"})
     assert status == 200
     assert wait_terminal(bacalhau_server, job_id)["StateType"] == "Stopped"
+
+
+def test_cli_stop_cancels_a_running_execution(bacalhau_server):
+    job_id = submit(bacalhau_server, wordcount_job(module="loop.wasm", params=[], timeout=120))
+
+    def running():
+        _, e = bacalhau_server.api("GET", f"/api/v1/orchestrator/jobs/{job_id}/executions")
+        return any(x["ComputeState"]["StateType"] == 5 for x in e["Items"])
+
+    wait_until(running, 20, what="the looping execution to run")
+    stopped = bacalhau_server.cli("job", "stop", job_id)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert wait_terminal(bacalhau_server, job_id)["StateType"] == "Stopped"
+
+    def cancelled():
+        _, e = bacalhau_server.api("GET", f"/api/v1/orchestrator/jobs/{job_id}/executions")
+        return all(x["DesiredState"]["StateType"] == 2 for x in e["Items"]) and e["Items"]
+
+    items = wait_until(cancelled, 10, what="the execution to be stopped")
+    assert items[0]["ComputeState"]["StateType"] in (10, 11)  # Failed or Cancelled
+    wait_until(lambda: bacalhau_server.api("GET", "/api/v1/agent/node")[1]["ComputeNodeInfo"][
+        "RunningExecutions"] == 0, 10, what="the compute node to stop running the module")
+    again = bacalhau_server.cli("job", "stop", job_id)
+    assert again.returncode == 0, again.stderr  # stopping a Stopped job is a no-op
+    listed = bacalhau_server.cli("job", "list", "--output", "json")
+    assert listed.returncode == 0 and job_id in listed.stdout
