@@ -85,3 +85,108 @@ def merge_results(archives: Sequence[_StrPath], out_dir: _StrPath, raw: bool = F
     stdout/stderr/exitCode are appended in archive order; any other path found twice (or
     already in `out_dir`) raises MergeError before anything is written. `raw` puts each
     archive in `out_dir/raw/<archive stem>/`. Runs without the GIL."""
+
+# --- Content addressing (rust/unixfs) ----------------------------------------------------------
+
+__all__ += ["CidError", "cid_of_bytes", "cid_of_path"]
+
+class CidError(Exception):
+    """Computing a CID failed (missing path, unknown profile, unreadable or unsupported file)."""
+
+def cid_of_path(
+    path: _StrPath,
+    profile: str = "unixfs-v0-2015",
+    hidden: bool = False,
+    threads: int = 0,
+    dereference: bool = False,
+) -> str:
+    """The CID Kubo's `ipfs add -r` prints for a file, directory or symlink. `profile` is one of
+    "unixfs-v0-2015", "cid-v1", "unixfs-v1-2025" (CidError listing them otherwise); dot files
+    are skipped unless `hidden`; symlinks are UnixFS symlink nodes unless `dereference`;
+    `threads` 0 = all cores, 1 = the calling thread only (negative: OverflowError). CidError
+    for a missing path, an unreadable or special file, or a file that changed size while
+    hashed. Runs without the GIL."""
+
+def cid_of_bytes(data: bytes, profile: str = "unixfs-v0-2015") -> str:
+    """The CID of a file holding `data`, hashed on all cores. Runs without the GIL."""
+
+# --- libp2p transport (rust/transport) ---------------------------------------------------------
+
+from typing import Literal
+
+__all__ += [
+    "NativeNode",
+    "NativeTransportError",
+    "generate_swarm_key",
+    "load_peer_id",
+    "parse_swarm_key",
+]
+
+class NativeTransportError(Exception):
+    """The libp2p transport failed (bad config or swarm key, closed node, message too large)."""
+
+_NodeConfig = dict[str, Any]
+"""Keys, all optional: `listen: list[str]` and `peers: list[str]` (multiaddrs; each peer ends
+in `/p2p/<peer id>`), `swarm_key: bytes | None` (32 bytes, see `parse_swarm_key`),
+`allow_list: list[str] | None` (peer ids), `max_message_size: int` (default 4 MiB),
+`gossip_heartbeat_ms`, `announce_interval_ms`, `idle_timeout_ms`, `ping_interval_ms`,
+`handshake_timeout_ms`, `max_request_timeout_ms: int`, `event_queue: int`, `agent_version: str`.
+Unknown keys raise ValueError; wrong types TypeError naming the key."""
+
+_Event = (
+    tuple[Literal["gossip"], str, str, bytes]
+    | tuple[Literal["request"], int, str, str, bytes]
+    | tuple[Literal["response"], int, Literal[True], bytes]
+    | tuple[Literal["response"], int, Literal[False], str]
+    | tuple[Literal["connected"], str]
+    | tuple[Literal["disconnected"], str]
+    | tuple[Literal["listen_addr"], str]
+)
+"""("gossip", topic, author peer id (signature verified), data) · ("request", inbound id, peer,
+protocol, data) · ("response", request id, True, reply) | ("response", request id, False,
+error message) · ("connected" | "disconnected", peer id) · ("listen_addr", multiaddr)."""
+
+@final
+class NativeNode:
+    """A libp2p node on its own thread and tokio runtime (rust/transport). Only usable in the
+    process that created it (NativeTransportError after fork)."""
+
+    def __init__(self, config: _NodeConfig, key_file: _StrPath) -> None:
+        """Load (or create, mode 0600) the ed25519 identity in `key_file`, start the swarm and
+        return once every listen address is bound. Runs without the GIL."""
+    @property
+    def peer_id(self) -> str: ...
+    def listen_addrs(self) -> list[str]:
+        """Bound listen addresses (ports resolved), without `/p2p/`."""
+    def connected_peers(self) -> list[str]:
+        """Peer ids with an open connection, sorted."""
+    def subscribe(self, topic: str) -> None: ...
+    def unsubscribe(self, topic: str) -> None: ...
+    def publish(self, topic: str, data: bytes) -> None:
+        """Gossip signed `data`; having no peers yet is not an error. Never blocks."""
+    def dial(self, addr: str) -> None: ...
+    def request(self, peer: str, protocol: str, data: bytes, timeout_s: float) -> int:
+        """Send a request on `/bacalhau/rpc/1`; returns its id. The outcome arrives as a
+        "response" event within `timeout_s` (capped to `max_request_timeout_ms`). Never blocks;
+        ValueError for a non-positive timeout, NativeTransportError for a bad peer id."""
+    def respond(self, inbound_id: int, data: bytes) -> None:
+        """Answer an inbound request; unknown or expired ids are ignored."""
+    def respond_error(self, inbound_id: int, message: str) -> None: ...
+    def next_events(self, max: int, timeout_ms: int) -> list[_Event]:
+        """Wait up to `timeout_ms` for an event, then return up to `max` queued events ([] on
+        timeout, or at once when closed). Runs without the GIL."""
+    def stats(self) -> dict[str, int]:
+        """messages_in, bytes_in, messages_out, bytes_out, dropped_by_allow_list,
+        denied_connections, rejected_by_validation, failed_incoming, failed_dials,
+        publish_errors, events_dropped. Runs without the GIL."""
+    def close(self) -> None:
+        """Close every connection and stop the thread; idempotent. Runs without the GIL."""
+
+def load_peer_id(key_file: _StrPath) -> str:
+    """The peer id of the identity in `key_file`, created (mode 0600) if absent."""
+
+def generate_swarm_key() -> str:
+    """A fresh random key in Kubo's swarm.key format."""
+
+def parse_swarm_key(text: str) -> bytes:
+    """The 32-byte key of a Kubo swarm.key text; NativeTransportError names the bad line."""

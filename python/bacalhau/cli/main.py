@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from bacalhau.cli.agent import agent, version
+from bacalhau.cli.cid import cid
 from bacalhau.cli.common import CLIContext, friendly_error
 from bacalhau.cli.job import job
 from bacalhau.cli.node import node
@@ -141,6 +142,7 @@ cli.add_command(wasm)
 cli.add_command(node)
 cli.add_command(agent)
 cli.add_command(version)
+cli.add_command(cid)
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ use pyo3::prelude::*;
 mod convert;
 mod merge;
 mod ranking;
+mod transport;
+mod unixfs;
 
 create_exception!(
     bacalhau._native,
@@ -20,6 +22,19 @@ create_exception!(
     PyException,
     "Packing, unpacking or merging results failed (unsafe entry, conflict, I/O)."
 );
+create_exception!(
+    bacalhau._native,
+    CidError,
+    PyException,
+    "Computing a CID failed (missing path, unknown profile, unreadable or unsupported file)."
+);
+
+create_exception!(
+    bacalhau._native,
+    NativeTransportError,
+    PyException,
+    "The libp2p transport failed (bad config or swarm key, closed node, message too large)."
+);
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -27,10 +42,21 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("RankingError", py.get_type::<RankingError>())?;
     m.add("MergeError", py.get_type::<MergeError>())?;
+    m.add("CidError", py.get_type::<CidError>())?;
     m.add_class::<ranking::NodeTable>()?;
     m.add_function(wrap_pyfunction!(ranking::not_enough_nodes_message, m)?)?;
     m.add_function(wrap_pyfunction!(merge::pack_dir, m)?)?;
     m.add_function(wrap_pyfunction!(merge::unpack, m)?)?;
     m.add_function(wrap_pyfunction!(merge::merge_results, m)?)?;
+    m.add_function(wrap_pyfunction!(unixfs::cid_of_path, m)?)?;
+    m.add_function(wrap_pyfunction!(unixfs::cid_of_bytes, m)?)?;
+    m.add(
+        "NativeTransportError",
+        py.get_type::<NativeTransportError>(),
+    )?;
+    m.add_class::<transport::NativeNode>()?;
+    m.add_function(wrap_pyfunction!(transport::load_peer_id, m)?)?;
+    m.add_function(wrap_pyfunction!(transport::generate_swarm_key, m)?)?;
+    m.add_function(wrap_pyfunction!(transport::parse_swarm_key, m)?)?;
     Ok(())
 }
