@@ -62,7 +62,11 @@ def http_json(method: str, url: str, body: Any = None, timeout: float = 10.0) ->
 
 @dataclass
 class ServeProcess:
-    """A real `bacalhau serve` child process with its own data dir and ports."""
+    """A real `bacalhau serve` child process with its own data dir and ports.
+
+    `roles` are the serve flags (hybrid by default); a node without `--orchestrator` has no
+    API and counts as started once it has written its `bacalhau.run` (see `run_info`).
+    `extra_args` go to serve as they are (`--peers`, `--listen`, `--swarm-key`, `-c`)."""
 
     data_dir: Path
     host: str = "127.0.0.1"
@@ -71,6 +75,35 @@ class ServeProcess:
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    roles: tuple[str, ...] = ("--orchestrator", "--compute")
+
+    @property
+    def has_api(self) -> bool:
+        return "--orchestrator" in self.roles
+
+    def run_info(self) -> dict[str, str]:
+        """The variables of this process's `<DataDir>/bacalhau.run` ({} until written by it)."""
+        info: dict[str, str] = {}
+        try:
+            text = (self.data_dir / "bacalhau.run").read_text()
+        except FileNotFoundError:
+            return info
+        for line in text.splitlines():
+            if line.startswith("export ") and "=" in line:
+                key, _, value = line[len("export "):].partition("=")
+                info[key] = value.strip("'")
+        if self.proc is None or info.get("BACALHAU_NODE_PID") != str(self.proc.pid):
+            return {}
+        return info
+
+    @property
+    def node_id(self) -> str:
+        return self.run_info().get("BACALHAU_NODE_ID", "")
+
+    def addresses(self) -> list[str]:
+        """Dialable libp2p addresses (`/ip4/…/tcp/…/p2p/<id>`) of the running node."""
+        peers = self.run_info().get("BACALHAU_NETWORK_PEERS", "")
+        return [a for a in peers.split(",") if a]
 
     @property
     def url(self) -> str:
@@ -92,7 +125,7 @@ class ServeProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
             sys.executable, "-m", "bacalhau", "--data-dir", str(self.data_dir),
-            "serve", "--orchestrator", "--compute",
+            "serve", *self.roles,
             "-c", f"API.Host={self.host}", "-c", f"API.Port={self.port}",
             "-c", f"Publishers.Types.Local.Port={self.publisher_port}",
             "-c", f"Publishers.Types.Local.Address={self.host}",
@@ -107,8 +140,10 @@ class ServeProcess:
     def _alive(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(f"serve exited with {self.proc.returncode}: {self.logs()[-2000:]}")
+        if not self.has_api:
+            return bool(self.run_info())
         status, body = http_json("GET", self.url + "/api/v1/agent/alive", timeout=1.0)
-        return status == 200 and body.get("Status") == "OK"
+        return status == 200 and body.get("Status") == "OK" and bool(self.run_info())
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
         if self.proc is None:

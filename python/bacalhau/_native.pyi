@@ -5,12 +5,13 @@ Private: import the exceptions from `bacalhau.errors`. Contracts: docs/internals
 
 from collections.abc import Sequence
 from os import PathLike
-from typing import Any, Final, final
+from typing import Any, Final, final, overload
 
 __all__ = [
     "__version__",
     "MergeError",
     "NodeTable",
+    "Ranking",
     "RankingError",
     "merge_results",
     "not_enough_nodes_message",
@@ -44,6 +45,9 @@ Unknown keys raise ValueError; a wrong type raises TypeError naming the key."""
 _NodeRank = tuple[str, int, bool, str, bool]
 """(node_id, rank, suitable, reason, retryable); rank is -1 and reason non-empty when unsuitable."""
 
+_ReasonCount = tuple[str, int, str, bool]
+"""(reason, nodes rejected with it, smallest such node id, retryable)."""
+
 _StrPath = str | PathLike[str]
 
 class RankingError(Exception):
@@ -62,11 +66,47 @@ class NodeTable:
         an empty id or negative/NaN resources."""
     def remove(self, node_id: str) -> None:
         """Remove a node; unknown ids are ignored."""
+    def update_capacity(
+        self, node_id: str, max_capacity: _Resources, available: _Resources, queued: _Resources
+    ) -> bool:
+        """Replace only a known node's capacity figures (heartbeats); False if unknown."""
+    def class_count(self) -> int:
+        """Distinct node classes: nodes with identical static facts (engines, publishers,
+        storages, labels, max job, version) share one, and static checks run once per class."""
     def __len__(self) -> int: ...
+    @overload
     def rank(self, job: _JobRequirements, seed: int) -> list[_NodeRank]:
         """Every node: suitable first, then rank descending, then node id. Deterministic for a
         given table content, job and seed (negative seeds wrap to 64 bits). RankingError for a
         malformed constraint or resources. Runs without the GIL."""
+    @overload
+    def rank(self, job: _JobRequirements, seed: int, limit: int | None) -> Ranking:
+        """The best `limit` suitable nodes (None = all suitable), without sorting the rest,
+        and the rejected nodes counted per reason (nothing per rejected node). Same order and
+        determinism as the two-argument form."""
+
+@final
+class Ranking:
+    """The answer of `NodeTable.rank(job, seed, limit)`."""
+
+    @property
+    def top(self) -> list[_NodeRank]:
+        """The best suitable nodes, best first (at most `limit`)."""
+    @property
+    def available(self) -> int:
+        """Nodes considered."""
+    @property
+    def suitable(self) -> int:
+        """Suitable nodes, also those beyond `limit`."""
+    @property
+    def retryable(self) -> bool:
+        """Some node was rejected for a capacity-like reason."""
+    @property
+    def reasons(self) -> list[_ReasonCount]:
+        """Rejections grouped by message: count descending, then message."""
+    def message(self, requested: int) -> str:
+        """"not enough nodes to run job. requested: R, available: A, suitable: S." plus one
+        bullet per reason, as `not_enough_nodes_message` writes it."""
 
 def not_enough_nodes_message(requested: int, ranks: Sequence[_NodeRank]) -> str:
     """"not enough nodes to run job. requested: R, available: A, suitable: S." plus one

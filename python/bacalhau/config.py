@@ -38,6 +38,21 @@ DEFAULTS: dict[str, Any] = {
         "Heartbeat": {"Interval": "5s", "InfoUpdateInterval": "60s"},
         "Env": {"AllowList": []},
     },
+    "Network": {
+        # `libp2p` (TCP + Noise + yamux, gossipsub, request/response; the default of `serve`
+        # and `devstack`) or `inprocess` (one process only: devstack and tests).
+        "Transport": "libp2p",
+        # Multiaddrs to listen on. Loopback only by default: binding another interface
+        # (`/ip4/0.0.0.0/tcp/1235`, a LAN address) must be asked for explicitly.
+        "Listen": ["/ip4/127.0.0.1/tcp/0"],
+        # Multiaddrs of peers to join, each ending in `/p2p/<peer id>` (`bacalhau serve`
+        # prints them and writes them to `<DataDir>/bacalhau.run`).
+        "Peers": [],
+        # Kubo-format swarm.key making the network private (`bacalhau swarm-key generate`).
+        "SwarmKeyPath": "",
+        # Peer ids allowed to connect; empty = any peer (holding the swarm key, if one is set).
+        "AllowList": [],
+    },
     "Publishers": {
         "Types": {"Local": {"Address": "127.0.0.1", "Port": 6001, "Directory": ""}},
     },

@@ -21,7 +21,15 @@ from typing import Final
 
 from bacalhau._native import CidError, cid_of_bytes, cid_of_path
 
-__all__ = ["DEFAULT_PROFILE", "PROFILES", "CidError", "cid", "cid_of_data"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "PROFILES",
+    "RESULTS_PROFILE",
+    "CidError",
+    "cid",
+    "cid_of_data",
+    "results_cid",
+]
 
 PROFILES: Final[tuple[str, ...]] = ("unixfs-v0-2015", "cid-v1", "unixfs-v1-2025")
 """Profile names accepted by `cid` and `cid_of_data`."""
@@ -55,3 +63,19 @@ def cid(
 def cid_of_data(data: bytes, profile: str = DEFAULT_PROFILE) -> str:
     """The CID of a file holding `data` (as `ipfs add` of that file would print)."""
     return cid_of_bytes(data, profile)
+
+
+RESULTS_PROFILE: Final[str] = DEFAULT_PROFILE
+"""The profile of the CID every published result carries (`PublishedResult.Params["CID"]`)."""
+
+
+def results_cid(results_dir: str | os.PathLike[str]) -> str:
+    """The CID of an execution's results directory, as the compute attaches it to the published
+    result and `job get` recomputes it after download.
+
+    `hidden=True`: unlike a plain `ipfs add -r`, names starting with "." are hashed too, because
+    the archive carries everything the job wrote; skipping them would let a changed dotfile pass
+    the check. The CID is the one `ipfs add -r --hidden DIR` prints (default profile).
+    Symlinks stay links (the archive keeps them as links), empty files and folders count.
+    """
+    return cid(results_dir, RESULTS_PROFILE, hidden=True)

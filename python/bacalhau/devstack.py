@@ -1,52 +1,88 @@
-"""`bacalhau devstack`: a whole local network in one process — orchestrators, compute nodes and
-hybrids on one in-process transport, each with its own data dir, identity and ports."""
+"""`bacalhau devstack`: a whole local network — orchestrators, compute nodes and hybrids, each
+with its own data dir, identity and ports.
+
+Transports (`Network.Transport`, `--transport`):
+- `libp2p` (default): every node has its own libp2p host on 127.0.0.1 (a free port each);
+  each node dials the requesters started before it and gossip discovery completes the mesh.
+  With `processes=True` every node is a `bacalhau serve` child process of its own.
+- `inprocess`: every node in this process on one in-process medium (no sockets).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bacalhau.config import Config
-from bacalhau.node import Node, wait_for_shutdown
+from bacalhau.errors import ConfigError
+from bacalhau.node import (
+    TRANSPORT_INPROCESS,
+    TRANSPORT_LIBP2P,
+    Node,
+    read_run_file,
+    transport_kind,
+    wait_for_shutdown,
+)
 from bacalhau.transport import InProcessNetwork
 
 log = logging.getLogger(__name__)
 
+LOOPBACK_LISTEN = "/ip4/127.0.0.1/tcp/0"
+CHILD_START_TIMEOUT = 60.0
+
 
 def node_config(base: Config, data_dir: Path, *, orchestrator: bool, compute: bool,
-                api_port: int) -> Config:
+                api_port: int, peers: list[str] | None = None) -> Config:
     """A copy of the devstack config for one node: own data dir and API port; local
-    publishers pick a free port so that any number of compute nodes fit on one host."""
+    publishers pick a free port so that any number of compute nodes fit on one host; on
+    libp2p a free loopback port and the given peers to join."""
     cfg = base.copy()
     cfg.set("DataDir", str(data_dir))
     cfg.set("Orchestrator.Enabled", orchestrator)
     cfg.set("Compute.Enabled", compute)
     cfg.set("API.Port", api_port)
     cfg.set("Publishers.Types.Local.Port", 0)
+    cfg.set("Network.Listen", [LOOPBACK_LISTEN])
+    cfg.set("Network.Peers", list(peers or []))
     return cfg
+
+
+def _plan(orchestrators: int, hybrids: int, computes: int) -> list[tuple[str, bool, bool]]:
+    """(name, orchestrator, compute) in start order: requesters first, so that they hear
+    every compute node join."""
+    return ([(f"orchestrator-{i}", True, False) for i in range(orchestrators)]
+            + [(f"hybrid-{i}", True, True) for i in range(hybrids)]
+            + [(f"compute-{i}", False, True) for i in range(computes)])
 
 
 async def start_devstack(config: Config, *, computes: int = 3, orchestrators: int = 1,
                          hybrids: int = 0, base_dir: Path) -> list[Node]:
-    """Start the nodes (requesters first, so that they hear every compute node join)."""
-    network = InProcessNetwork()
+    """Start the nodes in this process (requesters first)."""
+    kind = transport_kind(config)
+    network = InProcessNetwork() if kind == TRANSPORT_INPROCESS else None
     api_port = int(config.get("API.Port"))
-    plan: list[tuple[str, bool, bool]] = (
-        [(f"orchestrator-{i}", True, False) for i in range(orchestrators)]
-        + [(f"hybrid-{i}", True, True) for i in range(hybrids)]
-        + [(f"compute-{i}", False, True) for i in range(computes)]
-    )
     nodes: list[Node] = []
+    requester_addrs: list[str] = []
     next_port = api_port
     try:
-        for name, is_orch, is_compute in plan:
+        for name, is_orch, is_compute in _plan(orchestrators, hybrids, computes):
             cfg = node_config(config, base_dir / name, orchestrator=is_orch, compute=is_compute,
-                              api_port=next_port)
+                              api_port=next_port, peers=requester_addrs)
             if is_orch:
                 next_port += 1
             node = Node(cfg, network)
             await node.start()
             nodes.append(node)
+            if is_orch and kind == TRANSPORT_LIBP2P:
+                requester_addrs = [*requester_addrs, *node.addresses()]
     except BaseException:
         for node in reversed(nodes):
             await node.stop()
@@ -54,20 +90,151 @@ async def start_devstack(config: Config, *, computes: int = 3, orchestrators: in
     return nodes
 
 
+@dataclass
+class ChildNode:
+    """A devstack node running as its own `bacalhau serve` process."""
+
+    name: str
+    data_dir: Path
+    proc: subprocess.Popen[bytes]
+    info: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        host, port = self.info.get("BACALHAU_API_HOST"), self.info.get("BACALHAU_API_PORT")
+        return f"http://{host}:{port}" if host and port else ""
+
+    @property
+    def node_id(self) -> str:
+        return self.info.get("BACALHAU_NODE_ID", "")
+
+    def addresses(self) -> list[str]:
+        peers = self.info.get("BACALHAU_NETWORK_PEERS", "")
+        return [p for p in peers.split(",") if p]
+
+
+def _child_env() -> dict[str, str]:
+    """The children get their settings as flags; none of the parent's API/data-dir env."""
+    env = dict(os.environ)
+    for name in list(env):
+        if name.startswith("BACALHAU_") and name not in ("BACALHAU_LOG_LEVEL",):
+            del env[name]
+    return env
+
+
+async def _wait_for_run_file(child: ChildNode, timeout: float) -> dict[str, str]:
+    """The child's `bacalhau.run` once written; its exit or the deadline raise. Polled: the
+    file is the only signal a child gives."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        info = read_run_file(child.data_dir)
+        if info and info.get("BACALHAU_NODE_PID") == str(child.proc.pid):
+            return info
+        if child.proc.poll() is not None:
+            raise ConfigError(f"devstack node {child.name} exited with {child.proc.returncode}; "
+                              f"see {child.data_dir / 'serve.log'}")
+        if loop.time() > deadline:
+            raise ConfigError(f"devstack node {child.name} did not start within {timeout:g}s; "
+                              f"see {child.data_dir / 'serve.log'}")
+        await asyncio.sleep(0.05)  # poll interval of a deadline-bounded wait
+
+
+async def start_devstack_processes(config: Config, *, computes: int = 3, orchestrators: int = 1,
+                                   hybrids: int = 0, base_dir: Path,
+                                   overrides: list[str] | None = None) -> list[ChildNode]:
+    """One `bacalhau serve` process per node over libp2p (requesters first; each node joins
+    the requesters started before it). `overrides` are extra `-c` values for every node."""
+    if transport_kind(config) != TRANSPORT_LIBP2P:
+        raise ConfigError("devstack --processes needs the libp2p transport")
+    api_port = int(config.get("API.Port"))
+    host = str(config.get("API.Host"))
+    children: list[ChildNode] = []
+    requester_addrs: list[str] = []
+    next_port = api_port
+    try:
+        for name, is_orch, is_compute in _plan(orchestrators, hybrids, computes):
+            data_dir = base_dir / name
+            data_dir.mkdir(parents=True, exist_ok=True)
+            roles = [flag for flag, on in (("--orchestrator", is_orch),
+                                           ("--compute", is_compute)) if on]
+            cmd = [sys.executable, "-m", "bacalhau", "--data-dir", str(data_dir), "serve", *roles,
+                   "--listen", LOOPBACK_LISTEN,
+                   "-c", f"API.Host={host}", "-c", f"API.Port={next_port}",
+                   "-c", "Publishers.Types.Local.Port=0"]
+            for key in ("Network.SwarmKeyPath", "Network.AllowList",
+                        "Compute.AllowListedLocalPaths", "Compute.Heartbeat.Interval",
+                        "Orchestrator.NodeManager.DisconnectTimeout",
+                        "Orchestrator.NodeManager.ManualApproval"):
+                value = config.get(key)
+                if value not in (None, "", []):
+                    cmd += ["-c", f"{key}={json.dumps(value)}"]
+            if requester_addrs:
+                cmd += ["--peers", ",".join(requester_addrs)]
+            for item in overrides or []:
+                cmd += ["-c", item]
+            if is_orch:
+                next_port += 1
+            with open(data_dir / "serve.log", "ab") as out:
+                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                        env=_child_env(), start_new_session=True)
+            child = ChildNode(name, data_dir, proc)
+            children.append(child)
+            child.info = await _wait_for_run_file(child, CHILD_START_TIMEOUT)
+            if is_orch:
+                requester_addrs = [*requester_addrs, *child.addresses()]
+    except BaseException:
+        await stop_processes(children)
+        raise
+    return children
+
+
+async def stop_processes(children: list[ChildNode], timeout: float = 20.0) -> None:
+    """SIGTERM every child, then wait (SIGKILL after `timeout`)."""
+    for child in children:
+        if child.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.proc.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            await asyncio.to_thread(child.proc.wait, timeout)
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            await asyncio.to_thread(child.proc.wait)
+
+
+def _print_ready(count: int, api_urls: list[str]) -> None:
+    print(f"Devstack is ready: {count} nodes ({len(api_urls)} with an API)", flush=True)
+    for i, url in enumerate(api_urls):
+        host, _, port = url.removeprefix("http://").rpartition(":")
+        suffix = "" if i == 0 else f"_{i}"
+        print(f"export BACALHAU_API_HOST{suffix}={host}\n"
+              f"export BACALHAU_API_PORT{suffix}={port}", flush=True)
+
+
 async def run_devstack(config: Config, *, computes: int = 3, orchestrators: int = 1,
-                       hybrids: int = 0, base_dir: Path) -> None:
+                       hybrids: int = 0, base_dir: Path, processes: bool = False) -> None:
     """Run a devstack until SIGINT/SIGTERM, printing how to reach each requester."""
+    if processes:
+        children = await start_devstack_processes(
+            config, computes=computes, orchestrators=orchestrators, hybrids=hybrids,
+            base_dir=base_dir)
+        try:
+            for child in children:
+                print(f"{child.name}: {child.node_id} pid {child.proc.pid} "
+                      f"{' '.join(child.addresses())}", flush=True)
+            _print_ready(len(children), [c.api_url for c in children if c.api_url])
+            await wait_for_shutdown()
+        finally:
+            await stop_processes(children)
+        return
     nodes = await start_devstack(config, computes=computes, orchestrators=orchestrators,
                                  hybrids=hybrids, base_dir=base_dir)
     try:
-        requesters = [n for n in nodes if n.api_url]
-        print(f"Devstack is ready: {len(nodes)} nodes ({len(requesters)} with an API)",
-              flush=True)
-        for i, node in enumerate(requesters):
-            host, _, port = node.api_url.removeprefix("http://").rpartition(":")
-            suffix = "" if i == 0 else f"_{i}"
-            print(f"export BACALHAU_API_HOST{suffix}={host}\n"
-                  f"export BACALHAU_API_PORT{suffix}={port}", flush=True)
+        for node, (name, _, _) in zip(nodes, _plan(orchestrators, hybrids, computes),
+                                      strict=True):
+            print(f"{name}: {node.node_id} {' '.join(node.addresses())}".rstrip(), flush=True)
+        _print_ready(len(nodes), [n.api_url for n in nodes if n.api_url])
         await wait_for_shutdown()
     finally:
         for node in reversed(nodes):

@@ -151,7 +151,7 @@ def api_error_from_exception(exc: BaseException, request_id: str = "") -> dict[s
     )
 
 
-from bacalhau._native import MergeError as MergeError  # noqa: E402 - created once in Rust
-from bacalhau._native import RankingError as RankingError  # noqa: E402
-from bacalhau._native import NativeTransportError as NativeTransportError  # noqa: E402
 from bacalhau._native import CidError as CidError  # noqa: E402
+from bacalhau._native import MergeError as MergeError  # noqa: E402 - created once in Rust
+from bacalhau._native import NativeTransportError as NativeTransportError  # noqa: E402
+from bacalhau._native import RankingError as RankingError  # noqa: E402

@@ -3,6 +3,16 @@
 This is the one place where the parts are wired together: stores, transport, the requester
 (scheduling and REST API), the compute service with its executors, input sources and
 publishers. `bacalhau serve` runs one Node; `bacalhau devstack` runs several on one network.
+
+Transport (`Network.Transport`): `libp2p` (default) gives every node its own libp2p host,
+listening on `Network.Listen`, joining `Network.Peers`, private under `Network.SwarmKeyPath`,
+restricted to `Network.AllowList`; the node id is then the libp2p peer id of the key in
+`<DataDir>/libp2p.key`, so a node keeps its id across restarts. `inprocess` runs nodes that
+share one Python process (devstack, tests) over an `InProcessNetwork`.
+
+A started node writes `<DataDir>/bacalhau.run`: shell `export` lines with its id, its
+dialable addresses (`BACALHAU_NETWORK_PEERS`, ready for the next node) and, for a requester,
+its API endpoint; scripts and tests read it instead of parsing the log.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ import contextlib
 import logging
 import os
 import platform
+import shlex
 import signal
 import uuid
 from pathlib import Path
@@ -20,32 +31,121 @@ from typing import Any
 import yaml
 
 from bacalhau.config import Config
-from bacalhau.errors import ConfigError
+from bacalhau.errors import ConfigError, TransportError
 from bacalhau.models import NODE_TYPE_COMPUTE, NODE_TYPE_REQUESTER, NodeInfo
 from bacalhau.models.ids import new_node_id
 from bacalhau.transport import InProcessNetwork, Transport
+from bacalhau.transport.base import RequestHandler
 from bacalhau.transport.loopback import SelfDeliveringTransport
 
 log = logging.getLogger(__name__)
 
 METADATA_FILE = "system_metadata.yaml"
+RUN_FILE = "bacalhau.run"
+"""Written by a started node into its data dir (see the module doc)."""
+
+TRANSPORT_LIBP2P = "libp2p"
+TRANSPORT_INPROCESS = "inprocess"
+TRANSPORTS = (TRANSPORT_LIBP2P, TRANSPORT_INPROCESS)
+
+PEER_POLL_S = 0.2
+"""How often a compute node looks for newly connected peers."""
+
+REPUBLISH_DELAYS = (0.25, 1.5)
+"""Seconds after a new peer connects at which a compute node publishes its NodeInfo again.
+Gossip only reaches a peer once its subscriptions are known (they follow the connection by a
+round trip or a gossip heartbeat), so one early and one later publish; the requester's
+NodeInfoRequest on an unknown heartbeat is the fallback."""
 
 
-def node_identity(data_dir: Path, name: str = "") -> tuple[str, str]:
-    """(node id, instance id). The node id is kept in `system_metadata.yaml`, so a node keeps
-    its identity across restarts; `name` only applies on first start."""
+def node_identity(data_dir: Path, name: str = "", *, node_id: str = "") -> tuple[str, str]:
+    """(node id, instance id), kept in `system_metadata.yaml` so that a node keeps its
+    identity across restarts. `node_id`, when given (the libp2p peer id of the node's key),
+    is the identity and is written to the file if it holds another; otherwise the stored
+    name is used, and `name` (or a new `n-<uuid>`) only applies on first start."""
     path = data_dir / METADATA_FILE
     meta: dict[str, Any] = {}
     if path.is_file():
         meta = yaml.safe_load(path.read_text()) or {}
-    if not meta.get("NodeName"):
-        meta["NodeName"] = name or new_node_id()
+    wanted = node_id or meta.get("NodeName") or name or new_node_id()
+    if meta.get("NodeName") != wanted or not meta.get("InstallationID"):
+        if meta.get("NodeName") and meta["NodeName"] != wanted:
+            log.info("node id is now the libp2p peer id %s (was %s)", wanted, meta["NodeName"])
+            meta["PreviousNodeName"] = meta["NodeName"]
+        meta["NodeName"] = wanted
         meta.setdefault("InstallationID", str(uuid.uuid4()))
         data_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(yaml.safe_dump(meta))
         os.replace(tmp, path)
     return str(meta["NodeName"]), str(uuid.uuid4())
+
+
+def config_list(config: Config, key: str) -> list[str]:
+    """A list-valued key that may also be given as one comma-separated string (env, `-c`)."""
+    value = config.get(key)
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, (list, tuple)):
+        return [str(item).strip() for item in value if str(item).strip()]
+    raise ConfigError(f"{key}: expected a list or a comma-separated string, got {value!r}")
+
+
+def transport_kind(config: Config) -> str:
+    kind = str(config.get("Network.Transport") or TRANSPORT_LIBP2P).strip().lower()
+    if kind not in TRANSPORTS:
+        raise ConfigError(f'Network.Transport: unknown transport "{kind}": use libp2p or '
+                          "inprocess")
+    return kind
+
+
+def build_libp2p(config: Config, data_dir: Path, **tuning: Any) -> Any:
+    """The libp2p transport a node's config asks for (not started)."""
+    from bacalhau.transport.libp2p import Libp2pTransport
+
+    key_path = str(config.get("Network.SwarmKeyPath") or "").strip()
+    swarm_key = Path(os.path.expanduser(key_path)) if key_path else None
+    allow = config_list(config, "Network.AllowList")
+    listen = config_list(config, "Network.Listen")
+    return Libp2pTransport(
+        data_dir,
+        listen=listen or None,
+        peers=config_list(config, "Network.Peers"),
+        swarm_key_path=swarm_key,
+        allow_list=allow or None,
+        **tuning,
+    )
+
+
+class HybridTransport(SelfDeliveringTransport):
+    """The transport of a node holding both roles: its own gossip also reaches its own
+    subscribers (SelfDeliveringTransport), and requests to its own id are answered by its own
+    handlers (libp2p cannot dial itself) without leaving the process."""
+
+    def __init__(self, inner: Transport) -> None:
+        super().__init__(inner)
+        self._local_servers: dict[str, RequestHandler] = {}
+
+    async def request(
+        self, peer: str, protocol: str, payload: bytes, timeout: float = 10.0
+    ) -> bytes:
+        if peer != self.node_id:
+            return await super().request(peer, protocol, payload, timeout)
+        handler = self._local_servers.get(protocol)
+        if handler is None:
+            raise TransportError(f"node {peer} does not serve {protocol}")
+        try:
+            async with asyncio.timeout(timeout):
+                return bytes(await handler(self.node_id, bytes(payload)))
+        except TimeoutError:
+            raise TransportError(
+                f"node {peer} did not answer {protocol} within {timeout:g}s") from None
+
+    def serve(self, protocol: str, handler: RequestHandler) -> None:
+        self._local_servers[protocol] = handler
+        super().serve(protocol, handler)
 
 
 def _runtime_labels(node_id: str) -> dict[str, str]:
@@ -71,17 +171,41 @@ def _labels(config: Config, node_id: str) -> dict[str, str]:
 class Node:
     """One node: requester and/or compute roles over one transport."""
 
-    def __init__(self, config: Config, network: InProcessNetwork) -> None:
+    def __init__(self, config: Config, network: InProcessNetwork | None = None,
+                 **libp2p_tuning: Any) -> None:
+        """`network` is required for (and only used by) `Network.Transport=inprocess`;
+        `libp2p_tuning` goes to `Libp2pTransport` (devstack, tests, benchmarks)."""
         self.config = config
         self.data_dir = config.data_dir
         self.is_requester = bool(config.get("Orchestrator.Enabled"))
         self.is_compute = bool(config.get("Compute.Enabled"))
         if not (self.is_requester or self.is_compute):
             raise ConfigError("a node needs a role: enable Orchestrator, Compute, or both")
-        self.node_id, self.instance_id = node_identity(self.data_dir, str(config.get("Name") or ""))
-        self.transport: Transport = network.transport(self.node_id)
+        self.transport_kind = transport_kind(config)
+        name = str(config.get("Name") or "")
+        self.p2p: Any = None  # the Libp2pTransport, when the node runs on libp2p
+        inner: Transport
+        if self.transport_kind == TRANSPORT_LIBP2P:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.p2p = build_libp2p(config, self.data_dir, **libp2p_tuning)
+            if name and name != self.p2p.node_id:
+                log.warning("--name/Name %r is ignored: on libp2p the node id is the peer id "
+                            "of %s", name, self.p2p.key_file)
+            self.node_id, self.instance_id = node_identity(self.data_dir,
+                                                           node_id=self.p2p.node_id)
+            inner = self.p2p
+        else:
+            if network is None:
+                raise ConfigError(
+                    "Network.Transport=inprocess only connects nodes inside one process "
+                    "(bacalhau devstack --transport inprocess); use libp2p for serve")
+            self.node_id, self.instance_id = node_identity(self.data_dir, name)
+            inner = network.transport(self.node_id)
+        self.transport: Transport = inner
         if self.is_requester and self.is_compute:
-            self.transport = SelfDeliveringTransport(self.transport)
+            self.transport = HybridTransport(inner)
+        self._watch_task: asyncio.Task[None] | None = None
+        self._republish: list[asyncio.TimerHandle] = []
         self.requester: Any = None
         self.compute: Any = None
         self.local_publisher: Any = None
@@ -165,17 +289,81 @@ class Node:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        run_file = self.data_dir / RUN_FILE
+        with contextlib.suppress(FileNotFoundError):
+            run_file.unlink()  # a stale one (kill -9) must not be mistaken for this run
         await self.transport.start()
         if self.is_compute:
             self._build_compute()
             await self.local_publisher.start()
             await self.compute.start()
+            if self.p2p is not None:
+                self._watch_task = asyncio.create_task(self._republish_on_new_peers(),
+                                                       name="compute-peer-watch")
         if self.is_requester:
             self._build_requester()
             await self.requester.start()
             await self._start_api()
+        self.write_run_file()
         log.info("node %s started (requester=%s compute=%s)", self.node_id,
                  self.is_requester, self.is_compute)
+
+    # -- network ------------------------------------------------------------------------------
+
+    def addresses(self) -> list[str]:
+        """Dialable addresses (`<multiaddr>/p2p/<peer id>`); empty on the in-process medium."""
+        return self.p2p.addresses() if self.p2p is not None else []
+
+    def run_info(self) -> dict[str, str]:
+        """What `<DataDir>/bacalhau.run` holds, as environment variables."""
+        info = {"BACALHAU_NODE_ID": self.node_id,
+                "BACALHAU_NODE_TYPE": ",".join(self.roles()),
+                "BACALHAU_NODE_PID": str(os.getpid())}
+        if self.api_url:
+            host, _, port = self.api_url.removeprefix("http://").rpartition(":")
+            info["BACALHAU_API_HOST"] = host
+            info["BACALHAU_API_PORT"] = port
+        if self.addresses():
+            info["BACALHAU_NETWORK_PEERS"] = ",".join(self.addresses())
+        return info
+
+    def roles(self) -> list[str]:
+        return [r for r, on in (("orchestrator", self.is_requester),
+                                ("compute", self.is_compute)) if on]
+
+    def write_run_file(self) -> Path:
+        path = self.data_dir / RUN_FILE
+        lines = ["# written by a running bacalhau node; `source` it to reach this node",
+                 *(f"export {k}={shlex.quote(v)}" for k, v in self.run_info().items())]
+        tmp = path.with_name(f".{RUN_FILE}.{os.getpid()}.tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    async def _republish_on_new_peers(self) -> None:
+        """Compute nodes: publish NodeInfo again when a peer connects, so that a requester
+        joining later sees this node without waiting for the info interval.
+
+        The peer set is sampled every PEER_POLL_S (a cheap native call) rather than awaited
+        with `wait_for_peers`: on Python 3.11 a cancel that races with the peer-change event
+        inside its `asyncio.wait_for` is swallowed, and node shutdown would hang."""
+        loop = asyncio.get_running_loop()
+        known = set(self.p2p.peers())
+        while True:
+            await asyncio.sleep(PEER_POLL_S)
+            peers = set(self.p2p.peers())
+            new = peers - known
+            known = peers
+            if new and not self._republish:
+                self._republish = [loop.call_later(d, self._publish_info_soon)
+                                   for d in REPUBLISH_DELAYS]
+
+    def _publish_info_soon(self) -> None:
+        self._republish = [h for h in self._republish if not h.cancelled()
+                           and h.when() > asyncio.get_running_loop().time()]
+        if self.compute is not None:
+            task = asyncio.ensure_future(self.compute.publish_node_info())
+            task.add_done_callback(_log_failure)
 
     async def _start_api(self) -> None:
         from bacalhau.api.app import create_app, start_api
@@ -187,6 +375,13 @@ class Node:
         self.api_url = f"http://{host}:{bound}"
 
     async def stop(self) -> None:
+        for handle in self._republish:
+            handle.cancel()
+        self._republish = []
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            await asyncio.gather(self._watch_task, return_exceptions=True)
+            self._watch_task = None
         if self._api_runner is not None:
             with contextlib.suppress(Exception):
                 await self._api_runner.cleanup()
@@ -200,6 +395,13 @@ class Node:
         for store in reversed(self._stores):
             with contextlib.suppress(Exception):
                 store.close()
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / RUN_FILE).unlink()
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("publishing NodeInfo failed: %s", task.exception())
 
 
 async def wait_for_shutdown() -> None:
@@ -213,25 +415,50 @@ async def wait_for_shutdown() -> None:
 
 async def run_node(config: Config) -> None:
     """`bacalhau serve`: run one node until SIGINT/SIGTERM."""
-    if config.get("Compute.Enabled") and not config.get("Orchestrator.Enabled"):
-        raise ConfigError(
-            "not supported yet: a compute-only node joins its orchestrator over the network "
-            "transport, which is not part of this release. Run "
-            "`bacalhau serve --orchestrator --compute` or `bacalhau devstack`."
-        )
-    node = Node(config, InProcessNetwork())
+    kind = transport_kind(config)
+    network = None
+    if kind == TRANSPORT_INPROCESS:
+        if not (config.get("Compute.Enabled") and config.get("Orchestrator.Enabled")):
+            raise ConfigError(
+                "Network.Transport=inprocess cannot reach other processes: only a hybrid "
+                "node (--orchestrator --compute) runs alone on it; use libp2p")
+        network = InProcessNetwork()
+    if (config.get("Compute.Enabled") and not config.get("Orchestrator.Enabled")
+            and not config_list(config, "Network.Peers")):
+        log.warning("a compute-only node without Network.Peers (--peers) waits for an "
+                    "orchestrator to dial it")
+    node = Node(config, network)
     await node.start()
-    roles = [r for r, on in (("orchestrator", node.is_requester), ("compute", node.is_compute))
-             if on]
-    print(f"bacalhau node {node.node_id} ({' + '.join(roles)}) is running", flush=True)
+    print(f"bacalhau node {node.node_id} ({' + '.join(node.roles())}) is running", flush=True)
+    for address in node.addresses():
+        print(f"Peer address: {address}", flush=True)
+    if node.addresses() and node.is_requester:
+        print(f"Join it: bacalhau serve --compute --peers {node.addresses()[0]}", flush=True)
     if node.api_url:
         host, _, port = node.api_url.removeprefix("http://").rpartition(":")
         print(f"API: {node.api_url}\nexport BACALHAU_API_HOST={host}\n"
               f"export BACALHAU_API_PORT={port}", flush=True)
+    print(f"Run file: {node.data_dir / RUN_FILE}", flush=True)
     try:
         await wait_for_shutdown()
     finally:
         await node.stop()
 
 
-__all__ = ["NODE_TYPE_COMPUTE", "Node", "node_identity", "run_node", "wait_for_shutdown"]
+__all__ = ["NODE_TYPE_COMPUTE", "RUN_FILE", "HybridTransport", "Node", "config_list",
+           "node_identity", "read_run_file", "run_node", "wait_for_shutdown"]
+
+
+def read_run_file(data_dir: Path) -> dict[str, str] | None:
+    """The variables of a node's `bacalhau.run` (None while there is none)."""
+    try:
+        text = (Path(data_dir) / RUN_FILE).read_text()
+    except FileNotFoundError:
+        return None
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("export ") and "=" in line:
+            key, _, value = line[len("export "):].partition("=")
+            parts = shlex.split(value)
+            out[key] = parts[0] if parts else ""
+    return out

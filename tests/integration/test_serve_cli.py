@@ -150,3 +150,46 @@ def test_cli_stop_cancels_a_running_execution(bacalhau_server):
     assert again.returncode == 0, again.stderr  # stopping a Stopped job is a no-op
     listed = bacalhau_server.cli("job", "list", "--output", "json")
     assert listed.returncode == 0 and job_id in listed.stdout
+
+
+def test_job_get_refuses_a_result_tampered_with_on_the_node(bacalhau_server, tmp_path):
+    """The compute attaches the results' CID; an archive changed on the node's disk afterwards
+    is refused by `job get`, naming the execution and both CIDs, with nothing written."""
+    from bacalhau import _native
+    from bacalhau.content import results_cid
+
+    text = "content addressing\n"
+    spec = tmp_path / "job.yaml"
+    spec.write_text(yaml.safe_dump(wordcount_job(text, name="cid")))
+    run = bacalhau_server.cli("job", "run", str(spec), "--wait", "--id-only", timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    job_id = run.stdout.strip().splitlines()[-1]
+
+    status, execs = bacalhau_server.api("GET", f"/api/v1/orchestrator/jobs/{job_id}/executions")
+    assert status == 200, execs
+    [execution] = [e for e in execs["Items"] if e["ComputeState"]["StateType"] == 9]
+    published = execution["PublishedResult"]["Params"]["CID"]
+    assert published.startswith("Qm")
+    described = bacalhau_server.cli("job", "describe", job_id)
+    assert described.returncode == 0, described.stderr
+    assert published in described.stdout
+
+    # An honest download verifies.
+    good = bacalhau_server.cli("job", "get", job_id, "--output-dir", str(tmp_path / "good"),
+                               cwd=tmp_path)
+    assert good.returncode == 0, good.stdout + good.stderr
+
+    # Tamper with the archive the local publisher serves: a valid tar.gz, other content.
+    [archive] = list(bacalhau_server.data_dir.rglob(f"{execution['ID']}.tar.gz"))
+    unpacked = tmp_path / "unpacked"
+    _native.unpack(str(archive), str(unpacked))
+    (unpacked / "stdout").write_text("forged\n")
+    forged = results_cid(unpacked)
+    _native.pack_dir(str(unpacked), str(archive))
+
+    out = tmp_path / "bad"
+    got = bacalhau_server.cli("job", "get", job_id, "--output-dir", str(out), cwd=tmp_path)
+    assert got.returncode == 1, got.stdout + got.stderr
+    assert f"execution {execution['ID']}" in got.stderr
+    assert published in got.stderr and forged in got.stderr
+    assert not out.exists()

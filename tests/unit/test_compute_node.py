@@ -305,6 +305,27 @@ async def test_direct_bid_duplicates_cancel_and_logs(cluster: Cluster) -> None:
         await r.ask(msg.EXECUTION_LOGS, {"ExecutionID": "e-unknown"})
 
 
+async def test_accepted_bid_makes_directories_ahead_and_rejection_removes_them(
+        cluster: Cluster, tmp_path: Path) -> None:
+    r = cluster.requester
+    job = _job(SpecConfig("test"), inputs=[InputSource(SpecConfig("inline", {"URL": "data:,x"}),
+                                                       target="/inputs/x")],
+               result_paths=[ResultPath("outputs", "/outputs")])
+    ask = _ask(job)
+    execution_id = ask["Execution"]["ID"]
+    exec_dir = tmp_path / "compute" / "executions" / execution_id
+    await r.ask(msg.ASK_FOR_BID, ask)
+    await eventually(lambda: len(r.of(execution_id)) == 1)
+    assert r.of(execution_id)[0][1]["Accepted"] is True
+    expected = {"inputs", "inputs/0", "logs", "results", "results/outputs"}
+    await eventually(lambda: {str(p.relative_to(exec_dir)) for p in exec_dir.rglob("*")}
+                     == expected)
+    await r.ask(msg.BID_REJECTED, {"ExecutionID": execution_id})
+    assert cluster.state(execution_id) == S.BID_REJECTED
+    await eventually(lambda: not exec_dir.exists())
+    assert cluster.executor.started == []
+
+
 async def test_rejected_bid_reply_and_unknown_message(cluster: Cluster) -> None:
     r = cluster.requester
     ask = _ask(_job(SpecConfig("docker", {"Image": "ubuntu"})))

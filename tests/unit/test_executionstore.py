@@ -118,3 +118,44 @@ def test_list_by_state_and_reopen(tmp_path: Path) -> None:
         assert {x.id for x in reopened.list()} == {a.id, b.id}
     finally:
         reopened.close()
+
+
+def test_reads_are_private_copies_and_follow_every_write(tmp_path: Path) -> None:
+    path = tmp_path / "executions.db"
+    store = ExecutionStore(path)
+    ex = _execution()
+    store.create(ex, "n-r")
+    first = store.require(ex.id)
+    first.execution.job.name = "changed by a caller"  # type: ignore[union-attr]
+    assert store.require(ex.id).execution.job.name == "j"  # type: ignore[union-attr]
+    with pytest.raises(KeyError), store.transaction():
+        store.update(ex.id, S.RUNNING, message="rolled back")
+        raise KeyError
+    assert store.require(ex.id).state == S.NEW  # the cache never saw the rolled-back write
+    store.update(ex.id, S.RUNNING, message="kept")
+    # another connection changes the row: reads notice (they compare the stored bytes)
+    other = ExecutionStore(path)
+    other.update(ex.id, S.COMPLETED, expected=(S.RUNNING,), message="elsewhere")
+    other.close()
+    local = store.require(ex.id)
+    assert (local.state, local.execution.compute_state.message) == (S.COMPLETED, "elsewhere")
+    assert local.revision == 3
+    store.close()
+
+
+async def test_acknowledged_rows_leave_with_the_next_commit(tmp_path: Path) -> None:
+    path = tmp_path / "executions.db"
+    store = ExecutionStore(path)
+    ex = _execution()
+    store.create(ex, "n-r")
+    first = store.enqueue_message("n-a", messages.BID_RESULT, {"ExecutionID": ex.id})
+    second = store.enqueue_message("n-a", messages.RUN_RESULT, {"ExecutionID": ex.id})
+    store.ack_message_later(first)
+    assert [r.seq for r in store.pending_messages()] == [second]  # at once
+    store.update(ex.id, S.RUNNING)  # this commit deletes the row
+    peek = ExecutionStore(path)
+    assert [r.seq for r in peek.pending_messages()] == [second]
+    store.ack_message_later(second)
+    store.close()  # closing writes what is pending
+    assert peek.pending_messages() == []
+    peek.close()

@@ -203,3 +203,75 @@ def test_prune_keeps_pending_and_unsent(store):
     store.mark_sent([sent_row])
     assert store.prune_outbox(older_than_ns=2**62) == 1
     assert [r.id for r in store.pending_outbox()] == [unsent_row]
+
+
+def test_database_commit_hooks(tmp_path):
+    db = Database(tmp_path / "x.db")
+    db.migrate(["CREATE TABLE t (x INTEGER)"])
+    seen: list[str] = []
+    db.add_rollback_listener(lambda: seen.append("rollback"))
+    db.add_before_commit(lambda: seen.append("before-commit"))
+    db.after_commit(lambda: seen.append("now: no transaction"))
+    with db.transaction():
+        db.after_commit(lambda: seen.append("outer committed"))
+        with db.transaction():
+            db.after_commit(lambda: seen.append("released savepoint committed"))
+        with pytest.raises(KeyError), db.transaction():
+            db.after_commit(lambda: seen.append("inner, rolled back: never"))
+            raise KeyError
+    assert seen == ["now: no transaction", "rollback", "before-commit", "outer committed",
+                    "released savepoint committed"]
+    db.close()
+
+
+def test_history_numbers_survive_rollbacks_and_other_writers(tmp_path):
+    path = tmp_path / "jobs.db"
+    store = JobStore(path)
+    job, _ = store.create_or_update_job(make_job())
+    store.add_history(job.id, 1, Event.new("Submission", "one"))
+    with pytest.raises(KeyError), store.transaction():
+        store.add_history(job.id, 1, Event.new("Submission", "rolled back"))
+        raise KeyError
+    store.add_history(job.id, 1, Event.new("Submission", "two"))
+    other = JobStore(path)
+    other.add_history(job.id, 1, Event.new("Submission", "three"))
+    other.close()
+    store.add_history(job.id, 1, Event.new("Submission", "four"))
+    assert [(h.seq_num, h.event.message) for h in store.job_history(job.id)] == [
+        (1, "one"), (2, "two"), (3, "three"), (4, "four")]
+    store.close()
+
+
+def test_job_reads_are_private_copies_and_see_other_writers(tmp_path):
+    path = tmp_path / "jobs.db"
+    store = JobStore(path)
+    job, _ = store.create_or_update_job(make_job(name="cached"))
+    copy = store.get_job(job.id)
+    copy.meta["mine"] = "x"
+    assert "mine" not in store.get_job(job.id).meta
+    other = JobStore(path)
+    other.update_job_state(job.id, JobState(JobStateType.RUNNING.value))
+    other.close()
+    assert store.find_job("cached").state_type == JobStateType.RUNNING
+    store.close()
+
+
+async def test_delivered_rows_are_marked_sent_with_the_next_commit(tmp_path):
+    path = tmp_path / "jobs.db"
+    store = JobStore(path)
+    a = store.add_outbox("n-1", "/p", b"a")
+    b = store.add_outbox("n-1", "/p", b"b")
+    store.mark_sent_later([a])
+    assert [r.id for r in store.pending_outbox()] == [b]
+    assert store.pending_outbox_peers() == ["n-1"]
+    peek = JobStore(path)
+    assert [r.id for r in peek.pending_outbox()] == [a, b]  # not written yet
+    store.create_evaluation(make_evaluation(make_job()))  # autocommit: no hook
+    with store.transaction():
+        pass
+    assert [r.id for r in peek.pending_outbox()] == [b]
+    store.mark_sent_later([b])
+    assert store.pending_outbox_peers() == []
+    store.close()  # closing writes what is pending
+    assert peek.pending_outbox() == []
+    peek.close()

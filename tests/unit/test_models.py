@@ -16,6 +16,7 @@ from bacalhau.models import (
     Resources,
     ResourcesConfig,
     RunCommandResult,
+    SpecConfig,
 )
 from bacalhau.models.resources import parse_bytes, parse_cpu
 from bacalhau.models.spec import LabelSelectorRequirement, matches_selector, parse_selector
@@ -162,3 +163,60 @@ def test_legacy_wasm_entry_module_becomes_an_input():
                       "Entrypoint": "main"}
     assert [i.target for i in job.task.input_sources] == ["/wasm/entry.wasm", "/lib/y.wasm"]
     assert len(warnings) == 1 and "deprecated" in warnings[0]
+
+
+def _fully_populated_execution() -> Execution:
+    job = Job.from_dict(wasm_job(
+        Name="clone-me", Priority=3, Meta={"a": "1"}, Labels={"env": "prod"},
+        Constraints=[{"Key": "zone", "Operator": "in", "Values": ["a", "b"]}],
+        State={"StateType": "Running", "Message": "m", "Details": {"k": "v"}},
+        Tasks=[{
+            "Name": "main",
+            "Engine": {"Type": "wasm", "Params": {"EntryModule": "/wasm/main.wasm",
+                                                  "Parameters": ["x", {"deep": [1, 2.5]}]}},
+            "Publisher": {"Type": "local", "Params": {"Opt": True}},
+            "Env": {"FOO": "bar"}, "Meta": {"m": "n"},
+            "InputSources": [{"Source": {"Type": "inline", "Params": {"URL": "data:,x"}},
+                              "Alias": "in", "Target": "/inputs/x"}],
+            "ResultPaths": [{"Name": "outputs", "Path": "/outputs"}],
+            "Resources": {"CPU": "500m", "Memory": "1Gb"},
+            "Network": {"Type": "HTTP", "Domains": ["example.com"],
+                        "Ports": [{"Name": "http", "Static": 80, "Target": 8080}]},
+            "Timeouts": {"ExecutionTimeout": 5, "QueueTimeout": 6, "TotalTimeout": 30},
+        }],
+    ))
+    return Execution(
+        id="e-1", eval_id="v-1", name="clone-me", node_id="n-1", job_id=job.id, job=job,
+        job_version=2, allocated_resources={"main": Resources(0.5, 10, 20, 1)},
+        desired_state=ExecutionState(1, "go", {"a": "b"}),
+        compute_state=ExecutionState(ExecutionStateType.RUNNING, "run"),
+        published_result=SpecConfig("urlDownload", {"URL": "http://x"}),
+        run_output=RunCommandResult(stdout="out", exit_code=2),
+        previous_execution="e-0", partition_index=1, revision=4, create_time=1, modify_time=2)
+
+
+def test_copies_equal_deepcopies_and_share_nothing_mutable():
+    import copy as copy_module
+
+    execution = _fully_populated_execution()
+    job = execution.job
+    assert job is not None
+    assert job.copy() == copy_module.deepcopy(job)
+    assert job.copy().to_dict() == job.to_dict()
+    dup = execution.copy()
+    assert dup == copy_module.deepcopy(execution)
+    assert execution.copy(with_job=False).job is None
+    assert execution.job is job
+    # mutate every container of the copy: the original must not change
+    before = execution.to_dict()
+    dup.job.meta["x"] = "y"  # type: ignore[union-attr]
+    dup.job.tasks[0].engine.params["Parameters"][1]["deep"].append(3)  # type: ignore[union-attr]
+    dup.job.tasks[0].input_sources[0].source.params["URL"] = "data:,y"  # type: ignore[union-attr]
+    dup.job.tasks[0].network.ports[0].static = 1  # type: ignore[union-attr]
+    dup.job.constraints[0].values.append("c")  # type: ignore[union-attr]
+    dup.job.state.details["k"] = "w"  # type: ignore[union-attr]
+    dup.allocated_resources["main"].cpu = 9
+    dup.desired_state.details["a"] = "c"
+    dup.published_result.params["URL"] = "http://y"
+    dup.run_output.stdout = "changed"  # type: ignore[union-attr]
+    assert execution.to_dict() == before

@@ -267,3 +267,54 @@ def test_concurrent_upserts_and_ranks() -> None:
         th.join()
     assert errors == []
     assert len(t) == 1500 - len(range(501, 1500, 3))
+
+
+# ---------------------------------------------------------------- rank(job, seed, limit)
+
+
+def test_rank_with_limit_is_the_prefix_of_the_full_ranking() -> None:
+    nodes = [node(f"n-{i:03d}", available=(i % 5, 8e9 * (i % 7) / 7, 1e11, 1)) for i in range(200)]
+    for n in nodes[::9]:
+        n["engines"] = ["wasm"]
+    t = table(*nodes)
+    full = t.rank(job(), 7)
+    suitable = [r for r in full if r[2]]
+    for limit in (0, 1, 5, 1000):
+        r = t.rank(job(), 7, limit)
+        assert isinstance(r, _native.Ranking)
+        assert r.top == suitable[:limit]
+        assert (r.available, r.suitable) == (200, len(suitable))
+    assert t.rank(job(), 7, None).top == suitable
+    r = t.rank(job(), 7, 3)
+    assert r.reasons == [('does not support engine "docker", only: wasm', 23, "n-000", False)]
+    assert not r.retryable
+    assert r.message(300) == not_enough_nodes_message(300, full)
+
+
+def test_ranking_counts_busy_nodes_per_dimension() -> None:
+    t = table(
+        node("n-aaaaaaaa-1", available=(0, 0, 0, 0), queued=(10, 0, 0, 0)),
+        node("n-bbbbbbbb-2", available=(0, 0, 0, 0), queued=(20, 0, 0, 0)),
+        node("n-cccccccc-3", engines=["wasm"]),
+    )
+    r = t.rank(job(), 0, 1)
+    assert r.top == [] and r.retryable
+    assert r.message(1).split("\n") == [
+        "not enough nodes to run job. requested: 1, available: 3, suitable: 0.",
+        "• 2 of 3 nodes: node busy: CPU in use and queued with this job exceeds the limit",
+        '• Node n-cccccccc: does not support engine "docker", only: wasm',
+    ]
+    with pytest.raises(TypeError, match="limit"):
+        t.rank(job(), 0, "two")  # type: ignore[call-overload]
+
+
+def test_classes_and_capacity_updates() -> None:
+    t = table(*(node(f"n-{i}") for i in range(50)), node("n-x", labels={"region": "us"}))
+    assert len(t) == 51 and t.class_count() == 2
+    assert t.update_capacity("n-1", (4, 8e9, 1e11, 1), (0, 0, 0, 0), (10, 0, 0, 0))
+    assert not t.update_capacity("n-unknown", (1, 1, 1, 1), (1, 1, 1, 1), (0, 0, 0, 0))
+    assert by_id(t.rank(job(), 0))["n-1"][1] is False  # now busy
+    with pytest.raises(RankingError, match="available"):
+        t.update_capacity("n-1", (1, 1, 1, 1), (-1, 1, 1, 1), (0, 0, 0, 0))
+    t.remove("n-x")
+    assert t.class_count() == 1

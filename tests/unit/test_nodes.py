@@ -227,7 +227,8 @@ async def test_manual_approval_reject_delete(tmp_path: Path) -> None:
         # a rejected node's messages are ignored
         await t.publish(TOPIC_NODE_INFO, node_info_bytes(compute_info(nid, labels={"x": "y"})))
         await t.publish(TOPIC_HEARTBEAT, heartbeat_bytes(nid, cpu=0.25))
-        await t.publish(TOPIC_NODE_INFO, node_info_bytes(compute_info(node_id(4))))
+        t4 = await c.compute(node_id(4))  # NodeInfo is only accepted from its own node
+        await t4.publish(TOPIC_NODE_INFO, node_info_bytes(compute_info(node_id(4))))
         assert await c.events.next() == (node_id(4), "update")  # the later message was handled
         state = c.manager.get(nid)
         assert state.info.labels == {}

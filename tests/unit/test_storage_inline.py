@@ -80,6 +80,17 @@ async def test_plain_data_becomes_a_file_named_after_the_target(tmp_path: Path) 
     assert list(tmp_path.iterdir()) == []
 
 
+async def test_a_busy_work_dir_gets_a_folder_of_its_own(tmp_path: Path) -> None:
+    storage = InlineStorage()
+    (tmp_path / "hello.txt").write_bytes(b"not ours")
+    prepared = await storage.prepare(inline("data:,ours"), tmp_path)
+    assert prepared.host_path.parent.name.startswith("inline-")
+    assert prepared.host_path.read_bytes() == b"ours"
+    await storage.cleanup(prepared)
+    assert [p.name for p in tmp_path.iterdir()] == ["hello.txt"]
+    assert (tmp_path / "hello.txt").read_bytes() == b"not ours"
+
+
 async def test_gzip_data_is_unpacked_to_a_directory(tmp_path: Path) -> None:
     payload = tar_gz({"a.txt": b"A", "sub/b.txt": b"BB"})
     url = "data:application/gzip;base64," + base64.b64encode(payload).decode()

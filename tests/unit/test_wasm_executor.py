@@ -460,3 +460,37 @@ async def test_trap_in_start_function(executor: WasmExecutor, tmp_path: Path) ->
     result = await executor.run(make_request(tmp_path, [file_input(wasm, "/wasm/main.wasm")]))
     assert result.exit_code == TRAP_EXIT_CODE
     assert "unreachable" in result.error_msg
+
+
+async def test_lone_input_file_of_the_execution_is_mounted_without_staging(
+    executor: WasmExecutor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bacalhau.executors.wasm as wasm_module
+
+    def no_staging(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a lone file in an execution's own dir needs no staging dir")
+
+    req = make_request(tmp_path, [])
+    module_dir = req.results_dir.parent / "inputs" / "1" / "inline-m"
+    module_dir.mkdir(parents=True)
+    (module_dir / "main.wasm").write_bytes(asset_path("touch.wasm").read_bytes())
+    own = req.results_dir.parent / "inputs" / "0" / "inline-x"
+    own.mkdir(parents=True)
+    (own / "input.txt").write_bytes(b"before\n")
+    req.inputs.extend([file_input(module_dir / "main.wasm", "/wasm/main.wasm"),
+                       file_input(own / "input.txt", "/inputs/input.txt")])
+    monkeypatch.setattr(wasm_module, "_stage_file", no_staging)
+    for path in ("/inputs/input.txt", "/inputs/new.txt"):  # read-only like a staging dir
+        req.engine.params["Parameters"] = [path]
+        result = await executor.run(req)
+        assert result.exit_code == 1 and f"cannot write {path}" in result.stderr
+    assert sorted(p.name for p in own.iterdir()) == ["input.txt"]
+    assert (own / "input.txt").read_bytes() == b"before\n"
+    # the module itself lies outside the execution dir: it is still staged
+    monkeypatch.undo()
+    count_req = make_request(tmp_path, [module_input("wordcount.wasm"),
+                                        file_input(own / "input.txt", "/inputs/input.txt")],
+                             params={"Parameters": ["/inputs/input.txt"]})
+    result = await executor.run(count_req)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "1 1 7\n"

@@ -149,6 +149,14 @@ def describe_job(answer: dict[str, Any]) -> None:
             [_execution_row(e) for e in executions],
             title="Executions",
         )
+    published = [e for e in executions if (e.get("PublishedResult") or {}).get("Type")]
+    if published:
+        click.echo("")
+        table(
+            ["EXEC. ID", "CID", "RESULT"],
+            [_published_row(e) for e in published],
+            title="Published Results",
+        )
     if exec_events:
         click.echo("")
         table(
@@ -196,6 +204,14 @@ def _history_row(item: dict[str, Any], second: Any) -> list[Any]:
         event.get("Topic", ""),
         message,
     ]
+
+
+def _published_row(execution: dict[str, Any]) -> list[Any]:
+    """EXEC. ID, CID (what `job get` verifies; "-" if the node attached none), RESULT."""
+    result = execution.get("PublishedResult") or {}
+    params = {str(k).lower(): v for k, v in (result.get("Params") or {}).items()}
+    where = params.get("url") or params.get("presignedurl") or result.get("Type", "")
+    return [short_id(str(execution.get("ID", ""))), params.get("cid") or "-", where]
 
 
 def _execution_row(execution: dict[str, Any]) -> list[Any]:

@@ -19,6 +19,7 @@ from bacalhau.cli.common import CLIContext, friendly_error
 from bacalhau.cli.job import job
 from bacalhau.cli.node import node
 from bacalhau.cli.serve import devstack, serve
+from bacalhau.cli.swarm import swarm_key
 from bacalhau.cli.wasm import wasm
 
 # Global options that may also be written after the subcommand (`bacalhau serve -c K=V`,
@@ -143,6 +144,7 @@ cli.add_command(node)
 cli.add_command(agent)
 cli.add_command(version)
 cli.add_command(cid)
+cli.add_command(swarm_key)
 
 
 def main() -> None:

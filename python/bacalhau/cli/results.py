@@ -4,12 +4,20 @@ Each result is fetched into `<out>/raw/` (file name = sanitized `host_port_path`
 merge (`bacalhau._native.merge_results`) extracts and merges the archives into `<out>`,
 appending stdout/stderr/exitCode and refusing any other collision before writing anything
 (with `--raw`, each archive is extracted to `<out>/raw/<name>/` instead).
+
+Before anything is merged, every result that carries a CID (`Params["CID"]`, attached by the
+compute node: `bacalhau.content.results_cid`) is unpacked into a scratch folder and its CID
+recomputed; a mismatch refuses the whole download (`ResultMismatch`, naming the execution and
+both CIDs), and the downloads are removed so nothing is left in `<out>`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +30,65 @@ from bacalhau.cli.output import dump
 
 class NoResults(Exception):
     """The job has no downloadable result."""
+
+
+class ResultMismatch(Exception):
+    """A downloaded result's recomputed CID differs from the one the compute node published."""
+
+    def __init__(self, execution_id: str, expected: str, actual: str) -> None:
+        self.execution_id = execution_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"result of execution {execution_id} failed verification: the node published CID "
+            f"{expected} but the downloaded result has CID {actual}; nothing was written"
+        )
+
+
+@dataclass(slots=True)
+class Download:
+    """One result to fetch: where from, where to, and what it should hash to."""
+
+    url: str
+    target: Path
+    cid: str = ""
+    execution_id: str = ""
+
+
+def result_cid(result: dict[str, Any]) -> str:
+    """The CID a published result carries (`Params["CID"]`, any case), or ""."""
+    params = {str(k).lower(): v for k, v in (result.get("Params") or {}).items()}
+    return str(params.get("cid", "") or "")
+
+
+def verify_download(archive: Path, expected: str, execution_id: str, scratch: Path) -> str:
+    """Unpack `archive` into a fresh folder under `scratch`, recompute its CID and compare it
+    with `expected`; returns the CID, raises `ResultMismatch`. The folder is removed."""
+    from bacalhau import _native
+    from bacalhau.content import results_cid
+
+    folder = Path(tempfile.mkdtemp(prefix="verify-", dir=scratch))
+    try:
+        _native.unpack(str(archive), str(folder))
+        actual = results_cid(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if actual != expected:
+        raise ResultMismatch(execution_id, expected, actual)
+    return actual
+
+
+async def _execution_ids(client: AsyncClient, job_id: str, namespace: str) -> dict[str, str]:
+    """CID -> execution id, from the job's executions (names the execution in a refusal)."""
+    try:
+        answer = await client.job_executions(job_id, namespace=namespace)
+    except Exception:  # an older server or a partial API: the CID check does not need it
+        return {}
+    ids: dict[str, str] = {}
+    for execution in answer.get("Items") or []:
+        if cid := result_cid(execution.get("PublishedResult") or {}):
+            ids[cid] = str(execution.get("ID", ""))
+    return ids
 
 
 def result_url(result: dict[str, Any]) -> str:
@@ -77,41 +144,67 @@ async def download_results(
     Raises `NoResults` when the job published nothing downloadable.
     """
     items = (await client.job_results(job_id, namespace=namespace)).get("Items") or []
-    urls: list[str] = []
+    downloads: list[Download] = []
     for result in items:
         if url := result_url(result):
-            urls.append(url)
+            downloads.append(Download(url, Path(), cid=result_cid(result)))
         else:
             echo(
                 f"Cannot download a result of type {result.get('Type')!r}; its description:\n"
                 + dump(result, "json"),
                 err=True,
             )
-    if not urls:
+    if not downloads:
         raise NoResults(job_id)
+    if any(d.cid for d in downloads):
+        ids = await _execution_ids(client, job_id, namespace)
+        for d in downloads:
+            d.execution_id = ids.get(d.cid, "") or f"(unknown, result {d.url})"
 
+    created = [p for p in (out_dir, out_dir / "raw") if not p.exists()]
     raw_dir = out_dir / "raw"
     raw_dir.mkdir(parents=True, exist_ok=True)
-    targets = []
-    for index, url in enumerate(urls):
-        name = raw_file_name(url)
-        if any(t.name == name for t in targets):
+    names: set[str] = set()
+    for index, d in enumerate(downloads):
+        name = raw_file_name(d.url)
+        if name in names:
             name = f"{index}_{name}"
-        targets.append(raw_dir / name)
-    await asyncio.wait_for(
-        asyncio.gather(
-            *(client.download(u, t, timeout=timeout) for u, t in zip(urls, targets, strict=True))
-        ),
-        timeout=timeout,
-    )
+        names.add(name)
+        d.target = raw_dir / name
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(client.download(d.url, d.target, timeout=timeout)
+                             for d in downloads)),
+            timeout=timeout,
+        )
+        # Results of nodes that attach no CID (e.g. upstream Bacalhau) are merged unverified;
+        # say so only when others of the same job were verified, as that looks like tampering.
+        unverified = [d for d in downloads if not d.cid]
+        if unverified and len(unverified) < len(downloads):
+            echo(f"Warning: {len(unverified)} result(s) carry no CID and were not verified",
+                 err=True)
+        for d in downloads:
+            if d.cid:
+                await asyncio.to_thread(verify_download, d.target, d.cid, d.execution_id,
+                                        raw_dir)
+    except ResultMismatch:
+        # Nothing of this job may stay in out_dir: drop the downloads and what we created.
+        for d in downloads:
+            d.target.unlink(missing_ok=True)
+        for folder in reversed(created):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise
 
     merge = merge_function()
-    archives = [str(t) for t in targets]
+    archives = [str(d.target) for d in downloads]
     written = await asyncio.to_thread(merge, archives, str(out_dir), raw)
     # The archives are merged (or, with raw, extracted to raw/<stem>/); only the extracted
     # files stay. On a merge error they are kept for the user to look at.
-    for target in targets:
-        target.unlink(missing_ok=True)
+    for d in downloads:
+        d.target.unlink(missing_ok=True)
     try:
         raw_dir.rmdir()
     except OSError:

@@ -11,7 +11,12 @@ import click
 from bacalhau.api.client import Client
 from bacalhau.cli import progress
 from bacalhau.cli.output import echo_doc
-from bacalhau.cli.results import NoResults, default_output_dir, download_results
+from bacalhau.cli.results import (
+    NoResults,
+    ResultMismatch,
+    default_output_dir,
+    download_results,
+)
 
 F = Callable[..., Any]
 
@@ -131,6 +136,8 @@ def get_results(
                 client.aio, job_id, out_dir, raw=raw, timeout=timeout, namespace=namespace
             )
         )
+    except ResultMismatch as exc:
+        raise click.ClickException(str(exc)) from None
     except NoResults:
         click.echo("No results found")
         click.echo(

@@ -27,18 +27,55 @@ def _base_overrides(cli: CLIContext) -> list[str]:
     return [*overrides, *cli.config]
 
 
+def _split(values: tuple[str, ...]) -> list[str]:
+    """Repeatable options that also take comma-separated lists."""
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def _network_overrides(peers: tuple[str, ...], listen: tuple[str, ...],
+                       swarm_key: Path | None) -> list[str]:
+    """--peers/--listen/--swarm-key as `-c` values of the Network.* keys (JSON flow lists, so
+    that the config loader reads lists)."""
+    out = []
+    if peers:
+        out.append(f"Network.Peers={json.dumps(_split(peers))}")
+    if listen:
+        out.append(f"Network.Listen={json.dumps(_split(listen))}")
+    if swarm_key is not None:
+        out.append(f"Network.SwarmKeyPath={json.dumps(str(swarm_key.expanduser().resolve()))}")
+    return out
+
+
+_PEERS_HELP = ("Multiaddr of a node to join, e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... "
+               "(repeatable or comma-separated) [config Network.Peers].")
+_LISTEN_HELP = ("Multiaddr to listen on (repeatable) [config Network.Listen; default "
+                "/ip4/127.0.0.1/tcp/0: loopback only, other interfaces must be named].")
+_SWARM_KEY_HELP = ("Kubo-format swarm.key: only nodes with the same key may connect "
+                   "[config Network.SwarmKeyPath]. See `bacalhau swarm-key generate`.")
+
+
 @click.command("serve")
 @click.option("--orchestrator", is_flag=True, help="Run the orchestrator (requester) role.")
 @click.option("--compute", is_flag=True, help="Run the compute role (both flags = hybrid).")
-@click.option("--name", default="", help="Node name, used on first start only.")
+@click.option("--name", default="",
+              help="Node name, used on first start only (in-process transport; on libp2p the "
+                   "node id is the peer id).")
+@click.option("--peers", multiple=True, metavar="MULTIADDR", help=_PEERS_HELP)
+@click.option("--listen", multiple=True, metavar="MULTIADDR", help=_LISTEN_HELP)
+@click.option("--swarm-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=_SWARM_KEY_HELP)
 @pass_cli
-def serve(cli: CLIContext, orchestrator: bool, compute: bool, name: str) -> None:
+def serve(cli: CLIContext, orchestrator: bool, compute: bool, name: str,
+          peers: tuple[str, ...], listen: tuple[str, ...], swarm_key: Path | None) -> None:
     """Start a node. Without --orchestrator/--compute (or -c *.Enabled) it is an orchestrator.
 
-    Everything else is configured with -c Key.Path=value (or -c config.yaml).
+    Nodes talk over libp2p: a compute node joins an orchestrator with
+    `--peers <address printed by the orchestrator>`. Everything else is configured with
+    -c Key.Path=value (or -c config.yaml).
     """
     cli.setup_logging("info")
-    overrides = _base_overrides(cli)
+    # flags first: an explicit -c for the same key wins, as everywhere else
+    overrides = [*_network_overrides(peers, listen, swarm_key), *_base_overrides(cli)]
     given = {k.lower() for k in config_values(overrides)}
     if orchestrator or compute:
         overrides.append(f"Orchestrator.Enabled={'true' if orchestrator else 'false'}")
@@ -74,6 +111,17 @@ def serve(cli: CLIContext, orchestrator: bool, compute: bool, name: str) -> None
     metavar="PATH[:ro|:rw]",
     help="Local paths the compute nodes may mount. Repeatable.",
 )
+@click.option(
+    "--transport",
+    type=click.Choice(["libp2p", "inprocess"], case_sensitive=False),
+    default=None,
+    help="libp2p: each node its own libp2p host on 127.0.0.1 [default]; inprocess: all nodes "
+         "on one in-process medium [config Network.Transport].",
+)
+@click.option("--processes", is_flag=True,
+              help="Run each node as its own `bacalhau serve` process (libp2p only).")
+@click.option("--swarm-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Make the devstack a private network with this swarm.key.")
 @pass_cli
 def devstack(
     cli: CLIContext,
@@ -82,10 +130,15 @@ def devstack(
     hybrids: int,
     stack_repo: Path | None,
     allow_listed_local_paths: tuple[str, ...],
+    transport: str | None,
+    processes: bool,
+    swarm_key: Path | None,
 ) -> None:
-    """Run a local network: orchestrators, compute nodes and hybrids in one process."""
+    """Run a local network of orchestrators, compute nodes and hybrids on 127.0.0.1."""
     if orchestrators + hybrids == 0:
         raise click.UsageError("a devstack needs at least one --orchestrators or --hybrids node")
+    if processes and (transport or "libp2p").lower() != "libp2p":
+        raise click.UsageError("--processes needs --transport libp2p")
     cli.setup_logging("info")
     base_dir = (stack_repo or Path(tempfile.mkdtemp(prefix="bacalhau-devstack-"))).resolve()
     base_dir.mkdir(parents=True, exist_ok=True)
@@ -93,12 +146,16 @@ def devstack(
     if allow_listed_local_paths:
         # A YAML flow list, so that the config loader reads a list.
         overrides.append(f"Compute.AllowListedLocalPaths={json.dumps(allow_listed_local_paths)}")
+    if transport:
+        overrides.append(f"Network.Transport={transport.lower()}")
+    overrides += _network_overrides((), (), swarm_key)
 
     from bacalhau.config import load_config
     from bacalhau.devstack import run_devstack
 
     config_obj = load_config(base_dir, overrides)
     click.echo(f"Devstack data: {base_dir}", err=True)
+    extra: dict[str, object] = {"processes": True} if processes else {}
     try:
         asyncio.run(
             run_devstack(
@@ -107,6 +164,7 @@ def devstack(
                 orchestrators=orchestrators,
                 hybrids=hybrids,
                 base_dir=base_dir,
+                **extra,
             )
         )
     except KeyboardInterrupt:

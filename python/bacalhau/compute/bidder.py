@@ -146,13 +146,17 @@ class Bidder:
             if provider is None:
                 return 0
             try:
-                size = await asyncio.wait_for(provider.size(src.source), SIZE_PROBE_TIMEOUT)
+                async with asyncio.timeout(SIZE_PROBE_TIMEOUT):  # no extra task, unlike wait_for
+                    size = await provider.size(src.source)
             except Exception as exc:  # an unknown size does not stop a bid
                 log.debug("size probe of %s input failed: %s", src.source.type, exc)
                 return 0
             return int(size or 0)
 
-        sizes = await asyncio.gather(*(one(s) for s in task.input_sources))
+        sources = task.input_sources
+        if len(sources) == 1:
+            return await one(sources[0])
+        sizes = await asyncio.gather(*(one(s) for s in sources))
         return sum(sizes)
 
 

@@ -10,7 +10,8 @@ execution is terminal), stdout lines first, then stderr lines; at most `MAX_REPL
 Waking. Readers never poll: they wait on a per-execution condition that the runner notifies
 on every state change. Executors write the log files themselves, so while an execution runs
 *and someone is waiting for its logs*, a watcher task compares the file sizes every
-`WATCH_INTERVAL` seconds and notifies on growth; with no reader waiting it sleeps.
+`WATCH_INTERVAL` seconds and notifies on growth; with no reader waiting it sleeps. The task
+starts with the first reader that waits, so runs nobody follows cost no task at all.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ class _Channel:
     generation: int = 0
     waiters: int = 0
     reader_arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    watch_paths: list[Path] | None = None       # set while the execution runs
+    watcher: asyncio.Task[None] | None = None
 
 
 class LogHub:
@@ -119,7 +122,8 @@ class LogHub:
         if channel is None:
             return
         channel.generation += 1
-        asyncio.get_running_loop().create_task(self._wake(channel))
+        if channel.waiters:  # nobody waiting: nothing to wake
+            asyncio.get_running_loop().create_task(self._wake(channel))
 
     @staticmethod
     async def _wake(channel: _Channel) -> None:
@@ -131,6 +135,8 @@ class LogHub:
         channel = self._channel(execution_id)
         channel.waiters += 1
         channel.reader_arrived.set()
+        if channel.watch_paths is not None and channel.watcher is None:
+            self._start_watcher(execution_id, channel)
         try:
             async with channel.condition:
                 await asyncio.wait_for(
@@ -150,13 +156,24 @@ class LogHub:
     @contextlib.asynccontextmanager
     async def watching(self, execution_id: str, paths: list[Path]) -> AsyncIterator[None]:
         """While the body runs, notify readers when any of `paths` grows (see module doc)."""
-        task = asyncio.get_running_loop().create_task(self._watch(execution_id, paths))
+        channel = self._channel(execution_id)
+        channel.watch_paths = paths
+        if channel.waiters:
+            self._start_watcher(execution_id, channel)
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            channel.watch_paths = None
+            task, channel.watcher = channel.watcher, None
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def _start_watcher(self, execution_id: str, channel: _Channel) -> None:
+        assert channel.watch_paths is not None
+        channel.watcher = asyncio.get_running_loop().create_task(
+            self._watch(execution_id, channel.watch_paths))
 
     async def _watch(self, execution_id: str, paths: list[Path]) -> None:
         channel = self._channel(execution_id)

@@ -4,7 +4,8 @@ execution store's outbox, and delivering them (`OutboxSender`).
 The reporter is called inside the store transaction that changes the execution's state, so
 the message exists exactly when the change does. The sender delivers rows in order per
 requester over `PROTOCOL_ORCHESTRATOR` and deletes a row once the requester answered
-`{"OK": true}`. A requester that cannot be reached is retried with exponential backoff
+`{"OK": true}` (the delete rides on the store's next commit: `ack_message_later`). A
+requester that cannot be reached is retried with exponential backoff
 (forever: the message matters until it is acknowledged); one that answers `{"OK": false}`
 got the message but refused it, which is retried at most `MAX_REFUSALS` times.
 """
@@ -118,7 +119,10 @@ class OutboxSender:
             by_peer[row.peer].append(row)
         now = time.monotonic()
         due = [p for p in by_peer if self._retry_at.get(p, 0.0) <= now]
-        sent = await asyncio.gather(*(self._send_all(by_peer[p]) for p in due))
+        if len(due) == 1:  # the usual case: no task per peer
+            sent = [await self._send_all(by_peer[due[0]])]
+        else:
+            sent = list(await asyncio.gather(*(self._send_all(by_peer[p]) for p in due)))
         waits = [self._retry_at[p] for p in by_peer if self._retry_at.get(p, 0.0) > now]
         if len(rows) == BATCH and any(sent):
             return time.monotonic()  # more rows than one batch: go again at once
@@ -150,7 +154,7 @@ class OutboxSender:
                 return False
             log.warning("dropping %s for %s after %d refusals: %s",
                         row.msg_type, row.execution_id, row.attempts + 1, exc)
-        self._store.ack_message(row.seq)
+        self._store.ack_message_later(row.seq)
         self._backoff.pop(row.peer, None)
         self._retry_at.pop(row.peer, None)
         return True

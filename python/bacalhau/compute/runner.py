@@ -8,11 +8,17 @@ Environment, Downloading Inputs, Running Execution, Publishing Results) and a Co
 the requester. A non-zero exit code is a normal, Completed result. Every state change is
 conditional: when a cancel got there first, the runner stops quietly. Inputs are cleaned up
 after the run; logs and results stay in the execution dir.
+
+The execution's directories can be made ahead (`prepare_soon`, on a worker thread): the compute
+service asks for that once it accepted a bid, so that they are made while the requester
+decides, not after; `discard_prepared` removes them again (still empty) when the bid is
+rejected or the execution cancelled before it ran.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -24,7 +30,8 @@ from bacalhau.compute.bidder import ENV_PREFIX, env_allowed
 from bacalhau.compute.logs import LogHub
 from bacalhau.compute.outbox import Reporter
 from bacalhau.config import Config
-from bacalhau.errors import BacalhauError, ExecutorError
+from bacalhau.content import CidError, results_cid
+from bacalhau.errors import BacalhauError, ExecutorError, PublisherError
 from bacalhau.executors.base import Executor, PreparedInput, RunRequest, read_output_head
 from bacalhau.models import (
     Event,
@@ -97,9 +104,38 @@ class ExecutionRunner:
         self._data_dir = data_dir
         self._hub = hub
         self._executing: dict[str, Executor] = {}
+        self._prepared: dict[str, tuple[list[Path], asyncio.Future[None]]] = {}
 
     def execution_dir(self, execution_id: str) -> Path:
         return execution_dir(self._data_dir, execution_id)
+
+    def _layout(self, execution_id: str, task: Any) -> list[Path]:
+        """The directories a run of `task` needs, parents first."""
+        base = self.execution_dir(execution_id)
+        inputs_dir, results_dir = base / "inputs", base / "results"
+        return [base, inputs_dir, base / "logs", results_dir,
+                *(results_dir / r.name for r in task.result_paths),
+                *(inputs_dir / str(i) for i in range(len(task.input_sources)))]
+
+    def prepare_soon(self, execution: Execution) -> None:
+        """Start making the execution's directories on a worker thread (see module doc)."""
+        job = execution.job
+        if job is None or not job.tasks or execution.id in self._prepared:
+            return
+        dirs = self._layout(execution.id, job.task)
+        future = asyncio.ensure_future(asyncio.to_thread(_make_dirs, dirs))
+        future.add_done_callback(_ignore_result)  # a failure shows when the run makes them
+        self._prepared[execution.id] = (dirs, future)
+
+    async def discard_prepared(self, execution_id: str) -> None:
+        """Remove directories `prepare_soon` made for an execution that will not run."""
+        entry = self._prepared.pop(execution_id, None)
+        if entry is None:
+            return
+        dirs, future = entry
+        with contextlib.suppress(Exception):
+            await future
+        await asyncio.to_thread(_remove_empty_dirs, dirs)
 
     async def cancel(self, execution_id: str) -> None:
         """Ask the executor to stop; the buffer cancels the run task as well."""
@@ -145,6 +181,10 @@ class ExecutionRunner:
 
         base = self.execution_dir(execution.id)
         inputs_dir, logs_dir, results_dir = base / "inputs", base / "logs", base / "results"
+        prepared_dirs = self._prepared.pop(execution.id, None)
+        if prepared_dirs is not None:
+            with contextlib.suppress(Exception):  # made again below if that failed
+                await prepared_dirs[1]
         for d in (inputs_dir, logs_dir, results_dir):
             d.mkdir(parents=True, exist_ok=True)
         stdout_path, stderr_path = logs_dir / "stdout", logs_dir / "stderr"
@@ -184,7 +224,17 @@ class ExecutionRunner:
             phase.topic = Topic.PUBLISHING
             local = self._store.update(execution.id, ExecutionStateType.PUBLISHING,
                                        expected=(ExecutionStateType.RUNNING,), mutate=set_output)
+            # --- content address of the results (issue 4): computed before publishing, so
+            # the CID names exactly what was packed; `job get` recomputes and compares it.
+            try:
+                result_cid = await asyncio.to_thread(results_cid, results_dir)
+            except CidError as exc:
+                raise PublisherError(f"could not compute the CID of the results: {exc}") from exc
             published = await publisher.publish(local.execution, results_dir)
+            if not published.is_empty():
+                published = SpecConfig(type=published.type,
+                                       params={**published.params, "CID": result_cid})
+            # --- end content address
 
         def finish(ex: Execution) -> None:
             ex.run_output = run_output
@@ -252,7 +302,7 @@ class ExecutionRunner:
                  results_dir: Path) -> RunCommandResult:
         for src, name in ((stdout_path, "stdout"), (stderr_path, "stderr")):
             if src.exists():
-                shutil.copyfile(src, results_dir / name)
+                _link_or_copy(src, results_dir / name)
             else:
                 (results_dir / name).write_bytes(b"")
         (results_dir / "exitCode").write_text(str(result.exit_code))
@@ -278,6 +328,35 @@ class ExecutionRunner:
                 await provider.cleanup(item)
             except Exception:
                 log.warning("cleanup of input %s failed", item.target, exc_info=True)
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    """`dest` with the content of the finished log `src`: a hard link (no new file to make,
+    nothing writes the log any more), or a copy where a link cannot be made."""
+    try:
+        try:
+            os.link(src, dest)
+        except FileExistsError:  # an earlier run's result: replace it
+            dest.unlink()
+            os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
+def _make_dirs(dirs: list[Path]) -> None:
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+
+
+def _remove_empty_dirs(dirs: list[Path]) -> None:
+    for d in reversed(dirs):
+        with contextlib.suppress(OSError):  # not empty (or gone): leave it
+            d.rmdir()
+
+
+def _ignore_result(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def fail_execution(store: ExecutionStore, reporter: Reporter, execution_id: str, message: str,

@@ -315,6 +315,8 @@ class ComputeNode:
             return  # cancelled while bidding
         if decision.accepted and direct:
             self.buffer.enqueue(local.execution)
+        elif decision.accepted:
+            self.runner.prepare_soon(local.execution)  # while the requester decides
 
     async def _on_bid_accepted(self, sender: str, payload: dict[str, Any]) -> bytes:
         execution_id = _execution_id(payload)
@@ -334,6 +336,7 @@ class ComputeNode:
                 execution_id, ExecutionStateType.BID_REJECTED,
                 expected=(ExecutionStateType.NEW, ExecutionStateType.ASK_FOR_BID_ACCEPTED),
                 events=_events(payload))
+            self._spawn(self.runner.discard_prepared(execution_id))
         return msg.reply_ok()
 
     async def _on_cancel(self, sender: str, payload: dict[str, Any]) -> bytes:
@@ -351,6 +354,7 @@ class ComputeNode:
     async def _cancel(self, execution_id: str) -> None:
         await self.buffer.cancel(execution_id)
         self.hub.notify(execution_id)
+        await self.runner.discard_prepared(execution_id)
 
     async def _on_logs(self, sender: str, payload: dict[str, Any]) -> bytes:
         execution_id = _execution_id(payload)

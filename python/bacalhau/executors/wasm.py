@@ -31,7 +31,7 @@ module's `name` custom section if it has one (`(module $mylib ...)` in WAT), els
 stem of its target path (`/wasm/mylib.wasm` -> `mylib`). argv[0] is the entry module's name
 under the same rule.
 
-Interruption uses wasmtime epochs: one ticker thread increments the engine epoch every
+Interruption uses wasmtime epochs: a timer on the event loop increments the engine epoch every
 `tick` seconds while executions run, and every store carries a deadline callback that traps
 when the execution is cancelled or past its timeout, else extends the deadline by one tick.
 Blocking host calls (e.g. a long `poll_oneoff` sleep) are interrupted only when they return.
@@ -48,6 +48,7 @@ import hashlib
 import itertools
 import logging
 import os
+import queue
 import shutil
 import threading
 import time
@@ -156,37 +157,32 @@ def _install_deadline(store: wasmtime.Store, state: _RunState) -> int:
 
 
 class _Ticker:
-    """Increments the engine epoch every `tick` seconds while at least one execution runs."""
+    """Increments the engine epoch every `tick` seconds while at least one execution runs.
+
+    A timer on the event loop that starts the runs does the ticking: no thread of its own,
+    and nothing to wake when a run starts. `acquire`/`release` are called on that loop.
+    """
 
     def __init__(self, engine: wasmtime.Engine, tick: float) -> None:
         self._engine = engine
         self._tick = tick
         self._users = 0
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def acquire(self) -> None:
-        with self._lock:
-            self._users += 1
-            if self._thread is None or not self._thread.is_alive():
-                self._wake.clear()
-                self._thread = threading.Thread(
-                    target=self._loop, name="wasm-epoch-ticker", daemon=True
-                )
-                self._thread.start()
+        self._users += 1
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._tick, self._fire)
 
     def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users == 0:
-                self._wake.set()
-                self._thread = None
+        self._users -= 1
+        if self._users == 0 and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
-    def _loop(self) -> None:
-        wake = self._wake
-        while not wake.wait(self._tick):
-            self._engine.increment_epoch()
+    def _fire(self) -> None:
+        self._engine.increment_epoch()
+        self._timer = asyncio.get_running_loop().call_later(self._tick, self._fire)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,6 +357,9 @@ class WasmExecutor:
         self._cache = ModuleCache(self._engine, cache_dir)
         self._ticker = _Ticker(self._engine, tick)
         self._running: dict[str, _RunState] = {}
+        # A linker with only WASI defined holds nothing of a store: each worker thread keeps
+        # one for the runs without import modules (defining WASI costs more than the run).
+        self._thread_local = threading.local()
 
     @property
     def cache_stats(self) -> ModuleCacheStats:
@@ -422,7 +421,8 @@ class WasmExecutor:
         timeout = request.timeout if request.timeout and request.timeout > 0 else None
         state = _RunState(request.execution_id, timeout)
         self._running[request.execution_id] = state
-        worker = _in_thread(f"wasm-{request.execution_id}", self._run_blocking, request, state)
+        self._ticker.acquire()
+        worker = _WORKERS.run(f"wasm-{request.execution_id}", self._run_blocking, request, state)
         try:
             return await asyncio.shield(worker)
         except asyncio.CancelledError:
@@ -433,6 +433,7 @@ class WasmExecutor:
                 await worker
             raise
         finally:
+            self._ticker.release()
             self._running.pop(request.execution_id, None)
 
     def is_running(self, execution_id: str) -> bool:
@@ -493,9 +494,12 @@ class WasmExecutor:
         store.set_wasi(wasi)
         deadline_key = _install_deadline(store, state)
 
-        linker = wasmtime.Linker(self._engine)
-        linker.define_wasi()
-        self._ticker.acquire()
+        if import_modules:
+            linker = self._new_linker()
+        else:
+            linker = getattr(self._thread_local, "wasi_linker", None)
+            if linker is None:
+                linker = self._thread_local.wasi_linker = self._new_linker()
         try:
             instance = self._instantiate(linker, store, state, entry, entry_module, import_modules)
             if isinstance(instance, tuple):  # a trap in a start function
@@ -504,7 +508,6 @@ class WasmExecutor:
                 func = self._entry_function(instance, store, entrypoint, entry.target)
                 exit_code, error_msg = self._call(func, store, state)
         finally:
-            self._ticker.release()
             _STATES.pop(deadline_key, None)
             del store
 
@@ -518,6 +521,11 @@ class WasmExecutor:
             exit_code=exit_code,
             error_msg=error_msg,
         )
+
+    def _new_linker(self) -> wasmtime.Linker:
+        linker = wasmtime.Linker(self._engine)
+        linker.define_wasi()
+        return linker
 
     def _instantiate(
         self,
@@ -694,6 +702,12 @@ class WasmExecutor:
             add(_normalize_guest(result.path), host, True, f"result path {result.name}")
         for index, (parent, group) in enumerate(sorted(file_groups.items())):
             writable = any(p.read_write for p in group)
+            own_dir = _sole_file_dir(group, request.results_dir.parent)
+            if own_dir is not None:
+                # a directory of this execution holds the file alone, under its guest name:
+                # mounting it shows the guest exactly what a staging dir would
+                add(parent, own_dir, writable, f"input files under {parent}")
+                continue
             stage = staging / f"{index}"
             stage.mkdir(parents=True, exist_ok=True)
             for prepared in group:
@@ -703,33 +717,91 @@ class WasmExecutor:
         return [(host, guest, writable) for guest, (host, writable) in mounts.items()]
 
 
-def _in_thread(name: str, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-    """Run `func` on its own daemon thread; the future resolves on the calling loop.
+class _WorkerThreads:
+    """Daemon threads for blocking runs, reused: an idle one waits `linger` seconds for more
+    work before it exits, and a new one starts whenever none is idle.
 
     Not `asyncio.to_thread`: a long-running module would hold one of the default executor's
     few workers (starving other `to_thread` users) and block interpreter exit.
     """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
 
-    def deliver(ok: bool, value: Any) -> None:
-        if future.done():
-            return
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+    def __init__(self, linger: float = 30.0) -> None:
+        self._linger = linger
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
 
-    def target() -> None:
-        try:
-            outcome = (True, func(*args))
-        except BaseException as exc:
-            outcome = (False, exc)
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(deliver, *outcome)
+    def run(self, name: str, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run `func(*args)` on a worker; the future resolves on the calling loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
 
-    threading.Thread(target=target, name=name, daemon=True).start()
-    return future
+        def deliver(ok: bool, value: Any) -> None:
+            if future.done():
+                return
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+        def job() -> None:
+            thread = threading.current_thread()
+            idle_name, thread.name = thread.name, name
+            try:
+                outcome = (True, func(*args))
+            except BaseException as exc:
+                outcome = (False, exc)
+            finally:
+                thread.name = idle_name
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(deliver, *outcome)
+
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+                self._work.put(job)
+                return future
+        threading.Thread(target=self._worker, args=(job,), name="wasm-worker",
+                         daemon=True).start()
+        return future
+
+    def _worker(self, job: Callable[[], None]) -> None:
+        while True:
+            job()
+            del job
+            with self._lock:
+                self._idle += 1
+            try:
+                job = self._work.get(timeout=self._linger)
+            except queue.Empty:
+                with self._lock:
+                    try:  # handed work just as the wait ended
+                        job = self._work.get_nowait()
+                    except queue.Empty:
+                        self._idle -= 1
+                        return
+
+
+_WORKERS = _WorkerThreads()
+
+
+def _sole_file_dir(group: list[PreparedInput], execution_dir: Path) -> Path | None:
+    """The host directory of a one-file group if it lies in the execution's own directory
+    (an input provider made it for this run) and holds nothing but that regular file, named
+    as in the guest; else None."""
+    if len(group) != 1:
+        return None
+    prepared = group[0]
+    name = PurePosixPath(_normalize_guest(prepared.target)).name
+    if prepared.host_path.name != name or not prepared.host_path.parent.is_relative_to(
+            execution_dir):
+        return None
+    try:
+        with os.scandir(prepared.host_path.parent) as entries:
+            found = [(e.name, e.is_file(follow_symlinks=False)) for e in entries]
+    except OSError:
+        return None
+    return prepared.host_path.parent if found == [(name, True)] else None
 
 
 def _normalize_guest(path: str) -> str:

@@ -6,6 +6,7 @@ Bacalhau decodes JSON case-insensitively (Go's encoding/json), and clients rely 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import orjson
@@ -29,6 +30,29 @@ def _default(obj: Any) -> Any:
     if to_dict is not None:
         return to_dict()
     raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of a JSON-like value (dicts, lists, scalars), much faster than
+    `copy.deepcopy`; anything else is handed to `copy.deepcopy`."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {k: copy_json(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_json(v) for v in value]
+    return copy.deepcopy(value)
+
+
+def copy_str_map(value: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a mapping whose values are normally strings."""
+    if type(value) is not dict:
+        return copy.deepcopy(value)
+    for v in value.values():
+        if type(v) is not str:
+            return {k: copy_json(v) for k, v in value.items()}
+    return value.copy()
 
 
 def lower_keys(data: Any, where: str) -> dict[str, Any]:

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
 from bacalhau.models.codec import (
+    copy_str_map,
     get_bool,
     get_dict,
     get_int,
@@ -99,6 +99,9 @@ class ExecutionState:
             details={str(k): str(v) for k, v in get_dict(d, "Details", where).items()},
         )
 
+    def clone(self) -> ExecutionState:
+        return ExecutionState(self.state_type, self.message, copy_str_map(self.details))
+
 
 @dataclass(slots=True)
 class RunCommandResult:
@@ -130,6 +133,10 @@ class RunCommandResult:
             exit_code=get_int(d, "ExitCode", where),
             error_msg=get_str(d, "ErrorMsg", where),
         )
+
+    def clone(self) -> RunCommandResult:
+        return RunCommandResult(self.stdout, self.stdout_truncated, self.stderr,
+                                self.stderr_truncated, self.exit_code, self.error_msg)
 
 
 @dataclass(slots=True)
@@ -171,14 +178,17 @@ class Execution:
         return self.compute_state_type.is_discarded()
 
     def copy(self, *, with_job: bool = True) -> Execution:
-        job = self.job
-        if not with_job:
-            self.job = None
-        try:
-            dup = copy.deepcopy(self)
-        finally:
-            self.job = job
-        return dup
+        """A deep copy (without the job when `with_job` is false)."""
+        job = self.job.copy() if with_job and self.job is not None else None
+        return Execution(
+            self.id, self.namespace, self.eval_id, self.name, self.node_id, self.job_id, job,
+            self.job_version, {k: v.clone() for k, v in self.allocated_resources.items()},
+            self.desired_state.clone(), self.compute_state.clone(),
+            self.published_result.clone(),
+            self.run_output.clone() if self.run_output is not None else None,
+            self.previous_execution, self.next_execution, self.followup_eval_id,
+            self.partition_index, self.revision, self.create_time, self.modify_time,
+        )
 
     def to_dict(self, *, include_job: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -3,13 +3,13 @@ validation rules of reference §2.1, each problem reported with the field it con
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from bacalhau.errors import ValidationError
 from bacalhau.models.codec import (
+    copy_str_map,
     get_dict,
     get_int,
     get_list,
@@ -69,6 +69,9 @@ class JobState:
             message=get_str(d, "Message", where),
             details={str(k): str(v) for k, v in get_dict(d, "Details", where).items()},
         )
+
+    def clone(self) -> JobState:
+        return JobState(self.state_type, self.message, copy_str_map(self.details))
 
     @property
     def type(self) -> JobStateType:
@@ -157,7 +160,15 @@ class Job:
         )
 
     def copy(self) -> Job:
-        return copy.deepcopy(self)
+        """A deep copy (hand-written: `copy.deepcopy` costs ten times more)."""
+        return Job(
+            self.id, self.name, self.namespace, self.type, self.priority, self.count,
+            [c.clone() for c in self.constraints], copy_str_map(self.meta),
+            copy_str_map(self.labels), [t.clone() for t in self.tasks], self.state.clone(),
+            self.version, self.revision, self.create_time, self.modify_time,
+        )
+
+    clone = copy
 
     def normalize(self) -> None:
         """Fill defaults and canonical spellings (reference §2.1, §2.2)."""

@@ -105,6 +105,9 @@ class GPU:
             pci_address=get_str(d, "PCIAddress", where),
         )
 
+    def clone(self) -> GPU:
+        return GPU(self.index, self.name, self.vendor, self.memory, self.pci_address)
+
 
 @dataclass(slots=True)
 class Resources:
@@ -138,6 +141,10 @@ class Resources:
             disk=get_int(d, "Disk", where), gpu=get_int(d, "GPU", where),
             gpus=[GPU.from_dict(g, f"{where}.GPUs") for g in get_list(d, "GPUs", where)],
         )
+
+    def clone(self) -> Resources:
+        return Resources(self.cpu, self.memory, self.disk, self.gpu,
+                         [g.clone() for g in self.gpus])
 
     def as_tuple(self) -> tuple[float, int, int, int]:
         return (self.cpu, self.memory, self.disk, self.gpu)
@@ -221,6 +228,9 @@ class ResourcesConfig:
 
     def is_empty(self) -> bool:
         return not (self.cpu or self.memory or self.disk or self.gpu)
+
+    def clone(self) -> ResourcesConfig:
+        return ResourcesConfig(self.cpu, self.memory, self.disk, self.gpu)
 
     def to_resources(self, where: str = "Resources") -> Resources:
         return Resources(

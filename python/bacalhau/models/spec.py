@@ -8,6 +8,7 @@ from typing import Any
 
 from bacalhau.errors import ValidationError
 from bacalhau.models.codec import (
+    copy_json,
     get_bool,
     get_dict,
     get_int,
@@ -35,6 +36,10 @@ class SpecConfig:
     def from_dict(cls, data: Any, where: str = "SpecConfig") -> SpecConfig:
         d = lower_keys(data, where)
         return cls(type=get_str(d, "Type", where), params=get_dict(d, "Params", where))
+
+    def clone(self) -> SpecConfig:
+        """A deep copy (params included)."""
+        return SpecConfig(self.type, copy_json(self.params))
 
     def param(self, name: str, default: Any = None) -> Any:
         """A param looked up case-insensitively (clients send `bucket` or `Bucket`)."""
@@ -80,6 +85,9 @@ class InputSource:
             target=get_str(d, "Target", where),
         )
 
+    def clone(self) -> InputSource:
+        return InputSource(self.source.clone(), self.alias, self.target)
+
 
 @dataclass(slots=True)
 class ResultPath:
@@ -93,6 +101,9 @@ class ResultPath:
     def from_dict(cls, data: Any, where: str = "ResultPath") -> ResultPath:
         d = lower_keys(data, where)
         return cls(name=get_str(d, "Name", where), path=get_str(d, "Path", where))
+
+    def clone(self) -> ResultPath:
+        return ResultPath(self.name, self.path)
 
 
 NETWORK_TYPES = ("Default", "None", "Host", "Full", "HTTP", "Bridge")
@@ -122,6 +133,9 @@ class PortMapping:
             name=get_str(d, "Name", where), static=get_int(d, "Static", where),
             target=get_int(d, "Target", where), host_network=get_str(d, "HostNetwork", where),
         )
+
+    def clone(self) -> PortMapping:
+        return PortMapping(self.name, self.static, self.target, self.host_network)
 
 
 @dataclass(slots=True)
@@ -169,6 +183,10 @@ class NetworkConfig:
     def is_empty(self) -> bool:
         return not self.type and not self.domains and not self.ports
 
+    def clone(self) -> NetworkConfig:
+        return NetworkConfig(self.type, copy_json(self.domains),
+                             [p.clone() for p in self.ports])
+
 
 @dataclass(slots=True)
 class TimeoutConfig:
@@ -197,6 +215,9 @@ class TimeoutConfig:
     def is_empty(self) -> bool:
         return not (self.execution_timeout or self.queue_timeout or self.total_timeout)
 
+    def clone(self) -> TimeoutConfig:
+        return TimeoutConfig(self.execution_timeout, self.queue_timeout, self.total_timeout)
+
 
 SELECTOR_OPERATORS = ("in", "notin", "exists", "!", "=", "==", "!=", "gt", "lt")
 
@@ -222,6 +243,9 @@ class LabelSelectorRequirement:
             key=get_str(d, "Key", where), operator=get_str(d, "Operator", where),
             values=get_str_list(d, "Values", where),
         )
+
+    def clone(self) -> LabelSelectorRequirement:
+        return LabelSelectorRequirement(self.key, self.operator, copy_json(self.values))
 
     def problems(self, where: str) -> list[str]:
         out: list[str] = []

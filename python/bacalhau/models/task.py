@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from bacalhau.models.codec import get_list, get_str, get_str_map, lower_keys
+from bacalhau.models.codec import copy_str_map, get_list, get_str, get_str_map, lower_keys
 from bacalhau.models.resources import ResourcesConfig
 from bacalhau.models.spec import (
     InputSource,
@@ -76,6 +76,15 @@ class Task:
                 d.get("resources", d.get("resourcesconfig")), f"{where}.Resources"),
             network=NetworkConfig.from_dict(d.get("network"), f"{where}.Network"),
             timeouts=TimeoutConfig.from_dict(d.get("timeouts"), f"{where}.Timeouts"),
+        )
+
+    def clone(self) -> Task:
+        """A deep copy, much cheaper than `copy.deepcopy`."""
+        return Task(
+            self.name, self.engine.clone(), self.publisher.clone(), copy_str_map(self.env),
+            copy_str_map(self.meta), [i.clone() for i in self.input_sources],
+            [r.clone() for r in self.result_paths], self.resources.clone(),
+            self.network.clone(), self.timeouts.clone(),
         )
 
     def normalize(self) -> None:

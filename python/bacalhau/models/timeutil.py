@@ -10,12 +10,23 @@ def now_ns() -> int:
     return time.time_ns()
 
 
+# (seconds, formatted seconds) of the last call: most calls fall in the same second, and
+# formatting the date part is the expensive step.
+_last_second: tuple[int, str] = (-1, "")
+
+
 def rfc3339(ns: int | None = None) -> str:
     """RFC 3339 with nanoseconds, UTC, as Go's time.RFC3339Nano writes it."""
+    global _last_second
     if ns is None:
         ns = time.time_ns()
     seconds, frac = divmod(ns, 1_000_000_000)
-    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    cached = _last_second
+    if cached[0] == seconds:
+        base = cached[1]
+    else:
+        base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _last_second = (seconds, base)
     if frac:
         return f"{base}.{frac:09d}".rstrip("0") + "Z"
     return base + "Z"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -60,6 +59,7 @@ class EvaluationBroker:
         self.clock = clock
         self.dead_letters: list[Evaluation] = []
         self._seq = itertools.count()
+        self._tokens = itertools.count(1)  # lease tokens: unique per broker is all they need
         self._ready: list[tuple[int, int, int, Evaluation]] = []
         self._busy_jobs: set[str] = set()           # a ready, leased or nack-delayed eval
         self._waiting: dict[str, Evaluation] = {}   # job id -> best eval waiting its turn
@@ -147,7 +147,7 @@ class EvaluationBroker:
         return None
 
     def _lease(self, evaluation: Evaluation) -> Lease:
-        lease = Lease(evaluation, uuid.uuid4().hex, self._nacks.get(evaluation.id, 0) + 1)
+        lease = Lease(evaluation, str(next(self._tokens)), self._nacks.get(evaluation.id, 0) + 1)
         timer = asyncio.get_running_loop().call_later(
             self.visibility_timeout, self._expire, evaluation.id, lease.token)
         self._leases[evaluation.id] = (lease, timer)

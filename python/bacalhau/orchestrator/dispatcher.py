@@ -6,12 +6,14 @@ AskForBid always arrives before the BidAccepted that follows it; peers are serve
 concurrently. A peer that cannot be reached is retried with exponential backoff; a row that
 fails `max_attempts` times is dropped with a warning. A reply of `{"OK": false}` counts as
 delivered: the node heard the message and refused it, and resending would not change that.
+Delivered rows are marked sent with the store's next commit (`JobStore.mark_sent_later`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 from bacalhau.errors import TransportError
@@ -45,6 +47,7 @@ class Dispatcher:
         self._resting: set[str] = set()          # peers waiting out their backoff
         self._timers: set[asyncio.TimerHandle] = set()
         self._idle = asyncio.Event()
+        self._generation = 0                     # counts wakes: rows may have been written
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")
@@ -63,6 +66,7 @@ class Dispatcher:
 
     def wake(self) -> None:
         """Look for unsent rows now (called after a commit that wrote some)."""
+        self._generation += 1
         self._idle.clear()
         self._wake.set()
 
@@ -74,19 +78,20 @@ class Dispatcher:
                 if peer not in self._senders and peer not in self._resting:
                     task = asyncio.create_task(self._send_peer(peer))
                     self._senders[peer] = task
-                    task.add_done_callback(lambda _t, p=peer: self._sender_done(p))
+                    task.add_done_callback(functools.partial(self._sender_done, peer))
             if not self._senders:
                 self._idle.set()
 
-    def _sender_done(self, peer: str) -> None:
-        self._senders.pop(peer, None)
-        self._wake.set()  # rescan: rows may have been written as the sender finished
+    def _sender_done(self, peer: str, task: asyncio.Task[None]) -> None:
+        if self._senders.get(peer) is task:  # it stopped early (backoff, error, cancel)
+            del self._senders[peer]
+            self._wake.set()  # rescan: rows may have been written as the sender finished
 
     async def _send_peer(self, peer: str) -> None:
+        batch = 500
         while True:
-            rows = self.store.pending_outbox(peer)
-            if not rows:
-                return
+            generation = self._generation
+            rows = self.store.pending_outbox(peer, batch)
             sent: list[int] = []
             try:
                 for row in rows:
@@ -95,10 +100,18 @@ class Dispatcher:
                     else:
                         self._rest(peer)
                         return
-                self._backoff.pop(peer, None)
+                if rows:
+                    self._backoff.pop(peer, None)
             finally:
                 if sent:
-                    self.store.mark_sent(sent)
+                    self.store.mark_sent_later(sent)
+            if len(rows) < batch and generation == self._generation:
+                # nothing was committed since the read: this peer is done. Leaving the
+                # sender table in the same step means a later wake starts a new sender.
+                del self._senders[peer]
+                if not self._senders and not self._wake.is_set():
+                    self._idle.set()
+                return
 
     async def _deliver(self, row: OutboxRow) -> bool:
         try:

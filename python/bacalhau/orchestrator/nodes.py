@@ -8,6 +8,11 @@ marks nodes DISCONNECTED after `Orchestrator.NodeManager.DisconnectTimeout` with
 and CONNECTED again when they are heard, and persists every membership and connection change
 in the `NodeStore`.
 
+Sender authentication: a NodeInfo or heartbeat is only accepted from the node it describes.
+The sender id handed to the gossip handlers is the one the transport authenticated (over
+libp2p the author whose signature gossipsub verified), so a message whose `NodeID` names
+another node is a forgery (or a relay bug): it is dropped and counted in `forged`.
+
 It keeps `table`, the native `NodeTable` the ranking runs on, holding exactly the schedulable
 compute nodes (Compute, APPROVED, CONNECTED). The table is updated from the deltas as they
 happen (one upsert or remove per change), never rebuilt per job.
@@ -146,6 +151,10 @@ class NodeManager:
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
         self._subscribed = False
+        # Membership messages dropped because the NodeID they carry is not the sender the
+        # transport authenticated (libp2p: the gossip signer): {"node_info": n, "heartbeat": n}.
+        self.forged: dict[str, int] = {"node_info": 0, "heartbeat": 0}
+        self._forgers: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -308,6 +317,9 @@ class NodeManager:
             return
         if not info.node_id:
             info.node_id = sender
+        elif info.node_id != sender:
+            self._drop_forged("node_info", sender, info.node_id)
+            return
         self._apply_node_info(info)
 
     async def handle_heartbeat(self, sender: str, payload: bytes) -> None:
@@ -329,6 +341,9 @@ class NodeManager:
         except (BacalhauError, TypeError, ValueError) as exc:
             log.warning("dropping bad heartbeat from %s: %s", sender, exc)
             return
+        if node_id != sender:
+            self._drop_forged("heartbeat", sender, node_id)
+            return
         state = self._nodes.get(node_id)
         if state is None:
             self._request_node_info(node_id)
@@ -346,6 +361,15 @@ class NodeManager:
             self._notify(node_id, EVENT_LEAVE)  # its new figures cannot be ranked
 
     # ------------------------------------------------------------------ internals
+
+    def _drop_forged(self, kind: str, sender: str, claimed: str) -> None:
+        """A membership message whose NodeID is not its authenticated sender: dropped and
+        counted (`forged`), and logged once per sender (a liar must not flood the log)."""
+        self.forged[kind] = self.forged.get(kind, 0) + 1
+        if sender not in self._forgers:
+            self._forgers.add(sender)
+            log.warning("dropping %s from %s that claims to come from %s (further messages "
+                        "of this sender are dropped and only counted)", kind, sender, claimed)
 
     def _apply_node_info(self, info: NodeInfo) -> None:
         nid = info.node_id

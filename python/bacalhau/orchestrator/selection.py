@@ -4,20 +4,22 @@ result is a `Selection` with the suitable nodes best first and the user-facing "
 nodes" explanation (internals §9, reference §5.3).
 
 The per-node work (filters, scores, the random tie-breaker) runs in Rust over the table the
-`NodeManager` keeps current; this module only builds the job-side input, which is proportional
-to the job's executions, never to the number of nodes.
+`NodeManager` keeps current from membership deltas (never rebuilt per job); this module only
+builds the job-side input, which is proportional to the job's executions, never to the number
+of nodes. The native `rank(req, seed, limit)` returns the best `limit` suitable nodes and the
+rejected ones counted per reason, so nothing here is proportional to the rejected nodes either;
+the per-node list (`Selection.ranks`) is computed only when asked for.
 """
 
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from bacalhau._native import not_enough_nodes_message
+from bacalhau._native import Ranking
 from bacalhau.config import Config
 from bacalhau.models.execution import Execution, ExecutionStateType
 from bacalhau.models.job import Job
@@ -34,34 +36,47 @@ NodeRank = tuple[str, int, bool, str, bool]
 """(node_id, rank, suitable, reason, retryable), as the native ranking returns it."""
 
 _node_id = itemgetter(0)
-_retryable = itemgetter(4)
 
-
-def _unsuitable(rank: NodeRank) -> bool:
-    return not rank[2]
+ReasonCount = tuple[str, int, str, bool]
+"""(reason, nodes rejected with it, smallest such node id, retryable), as the native ranking
+returns it."""
 
 
 @dataclass(slots=True)
 class Selection:
     """The outcome of ranking the schedulable nodes for one job."""
 
-    ranks: list[NodeRank] = field(default_factory=list)
-    """Every schedulable node, best first (suitable ones first)."""
     matched: list[str] = field(default_factory=list)
-    """Ids of the suitable nodes, best first."""
+    """Ids of the best suitable nodes, best first (at most the `limit` asked for)."""
     available: int = 0
     """How many schedulable nodes were considered."""
     retryable: bool = False
     """True when some node was rejected for a reason that may pass (capacity-like)."""
+    suitable: int = 0
+    """How many nodes are suitable (also those beyond the limit)."""
+    ranking: Ranking | None = None
+    """The native answer (message, reason counts)."""
+    all_ranks: Callable[[], list[NodeRank]] | None = None
+    """Computes the full per-node list on demand (diagnostics, tests)."""
 
     @property
-    def suitable(self) -> int:
-        return len(self.matched)
+    def ranks(self) -> list[NodeRank]:
+        """Every schedulable node, best first (suitable ones first). Computed on each access
+        from the current table: only diagnostics need it."""
+        return self.all_ranks() if self.all_ranks is not None else []
+
+    @property
+    def reasons(self) -> list[ReasonCount]:
+        """Rejection reasons with node counts, count descending."""
+        return list(self.ranking.reasons) if self.ranking is not None else []
 
     def message(self, requested: int) -> str:
         """"not enough nodes to run job. requested: R, available: A, suitable: S." with one
         bullet per distinct rejection reason."""
-        return str(not_enough_nodes_message(requested, self.ranks))
+        if self.ranking is None:
+            return (f"not enough nodes to run job. requested: {requested}, available: "
+                    f"{self.available}, suitable: {self.suitable}.")
+        return str(self.ranking.message(requested))
 
     def details(self, requested: int) -> dict[str, str]:
         """Event details of a "not enough nodes" event (NodesRequested/Available/Suitable)."""
@@ -77,21 +92,22 @@ class NodeSelector:
         self.config = config
 
     def select(self, job: Job, executions: Iterable[Execution], *,
-               seed: int | None = None) -> Selection:
-        """Rank every schedulable node for `job`; `executions` are the job's executions (any
-        version; only those of `job.version` count). Without `seed`, one is derived from the
-        job and its executions, so the same evaluation input ranks the same way."""
+               seed: int | None = None, limit: int | None = None) -> Selection:
+        """Rank every schedulable node for `job` and keep the best `limit` suitable ones
+        (None = all); `executions` are the job's executions (any version; only those of
+        `job.version` count). Without `seed`, one is derived from the job and its executions,
+        so the same evaluation input ranks the same way."""
         execs = list(executions)
         req = self.requirements(job, execs)
         if seed is None:
             seed = default_seed(job, execs)
-        ranks: list[NodeRank] = self.nodes.table.rank(req, seed)
-        # Suitable nodes come first, so they are a prefix; C-level map/any, no Python loop.
-        suitable = bisect_left(ranks, True, key=_unsuitable)
-        matched = list(map(_node_id, ranks[:suitable]))
-        retryable = any(map(_retryable, ranks[suitable:]))
-        return Selection(ranks=ranks, matched=matched, available=len(ranks),
-                         retryable=retryable)
+        table = self.nodes.table
+        ranking: Ranking = table.rank(req, seed, limit)
+        chosen_seed = seed
+        return Selection(matched=list(map(_node_id, ranking.top)), available=ranking.available,
+                         retryable=ranking.retryable, suitable=ranking.suitable,
+                         ranking=ranking,
+                         all_ranks=lambda: table.rank(req, chosen_seed))
 
     def requirements(self, job: Job, executions: Iterable[Execution]) -> dict[str, Any]:
         """The native `JobRequirements` dict of the job's (first) task."""

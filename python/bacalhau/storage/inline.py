@@ -3,8 +3,10 @@
 `data:[<mediatype>][;base64],<data>` — base64 or percent-encoded. With media type
 `application/gzip` the payload is a gzip'd tar that is unpacked (safely, by the native
 unpacker: no `..`, absolute names, escaping links or devices) into a directory mounted at the
-target; anything else becomes one file named after the target's basename. The CLI uses this
-for small local files, e.g. `bacalhau wasm run ./main.wasm`.
+target; anything else becomes one file named after the target's basename — written straight
+into the work dir when that is empty (the runner gives every input a fresh one), else into an
+`inline-<id>` folder in it. The CLI uses this for small local files, e.g.
+`bacalhau wasm run ./main.wasm`.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import os
 import shutil
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote_to_bytes
@@ -25,9 +29,16 @@ from bacalhau.models import InputSource, SpecConfig
 from bacalhau.storage.base import describe_input
 
 GZIP_TYPES = ("application/gzip", "application/x-gzip")
+# A job's URLs are decoded at bid time (check, size) and again to write them: small ones are
+# kept, decoded, for those repeats.
+_CACHE_MAX_URL = 64 * 1024
+_CACHE_ENTRIES = 32
+_decoded: OrderedDict[str, DataURL] = OrderedDict()
+# Files up to this size are written on the event loop: cheaper than handing them to a thread.
+SMALL_WRITE = 64 * 1024
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataURL:
     media_type: str  # lower-cased, without parameters; "" when absent
     data: bytes
@@ -35,6 +46,17 @@ class DataURL:
 
 def parse_data_url(url: str) -> DataURL:
     """Decode an RFC 2397 `data:` URL; raises ValueError saying what is wrong."""
+    if len(url) > _CACHE_MAX_URL:
+        return _parse_data_url(url)
+    parsed = _decoded.get(url)
+    if parsed is None:
+        parsed = _decoded[url] = _parse_data_url(url)
+        if len(_decoded) > _CACHE_ENTRIES:
+            _decoded.popitem(last=False)
+    return parsed
+
+
+def _parse_data_url(url: str) -> DataURL:
     if url[:5].lower() != "data:":
         raise ValueError('URL must start with "data:"')
     header, sep, payload = url[5:].partition(",")
@@ -58,6 +80,9 @@ class InlineStorage:
     """Writes `data:` URL inputs into the execution's work dir."""
 
     types = ("inline",)
+
+    def __init__(self) -> None:
+        self._direct: set[Path] = set()  # files written straight into a work dir
 
     def is_installed(self) -> bool:
         return True
@@ -96,15 +121,31 @@ class InlineStorage:
                 f"{what}: inline source URL is invalid: {exc}",
                 hint="embed the content as data:[<mediatype>][;base64],<data>",
             ) from exc
-        root = Path(work_dir) / f"inline-{uuid.uuid4().hex[:12]}"
-        root.mkdir(parents=True)
+        work = Path(work_dir)
+        if parsed.media_type not in GZIP_TYPES and _is_empty_dir(work):
+            host_path = work / (PurePosixPath(input_source.target).name or "input")
+            try:
+                if len(parsed.data) <= SMALL_WRITE:
+                    _create_file(host_path, parsed.data)  # cheaper than a thread hop
+                else:
+                    await asyncio.to_thread(_create_file, host_path, parsed.data)
+            except FileExistsError:
+                pass  # someone else writes into this dir: use a folder of our own
+            except BaseException:
+                host_path.unlink(missing_ok=True)
+                raise
+            else:
+                self._direct.add(host_path)
+                return PreparedInput(
+                    source=input_source, host_path=host_path, target=input_source.target)
+        root = work / f"inline-{uuid.uuid4().hex[:12]}"
         try:
             if parsed.media_type in GZIP_TYPES:
                 host_path = await asyncio.to_thread(_unpack_bytes, parsed.data, root, what)
             else:
                 name = PurePosixPath(input_source.target).name or "input"
                 host_path = root / name
-                await asyncio.to_thread(host_path.write_bytes, parsed.data)
+                await asyncio.to_thread(_write_file, root, host_path, parsed.data)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
@@ -113,13 +154,36 @@ class InlineStorage:
         )
 
     async def cleanup(self, prepared: PreparedInput) -> None:
-        # both shapes live one level under the per-input root: root/<name> or root/content
+        if prepared.host_path in self._direct:
+            self._direct.discard(prepared.host_path)
+            prepared.host_path.unlink(missing_ok=True)  # one unlink: no thread hop
+            return
+        # both other shapes live one level under the per-input root: root/<name> or root/content
         root = prepared.host_path.parent
         if root.name.startswith("inline-"):
             await asyncio.to_thread(shutil.rmtree, root, True)
 
 
+def _is_empty_dir(path: Path) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return False
+
+
+def _create_file(path: Path, data: bytes) -> None:
+    with open(path, "xb") as f:
+        f.write(data)
+
+
+def _write_file(root: Path, path: Path, data: bytes) -> None:
+    root.mkdir(parents=True)
+    path.write_bytes(data)
+
+
 def _unpack_bytes(data: bytes, root: Path, what: str) -> Path:
+    root.mkdir(parents=True)
     archive = root / "payload.tar.gz"
     dest = root / "content"
     archive.write_bytes(data)

@@ -11,10 +11,20 @@ Three tables:
 
 Every state change is conditional (`expected` states, optionally a revision): a cancel racing
 a finishing run cannot move an execution backwards; the loser gets `StateConflictError`.
+
+Acknowledged outbox rows are deleted by `ack_message_later`: the delete rides on the next
+transaction (or a lone one after `ACK_FLUSH_DELAY`), and until then the rows are no longer
+pending. A crash in between only sends them again, which requesters tolerate (they ignore
+messages that change nothing).
+
+Reads are served from a cache of the executions this store wrote (filled once the write is
+committed), keyed by id together with the exact bytes stored: a read still fetches the row and
+parses the JSON only when the bytes differ from the cached ones. Callers get their own copy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractContextManager
@@ -61,6 +71,9 @@ CREATE TABLE outbox (
 """
 
 MIGRATIONS = [SCHEMA_V1]
+
+CACHE_SIZE = 1024
+ACK_FLUSH_DELAY = 0.1  # seconds an acknowledged row may wait to be deleted
 
 ACTIVE_STATES = (
     ExecutionStateType.BID_ACCEPTED, ExecutionStateType.RUNNING, ExecutionStateType.PUBLISHING,
@@ -110,8 +123,16 @@ class ExecutionStore:
         self._db = Database(self.path)
         self._db.migrate(MIGRATIONS)
         self._listeners: list[Callable[[], None]] = []
+        self._cache: dict[str, tuple[bytes, Execution]] = {}  # id -> (stored bytes, parsed)
+        self._acked_later: set[int] = set()  # acknowledged, deleted with the next commit
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._closed = False
+        self._db.add_before_commit(self._delete_acked)
 
     def close(self) -> None:
+        if not self._closed:
+            self.flush_acks()
+            self._closed = True
         self._db.close()
 
     def transaction(self) -> AbstractContextManager[Any]:
@@ -132,20 +153,43 @@ class ExecutionStore:
             row = self._exec("SELECT 1 FROM executions WHERE id = ?", (execution.id,)).fetchone()
             if row is not None:
                 return False
+            data = dumps(execution.to_dict())
             self._exec(
                 "INSERT INTO executions (id, job_id, state, requester, revision, data, "
                 "create_time, modify_time) VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
                 (execution.id, execution.job_id, int(execution.compute_state.state_type),
-                 requester, dumps(execution.to_dict()), now, now),
+                 requester, data, now, now),
             )
             self._add_events(execution.id, events)
+            self._remember(execution, data)
         return True
+
+    def _remember(self, execution: Execution, data: bytes) -> None:
+        """Cache what was just written, once it is committed."""
+        copy = execution.copy()
+
+        def store() -> None:
+            if len(self._cache) >= CACHE_SIZE and copy.id not in self._cache:
+                del self._cache[next(iter(self._cache))]
+            self._cache[copy.id] = (data, copy)
+
+        self._db.after_commit(store)
+
+    def _local(self, row: Any) -> LocalExecution:
+        """A LocalExecution from a `(id, data, requester, revision)` row."""
+        data = row[1]
+        cached = self._cache.get(row[0])
+        if cached is not None and cached[0] == data:
+            execution = cached[1].copy()
+        else:
+            execution = Execution.from_dict(loads(data))
+        return LocalExecution(execution=execution, requester=row[2], revision=int(row[3]))
 
     def get(self, execution_id: str) -> LocalExecution | None:
         row = self._exec(
-            "SELECT data, requester, revision FROM executions WHERE id = ?", (execution_id,)
+            "SELECT id, data, requester, revision FROM executions WHERE id = ?", (execution_id,)
         ).fetchone()
-        return _local(row) if row is not None else None
+        return self._local(row) if row is not None else None
 
     def require(self, execution_id: str) -> LocalExecution:
         local = self.get(execution_id)
@@ -158,13 +202,13 @@ class ExecutionStore:
         """Executions in creation order, optionally only those in `states`."""
         if states is None:
             rows = self._exec(
-                "SELECT data, requester, revision FROM executions ORDER BY create_time, id")
+                "SELECT id, data, requester, revision FROM executions ORDER BY create_time, id")
         else:
             marks = ",".join("?" * len(states))
             rows = self._exec(
-                f"SELECT data, requester, revision FROM executions WHERE state IN ({marks}) "
+                f"SELECT id, data, requester, revision FROM executions WHERE state IN ({marks}) "
                 "ORDER BY create_time, id", [int(s) for s in states])
-        return [_local(r) for r in rows.fetchall()]
+        return [self._local(r) for r in rows.fetchall()]
 
     def update(
         self,
@@ -202,12 +246,14 @@ class ExecutionStore:
             if mutate is not None:
                 mutate(execution)
             execution.modify_time = now_ns()
+            data = dumps(execution.to_dict())
             self._exec(
                 "UPDATE executions SET state = ?, revision = revision + 1, data = ?, "
                 "modify_time = ? WHERE id = ?",
-                (int(new_state), dumps(execution.to_dict()), execution.modify_time, execution_id),
+                (int(new_state), data, execution.modify_time, execution_id),
             )
             self._add_events(execution_id, events)
+            self._remember(execution, data)
             local.revision += 1
         return local
 
@@ -218,9 +264,13 @@ class ExecutionStore:
             self._add_events(execution_id, events)
 
     def _add_events(self, execution_id: str, events: Iterable[Event]) -> None:
-        for event in events:
+        rows = [(execution_id, dumps(event.to_dict())) for event in events]
+        if len(rows) == 1:
             self._exec("INSERT INTO execution_events (execution_id, data) VALUES (?, ?)",
-                       (execution_id, dumps(event.to_dict())))
+                       rows[0])
+        elif rows:
+            self._db.connection.executemany(
+                "INSERT INTO execution_events (execution_id, data) VALUES (?, ?)", rows)
 
     def events(self, execution_id: str) -> list[Event]:
         rows = self._exec(
@@ -241,18 +291,57 @@ class ExecutionStore:
                 "INSERT INTO outbox (peer, msg_type, execution_id, envelope, create_time) "
                 "VALUES (?, ?, ?, ?, ?)", (peer, msg_type, execution_id, envelope, now_ns()))
             seq = int(cursor.lastrowid or 0)
-        self._notify()
+            self._db.after_commit(self._notify)
         return seq
 
     def pending_messages(self, limit: int = 100) -> list[OutboxMessage]:
+        skip = self._acked_later
         rows = self._exec(
             "SELECT seq, peer, msg_type, execution_id, envelope, attempts FROM outbox "
-            "ORDER BY seq LIMIT ?", (limit,)).fetchall()
-        return [OutboxMessage(int(r[0]), r[1], r[2], r[3], bytes(r[4]), int(r[5])) for r in rows]
+            "ORDER BY seq LIMIT ?", (limit + len(skip),)).fetchall()
+        return [OutboxMessage(int(r[0]), r[1], r[2], r[3], bytes(r[4]), int(r[5]))
+                for r in rows if r[0] not in skip][:limit]
 
     def ack_message(self, seq: int) -> None:
         with self.transaction():
             self._exec("DELETE FROM outbox WHERE seq = ?", (seq,))
+
+    def ack_message_later(self, seq: int) -> None:
+        """Delete an acknowledged row with the next commit (see the module docstring)."""
+        self._acked_later.add(seq)
+        if self._flush_timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush_acks()
+            return
+        self._flush_timer = loop.call_later(ACK_FLUSH_DELAY, self._flush_timer_fired)
+
+    def _flush_timer_fired(self) -> None:
+        self._flush_timer = None
+        if not self._closed:
+            self.flush_acks()
+
+    def flush_acks(self) -> None:
+        """Delete the acknowledged rows now."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self._acked_later:
+            with self.transaction():
+                pass  # the before-commit hook deletes them
+
+    def _delete_acked(self) -> None:
+        if not self._acked_later:
+            return
+        seqs = sorted(self._acked_later)
+        try:
+            self._exec("DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))",
+                       (dumps(seqs).decode(),))
+        except sqlite3.Error:  # they stay acknowledged in memory; a later commit retries
+            return
+        self._db.after_commit(lambda: self._acked_later.difference_update(seqs))
 
     def record_attempt(self, seq: int, error: str) -> None:
         with self.transaction():
@@ -267,7 +356,3 @@ class ExecutionStore:
         for callback in self._listeners:
             callback()
 
-
-def _local(row: Any) -> LocalExecution:
-    return LocalExecution(execution=Execution.from_dict(loads(row[0])), requester=row[1],
-                          revision=int(row[2]))

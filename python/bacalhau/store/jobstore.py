@@ -8,10 +8,21 @@ queries filter and sort on.
 
 Updates of jobs and executions are conditional on the revision the caller read (optimistic
 concurrency); a mismatch raises `RevisionConflictError`. Group calls with `transaction()`.
+
+Caches (the store is the only writer of its file, but neither cache depends on that):
+- parsed jobs, by job id with the exact stored bytes they came from: a read still fetches the
+  row, and parses only when the bytes differ; callers get their own copy;
+- the last history SeqNum of recently written jobs, dropped on any rollback.
+
+Outbox rows the dispatcher delivered are marked sent by `mark_sent_later`: the mark rides on
+the next transaction (or a lone one after `SENT_FLUSH_DELAY`), and until then the rows are no
+longer pending. A crash in between only sends them again, which receivers tolerate (every
+message is idempotent at the compute node).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -135,6 +146,11 @@ def spec_fingerprint(job: Job) -> bytes:
     return dumps(d)
 
 
+JOB_CACHE_SIZE = 512
+SENT_FLUSH_DELAY = 0.1  # seconds a delivered row may wait to be marked sent
+HISTORY_SEQ_CACHE_SIZE = 4096
+
+
 def _prefix_upper(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
@@ -146,6 +162,13 @@ class JobStore:
         self.path = path
         self._db = Database(path)
         self._db.migrate(MIGRATIONS, name="jobstore")
+        self._jobs: dict[str, tuple[bytes | str, Job]] = {}  # id -> (stored JSON, parsed)
+        self._history_seq: dict[str, int] = {}          # job id -> last SeqNum written
+        self._db.add_rollback_listener(self._history_seq.clear)
+        self._sent_later: set[int] = set()   # delivered, marked sent with the next commit
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._closed = False
+        self._db.add_before_commit(self._write_sent_marks)
 
     @property
     def db(self) -> Database:
@@ -153,6 +176,9 @@ class JobStore:
         return self._db
 
     def close(self) -> None:
+        if not self._closed:
+            self.flush_sent()
+            self._closed = True
         self._db.close()
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
@@ -170,9 +196,9 @@ class JobStore:
         now = now_ns()
         with self.transaction():
             row = self._db.query_one(
-                "SELECT data FROM jobs WHERE namespace = ? AND name = ?",
+                "SELECT id, data FROM jobs WHERE namespace = ? AND name = ?",
                 (job.namespace, job.name))
-            previous = Job.from_dict(loads(row["data"])) if row else None
+            previous = self._job(row[0], row[1]) if row else None
             stored = job.copy()
             stored.state = JobState(JobStateType.PENDING.value)
             stored.modify_time = now
@@ -232,11 +258,22 @@ class JobStore:
             raise RevisionConflictError(
                 f"job {job.id} changed concurrently (expected revision {expected_revision})")
 
+    def _job(self, job_id: str, data: bytes | str) -> Job:
+        """The job stored as `data` (a private copy), parsed only if not cached."""
+        cached = self._jobs.get(job_id)
+        if cached is not None and cached[0] == data:
+            return cached[1].copy()
+        job = Job.from_dict(loads(data))
+        if len(self._jobs) >= JOB_CACHE_SIZE:
+            del self._jobs[next(iter(self._jobs))]
+        self._jobs[job_id] = (data, job.copy())
+        return job
+
     def get_job(self, job_id: str) -> Job:
         row = self._db.query_one("SELECT data FROM jobs WHERE id = ?", (job_id,))
         if row is None:
             raise NotFoundError(f"job not found: {job_id}")
-        return Job.from_dict(loads(row["data"]))
+        return self._job(job_id, row[0])
 
     def find_job(self, id_or_name: str, namespace: str | None = "default") -> Job:
         """Look a job up by name (in `namespace`), then by ID, then by unique ID prefix."""
@@ -244,21 +281,21 @@ class JobStore:
         if not key:
             raise NotFoundError("job not found: (empty id)")
         if namespace in (None, "", "*"):
-            rows = self._db.query("SELECT data FROM jobs WHERE name = ? LIMIT 2", (key,))
+            rows = self._db.query("SELECT id, data FROM jobs WHERE name = ? LIMIT 2", (key,))
         else:
             rows = self._db.query(
-                "SELECT data FROM jobs WHERE namespace = ? AND name = ?", (namespace, key))
+                "SELECT id, data FROM jobs WHERE namespace = ? AND name = ?", (namespace, key))
         if len(rows) == 1:
-            return Job.from_dict(loads(rows[0]["data"]))
+            return self._job(rows[0][0], rows[0][1])
         row = self._db.query_one("SELECT data FROM jobs WHERE id = ?", (key,))
         if row is not None:
-            return Job.from_dict(loads(row["data"]))
+            return self._job(key, row[0])
         if not is_full_id(key):
             rows = self._db.query(
-                "SELECT data FROM jobs WHERE id >= ? AND id < ? LIMIT 2",
+                "SELECT id, data FROM jobs WHERE id >= ? AND id < ? LIMIT 2",
                 (key, _prefix_upper(key)))
             if len(rows) == 1:
-                return Job.from_dict(loads(rows[0]["data"]))
+                return self._job(rows[0][0], rows[0][1])
             if len(rows) > 1:
                 raise MultipleMatchesError(
                     f"multiple jobs found for id {key}",
@@ -417,9 +454,13 @@ class JobStore:
 
     def set_evaluation_status(self, evaluation_ids: Iterable[str], status: str) -> None:
         now = now_ns()
-        rows = self._db.query(
-            "SELECT id, data FROM evaluations WHERE id IN (SELECT value FROM json_each(?))",
-            (dumps(list(evaluation_ids)).decode(),))
+        ids = list(evaluation_ids)
+        if len(ids) == 1:
+            rows = self._db.query("SELECT id, data FROM evaluations WHERE id = ?", (ids[0],))
+        else:
+            rows = self._db.query(
+                "SELECT id, data FROM evaluations WHERE id IN (SELECT value FROM json_each(?))",
+                (dumps(ids).decode(),))
         for row in rows:
             ev = Evaluation.from_dict(loads(row["data"]))
             ev.status, ev.modify_time = status, now
@@ -454,18 +495,34 @@ class JobStore:
         now = now_ns()
         if not event.timestamp:
             event.timestamp = rfc3339(now)
-        row = self._db.query_one(
-            "SELECT COALESCE(MAX(seq_num), 0) FROM history WHERE job_id = ?", (job_id,))
-        item = JobHistory(
-            seq_num=int(row[0]) + 1 if row else 1,
-            type=EXECUTION_LEVEL if execution_id else JOB_LEVEL,
-            job_id=job_id, job_version=job_version, execution_id=execution_id,
-            event=event, time=rfc3339(now))
-        self._db.execute(
-            "INSERT INTO history (job_id, seq_num, type, job_version, execution_id, time_ns, "
-            "data) VALUES (?,?,?,?,?,?,?)",
-            (job_id, item.seq_num, item.type, job_version, execution_id, now,
-             dumps(item.to_dict())))
+        seq_num = self._history_seq.get(job_id)
+        while True:
+            if seq_num is None:
+                row = self._db.query_one(
+                    "SELECT COALESCE(MAX(seq_num), 0) FROM history WHERE job_id = ?", (job_id,))
+                seq_num = int(row[0]) if row else 0
+            item = JobHistory(
+                seq_num=seq_num + 1,
+                type=EXECUTION_LEVEL if execution_id else JOB_LEVEL,
+                job_id=job_id, job_version=job_version, execution_id=execution_id,
+                event=event, time=rfc3339(now))
+            try:
+                self._db.execute(
+                    "INSERT INTO history (job_id, seq_num, type, job_version, execution_id, "
+                    "time_ns, data) VALUES (?,?,?,?,?,?,?)",
+                    (job_id, item.seq_num, item.type, job_version, execution_id, now,
+                     dumps(item.to_dict())))
+            except sqlite3.IntegrityError:
+                if job_id not in self._history_seq:
+                    raise
+                # another connection wrote history of this job: ask the file again
+                self._history_seq.pop(job_id, None)
+                seq_num = None
+                continue
+            break
+        if len(self._history_seq) >= HISTORY_SEQ_CACHE_SIZE and job_id not in self._history_seq:
+            self._history_seq.clear()
+        self._history_seq[job_id] = item.seq_num
         return item
 
     def job_history(
@@ -521,24 +578,69 @@ class JobStore:
 
     def pending_outbox(self, peer: str | None = None, limit: int = 500) -> list[OutboxRow]:
         """Unsent rows in the order they were written (per peer when `peer` is given)."""
+        skip = self._sent_later
         if peer is None:
             rows = self._db.query(
                 "SELECT id, peer, protocol, payload, attempts FROM outbox WHERE sent = 0 "
-                "ORDER BY id LIMIT ?", (limit,))
+                "ORDER BY id LIMIT ?", (limit + len(skip),))
         else:
             rows = self._db.query(
                 "SELECT id, peer, protocol, payload, attempts FROM outbox "
-                "WHERE sent = 0 AND peer = ? ORDER BY id LIMIT ?", (peer, limit))
-        return [OutboxRow(r["id"], r["peer"], r["protocol"], bytes(r["payload"]),
-                          r["attempts"]) for r in rows]
+                "WHERE sent = 0 AND peer = ? ORDER BY id LIMIT ?", (peer, limit + len(skip)))
+        return [OutboxRow(r[0], r[1], r[2], bytes(r[3]), r[4])
+                for r in rows if r[0] not in skip][:limit]
 
     def pending_outbox_peers(self) -> list[str]:
-        return [r[0] for r in self._db.query("SELECT DISTINCT peer FROM outbox WHERE sent = 0")]
+        if not self._sent_later:
+            return [r[0] for r in self._db.query(
+                "SELECT DISTINCT peer FROM outbox WHERE sent = 0")]
+        return [r[0] for r in self._db.query(
+            "SELECT DISTINCT peer FROM outbox WHERE sent = 0 "
+            "AND id NOT IN (SELECT value FROM json_each(?))",
+            (dumps(sorted(self._sent_later)).decode(),))]
 
     def mark_sent(self, ids: Iterable[int]) -> None:
         self._db.execute(
             "UPDATE outbox SET sent = 1 WHERE id IN (SELECT value FROM json_each(?))",
             (dumps(list(ids)).decode(),))
+
+    def mark_sent_later(self, ids: Iterable[int]) -> None:
+        """Mark delivered rows sent with the next commit (see the module docstring)."""
+        self._sent_later.update(ids)
+        if not self._sent_later or self._flush_timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush_sent()
+            return
+        self._flush_timer = loop.call_later(SENT_FLUSH_DELAY, self._flush_timer_fired)
+
+    def _flush_timer_fired(self) -> None:
+        self._flush_timer = None
+        if not self._closed:
+            self.flush_sent()
+
+    def flush_sent(self) -> None:
+        """Write the pending sent marks now."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self._sent_later:
+            with self.transaction():
+                pass  # the before-commit hook writes them
+
+    def _write_sent_marks(self) -> None:
+        if not self._sent_later:
+            return
+        ids = sorted(self._sent_later)
+        try:
+            self._db.execute(
+                "UPDATE outbox SET sent = 1 WHERE id IN (SELECT value FROM json_each(?))",
+                (dumps(ids).decode(),))
+        except sqlite3.Error:  # the rows stay marked in memory; a later commit retries
+            return
+        self._db.after_commit(lambda: self._sent_later.difference_update(ids))
 
     def record_attempt(self, outbox_id: int) -> int:
         """Count a failed send; returns the attempts so far."""

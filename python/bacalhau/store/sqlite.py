@@ -4,7 +4,12 @@
 One `Database` holds one connection for the life of the store (no per-call connection opening).
 Calls outside `transaction()` commit on their own (autocommit); inside, everything commits once
 when the outermost block exits, or rolls back if it raises. Nested blocks use savepoints, so an
-inner failure that the caller catches undoes only the inner work.
+inner failure that the caller catches undoes only the inner work. Before-commit hooks let a
+store add writes that may wait for the next transaction (see the outboxes). Stores keep
+in-memory caches of what they wrote: `after_commit` runs a callback only once the write is
+committed, and rollback listeners hear of every rollback, so a cache never holds what the file
+does not.
+WAL checkpoints run on a background thread (see `CHECKPOINT_EVERY`).
 
 Migrations are a list of SQL scripts; script `i` brings the schema to version `i + 1`. The
 version lives in `PRAGMA user_version`, or, when several stores share one file, in a
@@ -13,15 +18,118 @@ version lives in `PRAGMA user_version`, or, when several stores share one file, 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from bacalhau.errors import StoreError
 
+log = logging.getLogger(__name__)
+
 BUSY_TIMEOUT_MS = 5000
+# WAL checkpoints copy the log into the database file and fsync both: milliseconds that a
+# committing connection would otherwise pay inline every ~1000 pages. A background thread
+# with its own connection runs them instead, after every CHECKPOINT_EVERY commits; SQLite's
+# own automatic checkpoint stays on, at a high mark, as a safety net should it fall behind.
+CHECKPOINT_EVERY = 64
+AUTOCHECKPOINT_PAGES = 10000
+
+
+class _Checkpointer:
+    """Runs `PRAGMA wal_checkpoint(PASSIVE)` on its own connection and thread when asked."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._wanted = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="sqlite-checkpoint",
+                                        daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        self._wanted.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wanted.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None,
+                                   timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        except sqlite3.Error as exc:  # pragma: no cover - the main connection opened it
+            log.warning("checkpoint connection to %s failed: %s", self._path, exc)
+            return
+        try:
+            while True:
+                self._wanted.wait()
+                self._wanted.clear()
+                if self._stopping:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # a later one (or SQLite's own) catches up
+                    log.debug("background checkpoint of %s failed: %s", self._path, exc)
+        finally:
+            conn.close()
+
+
+class _Transaction:
+    """The context manager of `Database.transaction()` (a class: cheaper than a generator)."""
+
+    __slots__ = ("_db", "_depth")
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._depth = 0
+
+    def __enter__(self) -> sqlite3.Connection:
+        db = self._db
+        depth = self._depth = db._depth
+        try:
+            db.conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT sp{depth}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot start a transaction on {db.path}: {exc}") from exc
+        db._depth = depth + 1
+        return db.conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        db = self._db
+        depth = self._depth
+        db._depth = depth
+        if exc_type is not None:
+            if depth == 0:
+                db.conn.execute("ROLLBACK")
+            else:
+                db.conn.execute(f"ROLLBACK TO sp{depth}")
+                db.conn.execute(f"RELEASE sp{depth}")
+            db._rolled_back(depth)
+            return
+        if depth:
+            db.conn.execute(f"RELEASE sp{depth}")
+            db._released(depth)
+            return
+        try:
+            if db._before_commit:
+                db._depth = 1  # the hooks write inside this transaction
+                try:
+                    for hook in db._before_commit:
+                        hook()
+                finally:
+                    db._depth = 0
+            db.conn.execute("COMMIT")
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            db._rolled_back(0)
+            raise
+        db._committed()
 
 
 class Database:
@@ -44,6 +152,15 @@ class Database:
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self._depth = 0
+        # (depth at registration, callback) run after the outermost COMMIT
+        self._after_commit: list[tuple[int, Callable[[], None]]] = []
+        self._rollback_listeners: list[Callable[[], None]] = []
+        self._before_commit: list[Callable[[], None]] = []
+        self._commits = 0
+        self._checkpointer: _Checkpointer | None = None
+        self._background_checkpoints = self.path != ":memory:"
+        if self._background_checkpoints:
+            self.conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -54,30 +171,56 @@ class Database:
         return self._depth > 0
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         self.conn.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> _Transaction:
         """`BEGIN IMMEDIATE … COMMIT` for the outermost block, a savepoint for nested ones."""
-        depth = self._depth
-        savepoint = f"sp{depth}"
-        try:
-            self.conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot start a transaction on {self.path}: {exc}") from exc
-        self._depth += 1
-        try:
-            yield self.conn
-        except BaseException:
-            self._depth -= 1
-            if depth == 0:
-                self.conn.execute("ROLLBACK")
-            else:
-                self.conn.execute(f"ROLLBACK TO {savepoint}")
-                self.conn.execute(f"RELEASE {savepoint}")
-            raise
-        self._depth -= 1
-        self.conn.execute("COMMIT" if depth == 0 else f"RELEASE {savepoint}")
+        return _Transaction(self)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback()` once what was written so far is committed: at once outside a
+        transaction, else after the outermost COMMIT; never if that part is rolled back."""
+        if self._depth == 0:
+            callback()
+        else:
+            self._after_commit.append((self._depth, callback))
+
+    def add_before_commit(self, hook: Callable[[], None]) -> None:
+        """`hook()` runs inside every outermost transaction, just before its COMMIT; what it
+        writes commits (or rolls back) with the transaction."""
+        self._before_commit.append(hook)
+
+    def add_rollback_listener(self, callback: Callable[[], None]) -> None:
+        """`callback()` runs after every rollback (of a transaction or a savepoint)."""
+        self._rollback_listeners.append(callback)
+
+    def _rolled_back(self, depth: int) -> None:
+        """The block entered at `depth` rolled back: drop what was registered inside it."""
+        if self._after_commit:
+            self._after_commit = [(d, cb) for d, cb in self._after_commit if d <= depth]
+        for listener in self._rollback_listeners:
+            listener()
+
+    def _released(self, depth: int) -> None:
+        """The savepoint entered at `depth` succeeded: its callbacks now belong to its parent
+        (so that a later rollback of a sibling block keeps them)."""
+        if self._after_commit:
+            self._after_commit = [(min(d, depth), cb) for d, cb in self._after_commit]
+
+    def _committed(self) -> None:
+        callbacks, self._after_commit = self._after_commit, []
+        for _, callback in callbacks:
+            callback()
+        if self._background_checkpoints:
+            self._commits += 1
+            if self._commits >= CHECKPOINT_EVERY:
+                self._commits = 0
+                if self._checkpointer is None:
+                    self._checkpointer = _Checkpointer(self.path)
+                self._checkpointer.request()
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, tuple(params))

@@ -97,7 +97,9 @@ class InProcessTransport:
             raise TransportError(f"peer {peer} does not serve {protocol}")
         task = target._spawn(handler(self.node_id, bytes(payload)))
         try:
-            reply = await asyncio.wait_for(asyncio.shield(task), timeout)
+            # the shield keeps the handler running if we stop waiting
+            async with asyncio.timeout(timeout):
+                reply = await asyncio.shield(task)
         except TimeoutError as exc:
             raise TransportError(
                 f"peer {peer} did not answer {protocol} within {timeout:g}s") from exc

@@ -44,6 +44,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MergeError", py.get_type::<MergeError>())?;
     m.add("CidError", py.get_type::<CidError>())?;
     m.add_class::<ranking::NodeTable>()?;
+    m.add_class::<ranking::Ranking>()?;
     m.add_function(wrap_pyfunction!(ranking::not_enough_nodes_message, m)?)?;
     m.add_function(wrap_pyfunction!(merge::pack_dir, m)?)?;
     m.add_function(wrap_pyfunction!(merge::unpack, m)?)?;

@@ -1,4 +1,4 @@
-//! `NodeTable` and `not_enough_nodes_message`: dicts in, tuples out.
+//! `NodeTable`, `Ranking` and `not_enough_nodes_message`: dicts in, tuples out.
 
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
@@ -7,7 +7,9 @@ use bacalhau_ranking::{
     Constraint, JobRequirements, NodeFacts, NodeTable as Table, PreviousRuns, Resources, Verdict,
     Version, DEFAULT_MIN_VERSION, DEFAULT_OVERSUBSCRIPTION,
 };
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 use crate::convert::{fixed_items, Record};
 use crate::RankingError;
@@ -41,6 +43,9 @@ const VERSION: &str = "(major, minor, patch)";
 
 /// `(node_id, rank, suitable, reason, retryable)`.
 type RankTuple = (String, i64, bool, String, bool);
+
+/// `(reason, node count, smallest node id, retryable)`.
+type ReasonTuple = (String, usize, String, bool);
 
 fn map_err(e: bacalhau_ranking::RankingError) -> PyErr {
     RankingError::new_err(e.to_string())
@@ -203,13 +208,44 @@ impl NodeTable {
             .len()
     }
 
-    /// Ranks every node for the job (see the ranking crate README).
-    fn rank(
+    /// Updates only the capacity figures of a known node; False when the node is unknown.
+    fn update_capacity(
         &self,
         py: Python<'_>,
-        job: &Bound<'_, PyAny>,
-        seed: &Bound<'_, PyAny>,
-    ) -> PyResult<Vec<RankTuple>> {
+        node_id: &str,
+        max_capacity: [f64; 4],
+        available: [f64; 4],
+        queued: [f64; 4],
+    ) -> PyResult<bool> {
+        let res = |[c, m, d, g]: [f64; 4]| Resources::new(c, m, d, g);
+        let lock = &self.inner;
+        py.detach(|| {
+            lock.write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .update_capacity(node_id, res(max_capacity), res(available), res(queued))
+        })
+        .map_err(map_err)
+    }
+
+    /// Number of distinct node classes (nodes with identical static facts share one).
+    fn class_count(&self) -> usize {
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .class_count()
+    }
+
+    /// Without `limit`: every node ranked (a list of `NodeRank` tuples). With `limit` (an
+    /// int, or None for all suitable nodes): a `Ranking` holding the best `limit` suitable
+    /// nodes and the rejected ones counted per reason.
+    #[pyo3(signature = (job, seed, *limit))]
+    fn rank<'py>(
+        &self,
+        py: Python<'py>,
+        job: &Bound<'py, PyAny>,
+        seed: &Bound<'py, PyAny>,
+        limit: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let job = job_requirements(job)?;
         // Any Python int is accepted; negative seeds wrap (Python's hash() can be negative).
         let seed = match seed.extract::<u64>() {
@@ -217,25 +253,99 @@ impl NodeTable {
             Err(_) => seed.extract::<i64>()? as u64,
         };
         let lock = &self.inner;
-        py.detach(|| {
-            // The guard lives inside the closure: it is released before the GIL is taken back.
-            let table = lock.read().unwrap_or_else(PoisonError::into_inner);
-            table.rank(&job, seed).map(|ranks| {
-                ranks
-                    .iter()
-                    .map(|r| {
-                        (
-                            r.node_id.to_string(),
-                            r.rank,
-                            r.suitable(),
-                            r.reason(),
-                            r.retryable(),
-                        )
+        match limit.len() {
+            0 => {
+                let ranks: Vec<RankTuple> = py
+                    .detach(|| {
+                        // The guard lives inside the closure: released before the GIL returns.
+                        let table = lock.read().unwrap_or_else(PoisonError::into_inner);
+                        table.rank_all(&job, seed).map(|ranks| {
+                            ranks
+                                .iter()
+                                .map(|r| {
+                                    (
+                                        r.node_id.to_string(),
+                                        r.rank,
+                                        r.suitable(),
+                                        r.reason(),
+                                        r.retryable(),
+                                    )
+                                })
+                                .collect()
+                        })
                     })
-                    .collect()
-            })
-        })
-        .map_err(map_err)
+                    .map_err(map_err)?;
+                ranks.into_pyobject(py)
+            }
+            1 => {
+                let limit: Option<usize> = limit.get_item(0)?.extract().map_err(|_| {
+                    PyTypeError::new_err("rank(): limit must be an int >= 0 or None")
+                })?;
+                let ranking = py
+                    .detach(|| {
+                        let table = lock.read().unwrap_or_else(PoisonError::into_inner);
+                        table.rank(&job, seed, limit).map(|r| Ranking {
+                            top: r
+                                .top
+                                .iter()
+                                .map(|n| (n.node_id.to_string(), n.rank, true, String::new(), false))
+                                .collect(),
+                            available: r.available,
+                            suitable: r.suitable,
+                            retryable: r.retryable(),
+                            reasons: r
+                                .reasons()
+                                .into_iter()
+                                .map(|g| (g.reason, g.count, g.first_node.to_string(), g.retryable))
+                                .collect(),
+                        })
+                    })
+                    .map_err(map_err)?;
+                Ok(Bound::new(py, ranking)?.into_any())
+            }
+            n => Err(PyTypeError::new_err(format!(
+                "rank() takes at most 3 arguments (job, seed, limit), {} given",
+                n + 2
+            ))),
+        }
+    }
+}
+
+/// The best suitable nodes of one ranking and what kept the other nodes out.
+#[pyclass(module = "bacalhau._native", name = "Ranking", frozen, get_all)]
+pub struct Ranking {
+    /// Best suitable nodes, best first, as `NodeRank` tuples.
+    top: Vec<RankTuple>,
+    /// Nodes considered.
+    available: usize,
+    /// Suitable nodes (also those beyond the limit).
+    suitable: usize,
+    /// Whether some rejection was capacity-like.
+    retryable: bool,
+    /// `(reason, count, smallest node id, retryable)`, count descending then reason.
+    reasons: Vec<ReasonTuple>,
+}
+
+#[pymethods]
+impl Ranking {
+    /// The "not enough nodes to run job ..." text.
+    fn message(&self, requested: usize) -> String {
+        let groups = self
+            .reasons
+            .iter()
+            .map(|(reason, count, node, _)| (reason.as_str(), *count, node.as_str()))
+            .collect();
+        bacalhau_ranking::message_from_groups(requested, self.available, self.suitable, groups)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Ranking(top={}, available={}, suitable={}, reasons={})",
+            self.top.len(),
+            self.available,
+            self.suitable,
+            self.reasons.len()
+        )
     }
 }
 

@@ -2,6 +2,7 @@
 //! chain of the reference (§5.3). Pure: no I/O, no clock, no logging; randomness comes from
 //! a caller-given seed. See README.md for the flow and vocabulary.
 
+mod class;
 mod error;
 mod message;
 mod model;
@@ -11,13 +12,14 @@ mod reason;
 mod selector;
 mod table;
 
+pub use class::{ClassId, NodeClass};
 pub use error::RankingError;
-pub use message::{not_enough_nodes_message, Verdict, SHORT_ID_LEN};
+pub use message::{message_from_groups, not_enough_nodes_message, Verdict, SHORT_ID_LEN};
 pub use model::{
     Constraint, Dim, JobRequirements, NodeFacts, PreviousRuns, Resources, Version,
     DEFAULT_MIN_VERSION, DEFAULT_OVERSUBSCRIPTION,
 };
-pub use rank::NodeRank;
+pub use rank::{NodeRank, ReasonCount, RejectionCount, Ranking};
 pub use reason::Rejection;
 pub use selector::{Operator, Requirement, SOFT_PREFIX};
 pub use table::NodeTable;

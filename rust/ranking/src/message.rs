@@ -43,6 +43,17 @@ pub fn not_enough_nodes_message(requested: usize, verdicts: &[Verdict<'_>]) -> S
             None => groups.push((v.reason, 1, v.node_id)),
         }
     }
+    message_from_groups(requested, available, suitable, groups)
+}
+
+/// The same message from rejections already grouped by reason: `(reason, count, smallest
+/// node id)`, one entry per distinct reason.
+pub fn message_from_groups(
+    requested: usize,
+    available: usize,
+    suitable: usize,
+    mut groups: Vec<(&str, usize, &str)>,
+) -> String {
     groups.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let mut out = format!(
         "not enough nodes to run job. requested: {requested}, available: {available}, suitable: {suitable}."

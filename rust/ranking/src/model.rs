@@ -6,7 +6,7 @@ use std::fmt;
 use crate::error::RankingError;
 
 /// One dimension of [`Resources`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dim {
     /// CPU cores (fractional).
     Cpu,

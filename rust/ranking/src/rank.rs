@@ -1,8 +1,18 @@
-//! Runs the ranker chain over the whole table and orders the result.
+//! The ranking pass: static verdicts per class (from the [`Context`]), dynamic rankers per
+//! node, the best `limit` suitable nodes kept in a bounded heap (no full sort), rejections
+//! counted per reason without an allocation per rejected node.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
 
 use crate::error::RankingError;
+use crate::message::message_from_groups;
 use crate::model::JobRequirements;
-use crate::rankers::{Context, CHAIN, UNSUITABLE};
+use crate::class::FastMap;
+use crate::rankers::{
+    available_capacity, over_subscription, previous_executions, random, ClassVerdict, Context,
+    GroupKey, Ranker, UNSUITABLE,
+};
 use crate::reason::Rejection;
 use crate::table::NodeTable;
 
@@ -37,37 +47,305 @@ impl NodeRank<'_> {
     }
 }
 
+/// How many nodes one reason kept out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectionCount<'a> {
+    /// The rejection of the first node counted (all share its [`Rejection::key`]).
+    pub rejection: Rejection<'a>,
+    /// Number of nodes.
+    pub count: usize,
+    /// The smallest node id among them (named in messages when `count` is 1).
+    pub first_node: &'a str,
+}
+
+/// One distinct rejection message with its node count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReasonCount<'a> {
+    /// The message users see.
+    pub reason: String,
+    /// Number of nodes rejected with this message.
+    pub count: usize,
+    /// The smallest node id among them.
+    pub first_node: &'a str,
+    /// Whether the condition is transient (capacity-like).
+    pub retryable: bool,
+}
+
+/// The answer to [`NodeTable::rank`]: the best suitable nodes and what kept the others out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranking<'a> {
+    /// The best suitable nodes (at most the requested limit): rank descending, node id
+    /// ascending.
+    pub top: Vec<NodeRank<'a>>,
+    /// Nodes considered (the table's size).
+    pub available: usize,
+    /// Suitable nodes (including those beyond the limit).
+    pub suitable: usize,
+    /// Rejected nodes grouped by identical rejection, count descending then node id.
+    pub rejections: Vec<RejectionCount<'a>>,
+}
+
+impl<'a> Ranking<'a> {
+    /// True when some node was rejected for a transient (capacity) reason.
+    pub fn retryable(&self) -> bool {
+        self.rejections.iter().any(|r| r.rejection.retryable())
+    }
+
+    /// The rejections grouped by message (distinct rejections can print alike), count
+    /// descending then message. Busy nodes are counted per dimension (see
+    /// [`Rejection::summary`]).
+    pub fn reasons(&self) -> Vec<ReasonCount<'a>> {
+        let mut by_reason: HashMap<String, usize> = HashMap::new();
+        let mut out: Vec<ReasonCount<'a>> = Vec::new();
+        for r in &self.rejections {
+            let reason = r.rejection.summary(r.count);
+            match by_reason.get(&reason) {
+                Some(&i) => {
+                    let g = &mut out[i];
+                    g.count += r.count;
+                    g.first_node = g.first_node.min(r.first_node);
+                }
+                None => {
+                    by_reason.insert(reason.clone(), out.len());
+                    out.push(ReasonCount {
+                        reason,
+                        count: r.count,
+                        first_node: r.first_node,
+                        retryable: r.rejection.retryable(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+        out
+    }
+
+    /// "not enough nodes to run job. requested: R, available: A, suitable: S." with one
+    /// bullet per distinct reason (see [`crate::not_enough_nodes_message`]).
+    pub fn message(&self, requested: usize) -> String {
+        let reasons = self.reasons();
+        let groups = reasons
+            .iter()
+            .map(|r| (r.reason.as_str(), r.count, r.first_node))
+            .collect();
+        message_from_groups(requested, self.available, self.suitable, groups)
+    }
+}
+
+/// What the pass found for one row.
+enum RowVerdict<'a> {
+    /// Suitable with this rank.
+    Suitable(i64),
+    /// Rejected by its class's static verdict.
+    ClassRejected,
+    /// Rejected by a dynamic ranker.
+    Rejected(Rejection<'a>),
+}
+
+/// The dynamic rankers after OverSubscription, in chain order.
+const DYNAMIC_AFTER: [Ranker; 3] = [
+    previous_executions::rank,
+    available_capacity::rank,
+    random::rank,
+];
+
+impl<'a> Context<'a> {
+    /// The chain's verdict on one row, from the class verdict and the dynamic rankers.
+    #[inline]
+    fn judge(&self, row: usize) -> RowVerdict<'a> {
+        let mut rank = match self.verdict(row) {
+            ClassVerdict::Pass(score) => *score,
+            ClassVerdict::Reject(..) => return RowVerdict::ClassRejected,
+            ClassVerdict::RejectAfterCapacity(..) => {
+                return match over_subscription::rank(self, row) {
+                    Err(r) => RowVerdict::Rejected(r),
+                    Ok(_) => RowVerdict::ClassRejected,
+                };
+            }
+        };
+        match over_subscription::rank(self, row) {
+            Ok(score) => rank += score,
+            Err(r) => return RowVerdict::Rejected(r),
+        }
+        for ranker in DYNAMIC_AFTER {
+            match ranker(self, row) {
+                Ok(score) => rank += score,
+                Err(r) => return RowVerdict::Rejected(r),
+            }
+        }
+        RowVerdict::Suitable(rank)
+    }
+
+    /// The class's rejection of a [`RowVerdict::ClassRejected`] row.
+    fn class_rejection(&self, row: usize) -> &Rejection<'a> {
+        match self.verdict(row) {
+            ClassVerdict::Reject(r, _) | ClassVerdict::RejectAfterCapacity(r, _) => r,
+            ClassVerdict::Pass(_) => unreachable!("a passing class rejects nothing"),
+        }
+    }
+}
+
+/// A suitable node in the top-k heap; `Less` means better (rank desc, then node id asc), so
+/// the max-heap's top is the worst node kept.
+#[derive(Debug, PartialEq, Eq)]
+struct Candidate<'a> {
+    rank: i64,
+    node_id: &'a str,
+}
+
+impl Ord for Candidate<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .rank
+            .cmp(&self.rank)
+            .then_with(|| self.node_id.cmp(other.node_id))
+    }
+}
+
+impl PartialOrd for Candidate<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl NodeTable {
-    /// Ranks every node for the job: suitable nodes first, then rank descending, then node id
-    /// ascending. The result depends only on the table's contents, the job and the seed.
+    /// Ranks the table for the job and keeps the best `limit` suitable nodes (`None` = all
+    /// of them), with every rejected node counted under its rejection. One pass over the
+    /// table; static checks run once per node class; no full sort, no allocation per
+    /// rejected node. The result depends only on the table's contents, the job and the seed.
     ///
     /// Fails only when the job itself is malformed (bad constraint, negative resources).
     pub fn rank<'a>(
         &'a self,
         job: &'a JobRequirements,
         seed: u64,
-    ) -> Result<Vec<NodeRank<'a>>, RankingError> {
+        limit: Option<usize>,
+    ) -> Result<Ranking<'a>, RankingError> {
         let ctx = Context::new(self, job, seed)?;
-        let mut out = Vec::with_capacity(self.len());
-        for (row, node_id) in self.ids.iter().enumerate() {
-            let mut rank = 0;
-            let mut rejection = None;
-            for ranker in CHAIN {
-                match ranker(&ctx, row) {
-                    Ok(score) => rank += score,
-                    Err(r) => {
-                        rejection = Some(r);
-                        rank = UNSUITABLE;
-                        break;
+        // Per class: (nodes rejected, row of the smallest node id).
+        let mut by_class: Vec<(usize, usize)> = vec![(0, 0); ctx.verdicts.len()];
+        let mut groups: FastMap<GroupKey, RejectionCount<'a>> = FastMap::default();
+        let mut heap: BinaryHeap<Candidate<'a>> = BinaryHeap::new();
+        let mut all: Vec<Candidate<'a>> = Vec::new();
+        let mut suitable = 0;
+        for row in 0..self.len() {
+            match ctx.judge(row) {
+                RowVerdict::Suitable(rank) => {
+                    suitable += 1;
+                    let c = Candidate {
+                        rank,
+                        node_id: &self.ids[row],
+                    };
+                    match limit {
+                        None => all.push(c),
+                        Some(k) if heap.len() < k => heap.push(c),
+                        Some(_) => {
+                            if let Some(mut worst) = heap.peek_mut() {
+                                if c < *worst {
+                                    *worst = c;
+                                }
+                            }
+                        }
                     }
                 }
+                RowVerdict::ClassRejected => {
+                    let slot = &mut by_class[self.class[row] as usize];
+                    if slot.0 == 0 || self.ids[row] < self.ids[slot.1] {
+                        slot.1 = row;
+                    }
+                    slot.0 += 1;
+                }
+                RowVerdict::Rejected(rejection) => {
+                    let node_id = self.ids[row].as_str();
+                    groups
+                        .entry(GroupKey::of_dynamic(&rejection))
+                        .and_modify(|g| {
+                            g.count += 1;
+                            g.first_node = g.first_node.min(node_id);
+                        })
+                        .or_insert(RejectionCount {
+                            rejection,
+                            count: 1,
+                            first_node: node_id,
+                        });
+                }
             }
-            out.push(NodeRank {
-                node_id,
-                rank,
-                rejection,
-            });
         }
+        let top_sorted = if limit.is_some() {
+            heap.into_sorted_vec()
+        } else {
+            all.sort_unstable();
+            all
+        };
+        let top = top_sorted
+            .into_iter()
+            .map(|c| NodeRank {
+                node_id: c.node_id,
+                rank: c.rank,
+                rejection: None,
+            })
+            .collect();
+        // Per class, then merged by reason key: proportional to classes, not nodes.
+        for (class, &(count, row)) in by_class.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let (rejection, key) = match &ctx.verdicts[class] {
+                ClassVerdict::Reject(r, k) | ClassVerdict::RejectAfterCapacity(r, k) => (r, *k),
+                ClassVerdict::Pass(_) => continue,
+            };
+            let node_id = self.ids[row].as_str();
+            groups
+                .entry(key)
+                .and_modify(|g| {
+                    g.count += count;
+                    g.first_node = g.first_node.min(node_id);
+                })
+                .or_insert_with(|| RejectionCount {
+                    rejection: rejection.clone(),
+                    count,
+                    first_node: node_id,
+                });
+        }
+        let mut rejections: Vec<RejectionCount<'a>> = groups.into_values().collect();
+        rejections.sort_unstable_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.first_node.cmp(b.first_node))
+        });
+        Ok(Ranking {
+            top,
+            available: self.len(),
+            suitable,
+            rejections,
+        })
+    }
+
+    /// Every node with its verdict: suitable nodes first, then rank descending, then node id
+    /// ascending (the full ordered list, for callers that want all ranks).
+    pub fn rank_all<'a>(
+        &'a self,
+        job: &'a JobRequirements,
+        seed: u64,
+    ) -> Result<Vec<NodeRank<'a>>, RankingError> {
+        let ctx = Context::new(self, job, seed)?;
+        let mut out: Vec<NodeRank<'a>> = (0..self.len())
+            .map(|row| {
+                let node_id = self.ids[row].as_str();
+                let (rank, rejection) = match ctx.judge(row) {
+                    RowVerdict::Suitable(rank) => (rank, None),
+                    RowVerdict::ClassRejected => {
+                        (UNSUITABLE, Some(ctx.class_rejection(row).clone()))
+                    }
+                    RowVerdict::Rejected(r) => (UNSUITABLE, Some(r)),
+                };
+                NodeRank {
+                    node_id,
+                    rank,
+                    rejection,
+                }
+            })
+            .collect();
         // Node ids are unique, so the unstable sort is still a total, deterministic order.
         out.sort_unstable_by(|a, b| {
             b.suitable()
@@ -82,15 +360,16 @@ impl NodeTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Constraint, NodeFacts, PreviousRuns, Resources};
+    use crate::model::{Constraint, NodeFacts, PreviousRuns, Resources, Version};
     use crate::rankers::random::draw;
     use crate::rankers::testutil::{job, node, table};
+    use crate::reason::ReasonKey;
 
     #[test]
     fn sums_the_chain() {
         let t = table(vec![node("n-1")]);
         let j = job();
-        let ranks = t.rank(&j, 3).unwrap();
+        let ranks = t.rank_all(&j, 3).unwrap();
         // engines 10 + publishers 10 + storages 10 + labels 0 + max usage 10 + over-sub 0
         // + version 10 + previous 30 + capacity 100 + random.
         assert_eq!(ranks.len(), 1);
@@ -107,7 +386,7 @@ mod tests {
         n.version = Some(crate::model::Version::new(0, 1, 0));
         let t = table(vec![n]);
         let j = job();
-        let r = &t.rank(&j, 0).unwrap()[0];
+        let r = &t.rank_all(&j, 0).unwrap()[0];
         assert_eq!(r.rank, -1);
         assert!(!r.suitable());
         assert_eq!(r.rejection.as_ref().unwrap().ranker(), "Engines");
@@ -150,7 +429,7 @@ mod tests {
     fn order_is_suitable_then_rank_then_id() {
         let t = table(mixed_nodes());
         let j = job();
-        let ranks = owned(&t.rank(&j, 11).unwrap());
+        let ranks = owned(&t.rank_all(&j, 11).unwrap());
         assert_eq!(ranks.len(), 20);
         let first_unsuitable = ranks.iter().position(|r| !r.2).unwrap();
         assert!(ranks[first_unsuitable..].iter().all(|r| !r.2 && r.1 == -1));
@@ -186,10 +465,10 @@ mod tests {
         }
         let j = job();
         for seed in [0, 1, 42, u64::MAX] {
-            let a = owned(&forward.rank(&j, seed).unwrap());
-            assert_eq!(a, owned(&backward.rank(&j, seed).unwrap()));
-            assert_eq!(a, owned(&shuffled.rank(&j, seed).unwrap()));
-            assert_eq!(a, owned(&forward.rank(&j, seed).unwrap()));
+            let a = owned(&forward.rank_all(&j, seed).unwrap());
+            assert_eq!(a, owned(&backward.rank_all(&j, seed).unwrap()));
+            assert_eq!(a, owned(&shuffled.rank_all(&j, seed).unwrap()));
+            assert_eq!(a, owned(&forward.rank_all(&j, seed).unwrap()));
         }
     }
 
@@ -197,8 +476,8 @@ mod tests {
     fn seed_changes_only_the_tie_breaker() {
         let t = table((0..10).map(|i| node(&format!("n-{i}"))).collect());
         let j = job();
-        let a = t.rank(&j, 1).unwrap();
-        let b = t.rank(&j, 2).unwrap();
+        let a = t.rank_all(&j, 1).unwrap();
+        let b = t.rank_all(&j, 2).unwrap();
         for r in a.iter().chain(b.iter()) {
             assert!((180..185).contains(&r.rank));
         }
@@ -216,7 +495,7 @@ mod tests {
                 rejected_bid: false,
             },
         );
-        let ranks = t.rank(&j, 0).unwrap();
+        let ranks = t.rank_all(&j, 0).unwrap();
         assert_eq!(ranks[0].node_id, "n-2");
         assert_eq!(ranks[1].node_id, "n-1");
         assert!(!ranks[1].suitable());
@@ -228,19 +507,19 @@ mod tests {
         let mut j = job();
         j.constraints = vec![Constraint::new("x", "~", &[])];
         assert!(matches!(
-            t.rank(&j, 0),
+            t.rank_all(&j, 0),
             Err(RankingError::InvalidConstraint { .. })
         ));
         let mut j = job();
         j.resources.cpu = f64::NAN;
         assert!(matches!(
-            t.rank(&j, 0),
+            t.rank_all(&j, 0),
             Err(RankingError::InvalidResource { .. })
         ));
         let mut j = job();
         j.oversubscription_factor = 0.0;
         assert!(matches!(
-            t.rank(&j, 0),
+            t.rank_all(&j, 0),
             Err(RankingError::InvalidOversubscription(_))
         ));
     }
@@ -248,6 +527,217 @@ mod tests {
     #[test]
     fn empty_table_ranks_nothing() {
         let t = NodeTable::new();
-        assert!(t.rank(&job(), 0).unwrap().is_empty());
+        assert!(t.rank_all(&job(), 0).unwrap().is_empty());
+    }
+
+    /// The chain applied node by node, as the reference states it: the oracle for the
+    /// memoized pass.
+    fn naive(t: &NodeTable, j: &JobRequirements, seed: u64) -> Vec<(String, i64, String)> {
+        let ctx = Context::new(t, j, seed).unwrap();
+        let mut out: Vec<(String, i64, String)> = (0..t.len())
+            .map(|row| {
+                let mut rank = 0;
+                for ranker in crate::rankers::CHAIN {
+                    match ranker(&ctx, row) {
+                        Ok(s) => rank += s,
+                        Err(r) => return (t.ids[row].clone(), UNSUITABLE, r.to_string()),
+                    }
+                }
+                (t.ids[row].clone(), rank, String::new())
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            a.2.is_empty()
+                .cmp(&b.2.is_empty())
+                .reverse()
+                .then(b.1.cmp(&a.1))
+                .then(a.0.cmp(&b.0))
+        });
+        out
+    }
+
+    /// xorshift64*: a tiny deterministic generator for test tables.
+    struct Gen(u64);
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn random_table(g: &mut Gen, n: usize) -> NodeTable {
+        let mut t = NodeTable::new();
+        for i in 0..n {
+            let mut facts = node(&format!("n-{:04}", g.below(10_000) * 10_000 + i as u64));
+            if g.below(8) == 0 {
+                facts.engines = vec!["wasm".into()];
+            }
+            if g.below(10) == 0 {
+                facts.publishers = vec!["s3".into()];
+            }
+            facts.labels = vec![("region".into(), ["eu", "us", "ap"][g.below(3) as usize].into())];
+            if g.below(6) == 0 {
+                facts.version = Some(Version::new(1, 0, g.below(6)));
+            }
+            if g.below(12) == 0 {
+                facts.max_job.cpu = 0.25;
+            }
+            let cpu = g.below(5) as f64;
+            facts.available = Resources::new(cpu, 8e9 * g.below(3) as f64 / 2.0, 1e11, 1.0);
+            facts.queued = Resources::new(g.below(4) as f64, 0.0, 0.0, 0.0);
+            if g.below(20) == 0 {
+                facts.max_capacity = Resources::default();
+            }
+            t.upsert(facts).unwrap();
+        }
+        t
+    }
+
+    fn random_job(g: &mut Gen, t: &NodeTable) -> JobRequirements {
+        let mut j = job();
+        match g.below(3) {
+            0 => j.constraints = vec![Constraint::new("region", "in", &["eu", "us"])],
+            1 => j.constraints = vec![Constraint::new("favour_region", "=", &["ap"])],
+            _ => {}
+        }
+        for id in t.node_ids().iter().step_by(7) {
+            let runs = PreviousRuns {
+                count: g.below(3) as u32,
+                has_live: g.below(4) == 0,
+                rejected_bid: g.below(6) == 0,
+            };
+            j.previous.insert(id.clone(), runs);
+        }
+        j
+    }
+
+    #[test]
+    fn memoized_pass_matches_the_chain() {
+        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        for round in 0..30 {
+            let t = random_table(&mut g, 50 + round * 7);
+            assert!(t.class_count() < t.len());
+            let j = random_job(&mut g, &t);
+            let seed = g.next();
+            let fast: Vec<(String, i64, String)> = t
+                .rank_all(&j, seed)
+                .unwrap()
+                .iter()
+                .map(|r| (r.node_id.to_string(), r.rank, r.reason()))
+                .collect();
+            assert_eq!(fast, naive(&t, &j, seed), "round {round}");
+        }
+    }
+
+    #[test]
+    fn top_k_and_counts_match_the_full_list() {
+        let mut g = Gen(42);
+        for round in 0..20 {
+            let t = random_table(&mut g, 200);
+            let j = random_job(&mut g, &t);
+            let seed = g.next();
+            let full = t.rank_all(&j, seed).unwrap();
+            let suitable: Vec<&NodeRank<'_>> = full.iter().filter(|r| r.suitable()).collect();
+            for limit in [0, 1, 3, 50, 1000] {
+                let r = t.rank(&j, seed, Some(limit)).unwrap();
+                let want: Vec<&NodeRank<'_>> = suitable.iter().take(limit).copied().collect();
+                assert_eq!(r.top.iter().collect::<Vec<_>>(), want, "round {round}");
+                assert_eq!(r.suitable, suitable.len());
+                assert_eq!(r.available, t.len());
+                let rejected: usize = r.rejections.iter().map(|g| g.count).sum();
+                assert_eq!(rejected, full.len() - suitable.len());
+                assert_eq!(r.retryable(), full.iter().any(NodeRank::retryable));
+                // The same counts, grouped from the full per-node list.
+                let mut by_key: HashMap<ReasonKey<'_>, (usize, &str, &Rejection<'_>)> =
+                    HashMap::new();
+                for n in full.iter().filter(|n| !n.suitable()) {
+                    let rej = n.rejection.as_ref().unwrap();
+                    let e = by_key.entry(rej.key()).or_insert((0, n.node_id, rej));
+                    e.0 += 1;
+                    e.1 = e.1.min(n.node_id);
+                }
+                let mut got: Vec<(ReasonKey<'_>, usize, &str)> = r
+                    .rejections
+                    .iter()
+                    .map(|g| (g.rejection.key(), g.count, g.first_node))
+                    .collect();
+                let mut want: Vec<(ReasonKey<'_>, usize, &str)> =
+                    by_key.iter().map(|(k, v)| (*k, v.0, v.1)).collect();
+                let order = |a: &(ReasonKey<'_>, usize, &str), b: &(ReasonKey<'_>, usize, &str)| {
+                    a.2.cmp(b.2)
+                };
+                got.sort_by(order);
+                want.sort_by(order);
+                assert_eq!(got, want);
+                // And the message merges equal texts like the per-node message does.
+                let texts: Vec<(String, usize, &str)> = by_key
+                    .values()
+                    .map(|(count, first, rej)| (rej.summary(*count), *count, *first))
+                    .collect();
+                let mut merged: Vec<(&str, usize, &str)> = Vec::new();
+                for (text, count, first) in &texts {
+                    match merged.iter_mut().find(|m| m.0 == text.as_str()) {
+                        Some(m) => {
+                            m.1 += count;
+                            m.2 = m.2.min(first);
+                        }
+                        None => merged.push((text.as_str(), *count, first)),
+                    }
+                }
+                assert_eq!(
+                    r.message(2),
+                    crate::message::message_from_groups(2, t.len(), suitable.len(), merged)
+                );
+            }
+            let all = t.rank(&j, seed, None).unwrap();
+            assert_eq!(all.top.iter().collect::<Vec<_>>(), suitable);
+        }
+    }
+
+    #[test]
+    fn busy_beats_old_version_as_in_the_chain() {
+        let mut old_busy = node("n-1");
+        old_busy.version = Some(crate::model::Version::new(1, 0, 0));
+        old_busy.available = Resources::default();
+        old_busy.queued = Resources::new(10.0, 0.0, 0.0, 0.0);
+        let mut old_idle = node("n-2");
+        old_idle.version = Some(crate::model::Version::new(1, 0, 0));
+        let t = table(vec![old_busy, old_idle]);
+        let j = job();
+        let r = t.rank(&j, 0, Some(1)).unwrap();
+        assert_eq!(t.class_count(), 1);
+        let rankers: Vec<&str> = r.rejections.iter().map(|g| g.rejection.ranker()).collect();
+        assert_eq!(rankers.len(), 2);
+        assert!(rankers.contains(&"OverSubscription") && rankers.contains(&"MinVersion"));
+        assert!(r.retryable());
+    }
+
+    #[test]
+    fn rejections_are_counted_per_reason() {
+        let mut nodes = Vec::new();
+        for i in 0..1000 {
+            let mut n = node(&format!("n-{i:04}"));
+            if i % 2 == 0 {
+                n.engines = vec!["wasm".into()];
+            }
+            nodes.push(n);
+        }
+        let t = table(nodes);
+        let j = job();
+        let r = t.rank(&j, 9, Some(2)).unwrap();
+        assert_eq!((r.top.len(), r.suitable, r.available), (2, 500, 1000));
+        assert_eq!(r.rejections.len(), 1);
+        assert_eq!(r.rejections[0].count, 500);
+        assert_eq!(r.rejections[0].first_node, "n-0000");
+        assert_eq!(
+            r.message(600),
+            "not enough nodes to run job. requested: 600, available: 1000, suitable: 500.\n\
+             • 500 of 1000 nodes: does not support engine \"docker\", only: wasm"
+        );
     }
 }

@@ -99,6 +99,79 @@ impl Rejection<'_> {
     }
 }
 
+/// What makes two rejections "the same reason" when nodes are counted: the rejection's
+/// identity without the per-node figures of OverSubscription (those differ on every busy node,
+/// so a group of busy nodes is counted per dimension). Built without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReasonKey<'a> {
+    /// Engines.
+    Engine(&'a str, &'a [String]),
+    /// Publishers.
+    Publisher(&'a str, &'a [String]),
+    /// Storages.
+    Storage(&'a str, &'a [String]),
+    /// Labels: key, operator, values, soft.
+    Label(&'a str, crate::selector::Operator, &'a [String]),
+    /// MaxUsage: dimension and the figures' bits.
+    MaxJob(Dim, u64, u64),
+    /// OverSubscription without capacity.
+    NoCapacity,
+    /// OverSubscription: per dimension only.
+    Busy(Dim),
+    /// MinVersion.
+    Version(Version, Version),
+    /// PreviousExecutions.
+    RanBefore(u32),
+    /// PreviousExecutions.
+    Live,
+    /// PreviousExecutions.
+    RejectedBid,
+}
+
+impl<'a> Rejection<'a> {
+    /// The counting identity of this rejection (see [`ReasonKey`]).
+    pub fn key(&self) -> ReasonKey<'a> {
+        match *self {
+            Rejection::EngineNotSupported { engine, supported } => {
+                ReasonKey::Engine(engine, supported)
+            }
+            Rejection::PublisherNotSupported {
+                publisher,
+                supported,
+            } => ReasonKey::Publisher(publisher, supported),
+            Rejection::StorageNotSupported { storage, supported } => {
+                ReasonKey::Storage(storage, supported)
+            }
+            Rejection::LabelMismatch { ref requirement } => {
+                ReasonKey::Label(requirement.key, requirement.op, requirement.values)
+            }
+            Rejection::ExceedsMaxJob {
+                dim,
+                requested,
+                maximum,
+            } => ReasonKey::MaxJob(dim, requested.to_bits(), maximum.to_bits()),
+            Rejection::NoCapacity => ReasonKey::NoCapacity,
+            Rejection::NodeBusy { dim, .. } => ReasonKey::Busy(dim),
+            Rejection::VersionTooOld { node, minimum } => ReasonKey::Version(node, minimum),
+            Rejection::RanBefore { count } => ReasonKey::RanBefore(count),
+            Rejection::LiveExecution => ReasonKey::Live,
+            Rejection::RejectedBid => ReasonKey::RejectedBid,
+        }
+    }
+
+    /// The message for a group of `count` nodes with this rejection's key: the full message
+    /// for one node; for several busy nodes, the message without their (different) figures.
+    pub fn summary(&self, count: usize) -> String {
+        match self {
+            Rejection::NodeBusy { dim, .. } if count > 1 => format!(
+                "node busy: {} in use and queued with this job exceeds the limit",
+                dim.name()
+            ),
+            _ => self.to_string(),
+        }
+    }
+}
+
 struct Supported<'a>(&'a [String]);
 
 impl fmt::Display for Supported<'_> {

@@ -13,7 +13,7 @@ use crate::model::Constraint;
 pub const SOFT_PREFIX: &str = "favour_";
 
 /// A selector operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operator {
     /// `in`: the label exists and its value is one of the values.
     In,
@@ -67,6 +67,8 @@ pub struct Requirement<'a> {
     number: i64,
     /// True for `favour_` constraints.
     pub soft: bool,
+    /// Position among the job's constraints (a cheap identity for counting rejections).
+    pub(crate) index: u32,
 }
 
 impl<'a> Requirement<'a> {
@@ -126,6 +128,7 @@ impl<'a> Requirement<'a> {
             values: &c.values,
             number,
             soft,
+            index: 0,
         })
     }
 

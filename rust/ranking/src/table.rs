@@ -1,12 +1,16 @@
-//! The node table: one column per node attribute (struct of arrays), indexed by node id.
+//! The node table: one column per dynamic node attribute (struct of arrays), indexed by node
+//! id; the static facts live once per node class (see [`crate::class`]).
 
 use std::collections::HashMap;
 
+use crate::class::{ClassId, ClassRegistry, ClassView, NodeClass};
 use crate::error::RankingError;
-use crate::model::{NodeFacts, Resources, Version};
+use crate::model::{NodeFacts, Resources};
+use crate::rankers::random;
 
 /// All candidate compute nodes, one row per node, stored column by column so that a ranking
-/// pass reads only the columns its rankers need.
+/// pass reads only the columns its rankers need. Static facts are stored per class: each row
+/// holds its class id.
 ///
 /// Row order is an implementation detail (removal swaps the last row in); rankings never
 /// depend on it.
@@ -14,19 +18,14 @@ use crate::model::{NodeFacts, Resources, Version};
 pub struct NodeTable {
     index: HashMap<String, usize>,
     pub(crate) ids: Vec<String>,
-    /// Lower-cased engine types per node.
-    pub(crate) engines: Vec<Vec<String>>,
-    /// Lower-cased publisher types per node.
-    pub(crate) publishers: Vec<Vec<String>>,
-    /// Lower-cased storage types per node.
-    pub(crate) storages: Vec<Vec<String>>,
-    /// Labels per node, sorted by key (keys unique).
-    pub(crate) labels: Vec<Vec<(String, String)>>,
-    pub(crate) max_job: Vec<Resources>,
+    /// Stable hash of each node id (the random tie-breaker's per-node key).
+    pub(crate) id_hash: Vec<u64>,
+    /// Class of each row.
+    pub(crate) class: Vec<ClassId>,
     pub(crate) max_capacity: Vec<Resources>,
     pub(crate) available: Vec<Resources>,
     pub(crate) queued: Vec<Resources>,
-    pub(crate) version: Vec<Option<Version>>,
+    pub(crate) classes: ClassRegistry,
 }
 
 fn lowered(names: Vec<String>) -> Vec<String> {
@@ -62,6 +61,22 @@ impl NodeTable {
         &self.ids
     }
 
+    /// Number of distinct node classes (nodes with identical static facts share one).
+    pub fn class_count(&self) -> usize {
+        self.classes.live()
+    }
+
+    /// The static facts of the node in `row`.
+    #[inline]
+    pub(crate) fn class_of(&self, row: usize) -> ClassView<'_> {
+        self.classes.view(self.class[row])
+    }
+
+    /// The row of a node id.
+    pub(crate) fn row_of(&self, node_id: &str) -> Option<usize> {
+        self.index.get(node_id).copied()
+    }
+
     /// Inserts a node or replaces the row of the node with the same id.
     ///
     /// Type names are lower-cased; labels keep the last value given for a key.
@@ -84,34 +99,53 @@ impl NodeTable {
                 _ => deduped.push((k, v)),
             }
         }
-        let engines = lowered(node.engines);
-        let publishers = lowered(node.publishers);
-        let storages = lowered(node.storages);
+        let class = self.classes.acquire(NodeClass {
+            engines: lowered(node.engines),
+            publishers: lowered(node.publishers),
+            storages: lowered(node.storages),
+            labels: deduped,
+            max_job: node.max_job,
+            version: node.version,
+        });
 
         if let Some(&row) = self.index.get(&node.node_id) {
-            self.engines[row] = engines;
-            self.publishers[row] = publishers;
-            self.storages[row] = storages;
-            self.labels[row] = deduped;
-            self.max_job[row] = node.max_job;
+            // Acquired before the release, so a node staying in its class never frees it.
+            let old = std::mem::replace(&mut self.class[row], class);
+            self.classes.release(old);
             self.max_capacity[row] = node.max_capacity;
             self.available[row] = node.available;
             self.queued[row] = node.queued;
-            self.version[row] = node.version;
         } else {
             self.index.insert(node.node_id.clone(), self.ids.len());
+            self.id_hash.push(random::id_hash(&node.node_id));
             self.ids.push(node.node_id);
-            self.engines.push(engines);
-            self.publishers.push(publishers);
-            self.storages.push(storages);
-            self.labels.push(deduped);
-            self.max_job.push(node.max_job);
+            self.class.push(class);
             self.max_capacity.push(node.max_capacity);
             self.available.push(node.available);
             self.queued.push(node.queued);
-            self.version.push(node.version);
         }
         Ok(())
+    }
+
+    /// Updates only the capacity figures of a known node (heartbeats); returns whether the
+    /// node was present. Cheaper than [`upsert`](Self::upsert): the class is untouched.
+    pub fn update_capacity(
+        &mut self,
+        node_id: &str,
+        max_capacity: Resources,
+        available: Resources,
+        queued: Resources,
+    ) -> Result<bool, RankingError> {
+        max_capacity.validate("max_capacity")?;
+        available.validate("available")?;
+        queued.validate("queued")?;
+        let Some(&row) = self.index.get(node_id) else {
+            return Ok(false);
+        };
+        self.max_capacity[row] = max_capacity;
+        self.available[row] = available;
+        self.queued[row] = queued;
+        Ok(true)
     }
 
     /// Removes a node; returns whether it was present.
@@ -119,16 +153,13 @@ impl NodeTable {
         let Some(row) = self.index.remove(node_id) else {
             return false;
         };
+        self.classes.release(self.class[row]);
         self.ids.swap_remove(row);
-        self.engines.swap_remove(row);
-        self.publishers.swap_remove(row);
-        self.storages.swap_remove(row);
-        self.labels.swap_remove(row);
-        self.max_job.swap_remove(row);
+        self.id_hash.swap_remove(row);
+        self.class.swap_remove(row);
         self.max_capacity.swap_remove(row);
         self.available.swap_remove(row);
         self.queued.swap_remove(row);
-        self.version.swap_remove(row);
         if let Some(moved) = self.ids.get(row) {
             self.index.insert(moved.clone(), row);
         }
@@ -158,9 +189,9 @@ mod tests {
         let mut t = NodeTable::new();
         t.upsert(node("n-1")).unwrap();
         assert_eq!(t.len(), 1);
-        assert_eq!(t.engines[0], vec!["docker", "wasm"]);
+        assert_eq!(t.class_of(0).engines, vec!["docker", "wasm"]);
         assert_eq!(
-            t.labels[0],
+            t.class_of(0).labels,
             vec![
                 ("a".to_string(), "x".to_string()),
                 ("b".to_string(), "2".to_string())
@@ -170,7 +201,8 @@ mod tests {
         replacement.engines = vec!["wasm".into()];
         t.upsert(replacement).unwrap();
         assert_eq!(t.len(), 1);
-        assert_eq!(t.engines[0], vec!["wasm"]);
+        assert_eq!(t.class_of(0).engines, vec!["wasm"]);
+        assert_eq!(t.class_count(), 1, "the old class is freed");
     }
 
     #[test]
@@ -188,9 +220,43 @@ mod tests {
         n3.engines = vec!["python".into()];
         t.upsert(n3).unwrap();
         let row = t.ids.iter().position(|i| i == "n-3").unwrap();
-        assert_eq!(t.engines[row], vec!["python"]);
+        assert_eq!(t.class_of(row).engines, vec!["python"]);
+        assert_eq!(t.class_count(), 2);
         assert!(t.remove("n-3") && t.remove("n-2"));
         assert!(t.is_empty());
+        assert_eq!(t.class_count(), 0);
+    }
+
+    #[test]
+    fn identical_static_facts_share_a_class() {
+        let mut t = NodeTable::new();
+        for i in 0..100 {
+            let mut n = node(&format!("n-{i}"));
+            n.available.cpu = f64::from(i);
+            if i % 10 == 0 {
+                n.labels.push(("rack".into(), "r1".into()));
+            }
+            t.upsert(n).unwrap();
+        }
+        assert_eq!(t.len(), 100);
+        assert_eq!(t.class_count(), 2);
+        assert!(t
+            .update_capacity(
+                "n-1",
+                Resources::new(1.0, 1.0, 1.0, 0.0),
+                Resources::default(),
+                Resources::default()
+            )
+            .unwrap());
+        assert!(!t
+            .update_capacity(
+                "n-x",
+                Resources::default(),
+                Resources::default(),
+                Resources::default()
+            )
+            .unwrap());
+        assert_eq!(t.class_count(), 2);
     }
 
     #[test]

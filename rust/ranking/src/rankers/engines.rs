@@ -5,7 +5,11 @@ use crate::reason::Rejection;
 
 /// 10 when the node supports the engine, else a rejection.
 pub fn rank<'a>(ctx: &Context<'a>, row: usize) -> Outcome<'a> {
-    let supported = &ctx.table.engines[row];
+    check(ctx, ctx.table.class_of(row).engines)
+}
+
+/// The verdict for every node with this engine set (static check, memoized per job).
+pub fn check<'a>(ctx: &Context<'a>, supported: &'a [String]) -> Outcome<'a> {
     if supports(supported, &ctx.job.engine) {
         Ok(PREFERRED)
     } else {

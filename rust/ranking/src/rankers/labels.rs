@@ -9,7 +9,11 @@ pub const SOFT_MATCH_BONUS: i64 = 10;
 /// Hard constraints: none -> 0, all match -> 10, any mismatch -> rejection.
 /// Each matching soft constraint adds 10; soft constraints never reject.
 pub fn rank<'a>(ctx: &Context<'a>, row: usize) -> Outcome<'a> {
-    let labels = &ctx.table.labels[row];
+    check(ctx, ctx.table.class_of(row).labels)
+}
+
+/// The verdict for every node with this label set (static check, memoized per job).
+pub fn check<'a>(ctx: &Context<'a>, labels: &'a [(String, String)]) -> Outcome<'a> {
     let mut has_hard = false;
     let mut bonus = 0;
     for req in &ctx.requirements {

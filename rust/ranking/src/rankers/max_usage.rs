@@ -1,16 +1,21 @@
 //! MaxUsage ranker: the job must fit within the node's per-job maximum in every dimension.
 
 use super::{dims, Context, Outcome, POSSIBLE, PREFERRED};
+use crate::model::Resources;
 use crate::reason::Rejection;
 
 /// 0 for a job without resources, 10 when it fits, else a rejection naming the first
 /// dimension that does not fit.
 pub fn rank<'a>(ctx: &Context<'a>, row: usize) -> Outcome<'a> {
+    check(ctx, &ctx.table.class_of(row).max_job)
+}
+
+/// The verdict for every node with this per-job maximum (static check).
+pub fn check<'a>(ctx: &Context<'a>, max: &Resources) -> Outcome<'a> {
     let job = &ctx.job.resources;
     if job.is_zero() {
         return Ok(POSSIBLE);
     }
-    let max = &ctx.table.max_job[row];
     for (_, dim) in dims() {
         let (requested, maximum) = (job.get(dim), max.get(dim));
         if requested > maximum {

@@ -1,12 +1,18 @@
 //! MinVersion ranker: the node must run at least the job's minimum Bacalhau version.
 
 use super::{Context, Outcome, POSSIBLE, PREFERRED};
+use crate::model::Version;
 use crate::reason::Rejection;
 
 /// 10 for new-enough nodes and dev builds (0.0.x), 0 when the version is unknown, else a
 /// rejection.
 pub fn rank<'a>(ctx: &Context<'a>, row: usize) -> Outcome<'a> {
-    match ctx.table.version[row] {
+    check(ctx, ctx.table.class_of(row).version)
+}
+
+/// The verdict for every node with this version (static check).
+pub fn check<'a>(ctx: &Context<'a>, version: Option<Version>) -> Outcome<'a> {
+    match version {
         None => Ok(POSSIBLE),
         Some(v) if v.is_dev_build() || v >= ctx.job.min_version => Ok(PREFERRED),
         Some(node) => Err(Rejection::VersionTooOld {

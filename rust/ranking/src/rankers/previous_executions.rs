@@ -9,7 +9,7 @@ pub const NEVER_RAN: i64 = 30;
 /// 30 when the node never ran the job, 0 after one discarded run; rejected when the node
 /// rejected the bid, has a live execution, or ran the job more than once.
 pub fn rank<'a>(ctx: &Context<'a>, row: usize) -> Outcome<'a> {
-    let Some(prev) = ctx.job.previous.get(&ctx.table.ids[row]) else {
+    let Some(prev) = ctx.previous_of(row) else {
         return Ok(NEVER_RAN);
     };
     if prev.rejected_bid {

@@ -5,8 +5,12 @@ use crate::reason::Rejection;
 
 /// 10 when the publisher is empty or supported, else a rejection.
 pub fn rank<'a>(ctx: &Context<'a>, row: usize) -> Outcome<'a> {
+    check(ctx, ctx.table.class_of(row).publishers)
+}
+
+/// The verdict for every node with this publisher set (static check, memoized per job).
+pub fn check<'a>(ctx: &Context<'a>, supported: &'a [String]) -> Outcome<'a> {
     let publisher = ctx.job.publisher.as_str();
-    let supported = &ctx.table.publishers[row];
     if publisher.is_empty() || supports(supported, publisher) {
         Ok(PREFERRED)
     } else {

@@ -1,8 +1,9 @@
-//! Random ranker: a 0..4 tie-breaker drawn from ChaCha seeded by (seed, node id), so a
-//! node's draw does not depend on where it sits in the table.
-
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+//! Random ranker: a 0..4 tie-breaker drawn from (seed, node id), so a node's draw does not
+//! depend on where it sits in the table.
+//!
+//! The draw is two rounds of the SplitMix64 finalizer over the seed and a FNV-1a hash of the
+//! node id (kept in the table, computed once per node): a few multiplications per node, and
+//! simple enough to reproduce bit for bit in any language (bench/ranking_baseline.py does).
 
 use super::{Context, Outcome};
 
@@ -19,19 +20,34 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
+/// The SplitMix64 output function: a bijective 64-bit mixer.
+#[inline]
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The per-node key of the draw (the table keeps it beside the node id).
+pub fn id_hash(node_id: &str) -> u64 {
+    fnv1a(node_id.as_bytes())
+}
+
+/// The draw of a node with id hash `id_hash` for one seed.
+#[inline]
+pub fn draw_hashed(seed: u64, id_hash: u64) -> i64 {
+    (mix(seed ^ mix(id_hash)) % RANDOMNESS_RANGE as u64) as i64
+}
+
 /// The draw of one node for one seed.
 pub fn draw(seed: u64, node_id: &str) -> i64 {
-    let mut key = [0u8; 32];
-    key[..8].copy_from_slice(&seed.to_le_bytes());
-    key[8..16].copy_from_slice(&fnv1a(node_id.as_bytes()).to_le_bytes());
-    key[16..24].copy_from_slice(&(node_id.len() as u64).to_le_bytes());
-    let mut rng = ChaCha8Rng::from_seed(key);
-    rng.random_range(0..RANDOMNESS_RANGE)
+    draw_hashed(seed, id_hash(node_id))
 }
 
 /// Never rejects.
 pub fn rank<'a>(ctx: &Context<'a>, row: usize) -> Outcome<'a> {
-    Ok(draw(ctx.seed, &ctx.table.ids[row]))
+    Ok(draw_hashed(ctx.seed, ctx.table.id_hash[row]))
 }
 
 #[cfg(test)]
@@ -45,6 +61,13 @@ mod tests {
             assert!((0..RANDOMNESS_RANGE).contains(&d));
             assert_eq!(d, draw(seed, "n-1234"));
         }
+    }
+
+    #[test]
+    fn known_values() {
+        // Pinned so the Python baseline in bench/ can check it computes the same draws.
+        assert_eq!(id_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(mix(0), 0xe220_a839_7b1d_cdaf);
     }
 
     #[test]

@@ -6,7 +6,11 @@ use crate::reason::Rejection;
 /// 10 when all input types are supported (or there are none), else a rejection naming the
 /// first unsupported type.
 pub fn rank<'a>(ctx: &Context<'a>, row: usize) -> Outcome<'a> {
-    let supported = &ctx.table.storages[row];
+    check(ctx, ctx.table.class_of(row).storages)
+}
+
+/// The verdict for every node with this storage set (static check, memoized per job).
+pub fn check<'a>(ctx: &Context<'a>, supported: &'a [String]) -> Outcome<'a> {
     match ctx.job.storages.iter().find(|s| !supports(supported, s)) {
         None => Ok(PREFERRED),
         Some(storage) => Err(Rejection::StorageNotSupported { storage, supported }),
