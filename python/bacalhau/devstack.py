@@ -216,9 +216,20 @@ async def run_devstack(config: Config, *, computes: int = 3, orchestrators: int 
                        hybrids: int = 0, base_dir: Path, processes: bool = False) -> None:
     """Run a devstack until SIGINT/SIGTERM, printing how to reach each requester."""
     if processes:
-        children = await start_devstack_processes(
-            config, computes=computes, orchestrators=orchestrators, hybrids=hybrids,
-            base_dir=base_dir)
+        # A signal during start-up cancels it, and the start-up stops the children it made
+        # (they run in sessions of their own and would otherwise outlive this process).
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if main is not None:
+                loop.add_signal_handler(sig, main.cancel)
+        try:
+            children = await start_devstack_processes(
+                config, computes=computes, orchestrators=orchestrators, hybrids=hybrids,
+                base_dir=base_dir)
+        except asyncio.CancelledError:
+            print("Devstack stopped during start-up", flush=True)
+            return
         try:
             for child in children:
                 print(f"{child.name}: {child.node_id} pid {child.proc.pid} "

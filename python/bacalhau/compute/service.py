@@ -238,18 +238,30 @@ class ComputeNode:
                 log.exception("local %s listener failed", topic)
 
     async def _heartbeat_loop(self) -> None:
+        """Heartbeat every interval, measured from one start to the next (the work of a
+        round does not stretch the interval). A failed round is logged and the loop goes on:
+        a silent node would be marked DISCONNECTED by every requester."""
         interval = max(0.01, self.config.duration("Compute.Heartbeat.Interval"))
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
         while True:
-            await self._gossip(TOPIC_HEARTBEAT, msg.HEARTBEAT, self.heartbeat())
-            if _static_part(self.node_info()) != self._last_info:
-                await self.publish_node_info()
-            await asyncio.sleep(interval)
+            try:
+                await self._gossip(TOPIC_HEARTBEAT, msg.HEARTBEAT, self.heartbeat())
+                if _static_part(self.node_info()) != self._last_info:
+                    await self.publish_node_info()
+            except Exception:
+                log.exception("heartbeat of %s failed", self.node_id)
+            next_at = max(next_at + interval, loop.time())
+            await asyncio.sleep(next_at - loop.time())
 
     async def _info_loop(self) -> None:
         interval = max(0.01, self.config.duration("Compute.Heartbeat.InfoUpdateInterval"))
         while True:
             await asyncio.sleep(interval)
-            await self.publish_node_info()
+            try:
+                await self.publish_node_info()
+            except Exception:
+                log.exception("NodeInfo update of %s failed", self.node_id)
 
     # ----- protocol -------------------------------------------------------------------------
 

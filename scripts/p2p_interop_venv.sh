@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Create (idempotently) a SEPARATE virtualenv holding py-libp2p (the `libp2p` package from PyPI,
+# on trio): the independent libp2p implementation of the interop test
+# (tests/integration/test_libp2p_interop.py, driver scripts/p2p_interop_client.py).
+# It lives outside the project venv: it pulls trio, its own protobuf/cryptography pins and many
+# transports the project does not need.
+#
+# Prints ONLY the venv's python path on stdout (all chatter goes to stderr).
+#
+# Environment overrides:
+#   BACALHAU_P2P_INTEROP_VENV    venv path (default ${XDG_CACHE_HOME:-$HOME/.cache}/bacalhau-py/p2p-interop-venv)
+#   BACALHAU_P2P_INTEROP_PYTHON  interpreter to build it with (default: first of python3.11 python3.12
+#                                python3.13 python3 that is >=3.10)
+#   BACALHAU_P2P_INTEROP_FORCE=1 rebuild even if the venv looks up to date
+set -euo pipefail
+
+log() { printf 'p2p_interop_venv: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+VENV="${BACALHAU_P2P_INTEROP_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/bacalhau-py/p2p-interop-venv}"
+
+REQUIREMENTS='libp2p==0.8.1'
+
+# The set this project verified (pip freeze of a working venv), so the install is reproducible.
+CONSTRAINTS='aioquic==1.7.2
+anyio==4.16.0
+async-generator==1.10
+attrs==26.1.0
+base58==2.1.1
+blake3==1.0.11
+cbor2==6.3.0
+certifi==2026.10.19.post1
+cffi==2.1.1
+charset-normalizer==3.5.3
+coincurve==21.0.0
+cryptography==50.0.2
+dnspython==2.9.2
+fastecdsa==2.3.2
+grpcio==1.85.3
+h11==0.16.0
+httpcore==1.0.9
+httpx==0.28.1
+idna==3.20
+ifaddr==0.2.0
+importlib_metadata==10.2.0
+lazy-importer==0.1.0
+libp2p==0.8.1
+lru-dict==1.4.1
+miniupnpc==2.3.3
+mmh3==5.3.1
+morphys==1.0
+multiaddr==0.2.0
+mypy-protobuf==5.1.0
+mypy_extensions==1.2.0
+netaddr==1.3.0
+noiseprotocol==0.3.1
+outcome==1.3.0.post0
+packaging==26.4
+prometheus_client==0.26.0
+protobuf==6.33.6
+psutil==7.2.2
+py-cid==0.5.0
+py-multibase==2.0.0
+py-multicodec==1.0.0
+py-multihash==3.0.0
+pycparser==3.12
+pycryptodome==4.4.0
+pylsqpack==1.0.0
+PyNaCl==1.6.2
+pyOpenSSL==26.4.0
+python-baseconv==1.2.2
+requests==2.34.2
+rpcudp==5.0.1
+service-identity==26.1.0
+six==1.17.0
+sniffio==1.3.1
+sortedcontainers==2.4.0
+trio==0.35.0
+trio-typing==0.10.0
+trio-websocket==0.12.2
+types-protobuf==7.35.1.20260906
+types-requests==2.33.0.20261030
+typing_extensions==4.16.0
+u-msgpack-python==2.8.0
+urllib3==2.8.0
+varint==1.0.2
+wsproto==1.3.2
+zeroconf==0.150.5
+zipp==4.1.2'
+
+IMPORT_CHECK='import trio, multiaddr
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.pubsub.gossipsub import GossipSub, PROTOCOL_ID_V11
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.tools.anyio_service import background_trio_service
+from importlib.metadata import version
+assert version("libp2p") == "0.8.1", version("libp2p")'
+
+py_ok() {  # $1 = interpreter; true if it exists and is >=3.10
+  command -v "$1" >/dev/null 2>&1 || return 1
+  "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' >/dev/null 2>&1
+}
+
+pick_python() {
+  if [ -n "${BACALHAU_P2P_INTEROP_PYTHON:-}" ]; then
+    py_ok "$BACALHAU_P2P_INTEROP_PYTHON" \
+      || die "BACALHAU_P2P_INTEROP_PYTHON=$BACALHAU_P2P_INTEROP_PYTHON is missing or older than 3.10"
+    echo "$BACALHAU_P2P_INTEROP_PYTHON"; return
+  fi
+  for c in python3.11 python3.12 python3.13 python3; do
+    if py_ok "$c"; then echo "$c"; return; fi
+  done
+  die "no Python >=3.10 found (libp2p 0.8.1 needs it); set BACALHAU_P2P_INTEROP_PYTHON"
+}
+
+PY="$(pick_python)"
+PYVER="$("$PY" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
+STAMP_WANT="$(printf '%s\n%s\n%s\n' "$PYVER" "$REQUIREMENTS" "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)"
+VPY="$VENV/bin/python"
+STAMP="$VENV/.bacalhau-py-p2p-interop.stamp"
+
+mkdir -p "$(dirname "$VENV")"
+# Serialize concurrent builders on a lock file next to the venv.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$VENV.lock"
+  flock -w 900 9 || die "timed out waiting for lock $VENV.lock"
+fi
+
+if [ "${BACALHAU_P2P_INTEROP_FORCE:-0}" != "1" ] && [ -x "$VPY" ] && [ -f "$STAMP" ] \
+   && [ "$(cat "$STAMP")" = "$STAMP_WANT" ] && "$VPY" -c "$IMPORT_CHECK" >/dev/null 2>&1; then
+  log "up to date: $VENV"
+  echo "$VPY"
+  exit 0
+fi
+
+if [ -e "$VENV" ] && [ ! -f "$VENV/pyvenv.cfg" ] && [ -n "$(ls -A "$VENV" 2>/dev/null)" ]; then
+  die "$VENV exists, is not empty and is not a virtualenv; refusing to touch it"
+fi
+
+log "building $VENV with $PY ($PYVER)"
+rm -f "$STAMP"
+"$PY" -m venv --clear "$VENV" >&2 || die "python -m venv failed (is the venv module / ensurepip installed?)"
+
+TMPD="$(mktemp -d)"
+trap 'rm -rf "$TMPD"' EXIT
+printf '%s\n' "$REQUIREMENTS" >"$TMPD/requirements.txt"
+printf '%s\n' "$CONSTRAINTS" >"$TMPD/constraints.txt"
+
+PIP=("$VPY" -m pip --disable-pip-version-check --no-input)
+"${PIP[@]}" install --quiet -r "$TMPD/requirements.txt" -c "$TMPD/constraints.txt" >&2 \
+  || die "pip install of libp2p failed (PyPI reachable?)"
+"$VPY" -c "$IMPORT_CHECK" >&2 || die "libp2p installed but does not import"
+
+echo "$STAMP_WANT" >"$STAMP"
+log "ready: $VENV"
+echo "$VPY"
