@@ -220,3 +220,11 @@ def test_copies_equal_deepcopies_and_share_nothing_mutable():
     dup.published_result.params["URL"] = "http://y"
     dup.run_output.stdout = "changed"  # type: ignore[union-attr]
     assert execution.to_dict() == before
+
+
+def test_short_ids_are_prefixes_that_tell_nodes_apart():
+    from bacalhau.models.ids import short_id
+
+    assert short_id("j-1a2b3c4d-0000-4000-8000-000000000000") == "j-1a2b3c4d"
+    peer = "12D3KooWAyX2LDJ1hzLvDq4zDvoobBHVzA34XF6UedpuZC6xtixp"
+    assert short_id(peer) == "12D3KooWAyX2LDJ1" and peer.startswith(short_id(peer))

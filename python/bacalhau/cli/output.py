@@ -20,6 +20,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bacalhau.models import ids
+from bacalhau.models.ids import LIBP2P_ED25519_PREFIX
+
 OUTPUT_FORMATS = ("table", "json", "yaml")
 DOC_FORMATS = ("json", "yaml")
 
@@ -91,7 +94,10 @@ def table(
 
 
 def short_id(value: str) -> str:
-    """`j-1a2b3c4d` for `j-<uuid>`; other ids (names, hostnames) are returned whole."""
+    """`j-1a2b3c4d` for `j-<uuid>`, `12D3KooWAyX2LDJ1` for a libp2p peer id; other ids
+    (names, hostnames) are returned whole. Every short form is a prefix of the full id."""
+    if (value or "").startswith(LIBP2P_ED25519_PREFIX):
+        return ids.short_id(value)
     m = _SHORT_ID.match(value or "")
     return f"{m.group(1)}-{m.group(2)}" if m else value
 

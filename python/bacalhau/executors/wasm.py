@@ -168,11 +168,16 @@ class _Ticker:
         self._tick = tick
         self._users = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def acquire(self) -> None:
         self._users += 1
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._tick, self._fire)
+        loop = asyncio.get_running_loop()
+        if self._timer is None or self._loop is not loop:  # (a run on a loop now gone)
+            if self._timer is not None:
+                self._timer.cancel()
+            self._loop = loop
+            self._timer = loop.call_later(self._tick, self._fire)
 
     def release(self) -> None:
         self._users -= 1

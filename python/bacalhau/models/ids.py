@@ -36,8 +36,15 @@ def is_full_id(value: str) -> bool:
     return bool(_FULL_ID.match(value))
 
 
+LIBP2P_ED25519_PREFIX = "12D3KooW"  # every ed25519 libp2p peer id starts so
+
+
 def short_id(value: str) -> str:
-    """The short form the CLI shows: prefix plus the first 8 characters (`j-1a2b3c4d`)."""
+    """The short form shown to users: `j-1a2b3c4d` for `j-<uuid>`; for a libp2p peer id the
+    common `12D3KooW` plus the 8 characters that tell nodes apart. Every short form is a
+    prefix of the full id, so lookups by prefix accept it."""
+    if value.startswith(LIBP2P_ED25519_PREFIX):
+        return value[: len(LIBP2P_ED25519_PREFIX) + 8]
     if len(value) > 2 and value[1] == "-":
         return value[:10]
     return value[:8]

@@ -16,8 +16,16 @@ pub struct Verdict<'a> {
     pub reason: &'a str,
 }
 
+/// Every ed25519 libp2p peer id starts with this; its short form keeps 8 characters past it.
+const LIBP2P_ED25519_PREFIX: &str = "12D3KooW";
+
 fn short_id(id: &str) -> &str {
-    match id.char_indices().nth(SHORT_ID_LEN) {
+    let len = if id.starts_with(LIBP2P_ED25519_PREFIX) {
+        LIBP2P_ED25519_PREFIX.len() + 8
+    } else {
+        SHORT_ID_LEN
+    };
+    match id.char_indices().nth(len) {
         Some((end, _)) => &id[..end],
         None => id,
     }
@@ -136,6 +144,10 @@ mod tests {
     fn short_ids_respect_char_boundaries() {
         assert_eq!(short_id("n-1234abcd-ffff"), "n-1234abcd");
         assert_eq!(short_id("n-1"), "n-1");
+        assert_eq!(
+            short_id("12D3KooWAyX2LDJ1hzLvDq4zDvoobBHVzA34XF6UedpuZC6xtixp"),
+            "12D3KooWAyX2LDJ1"
+        );
         assert_eq!(short_id("ééééééééééé"), "éééééééééé");
     }
 }
