@@ -228,3 +228,42 @@ def test_short_ids_are_prefixes_that_tell_nodes_apart():
     assert short_id("j-1a2b3c4d-0000-4000-8000-000000000000") == "j-1a2b3c4d"
     peer = "12D3KooWAyX2LDJ1hzLvDq4zDvoobBHVzA34XF6UedpuZC6xtixp"
     assert short_id(peer) == "12D3KooWAyX2LDJ1" and peer.startswith(short_id(peer))
+
+
+def test_hand_written_copies_know_every_field():
+    """Tripwire: `copy`/`clone` list the fields one by one (deepcopy costs ten times more);
+    a new field must be added there too, then here."""
+    import dataclasses
+
+    from bacalhau.models import (
+        GPU,
+        InputSource,
+        JobState,
+        LabelSelectorRequirement,
+        NetworkConfig,
+        PortMapping,
+        ResultPath,
+        Task,
+        TimeoutConfig,
+    )
+
+    expected = {
+        Job: "id name namespace type priority count constraints meta labels tasks state "
+             "version revision create_time modify_time",
+        Task: "name engine publisher env meta input_sources result_paths resources network "
+              "timeouts",
+        Execution: "id namespace eval_id name node_id job_id job job_version "
+                   "allocated_resources desired_state compute_state published_result "
+                   "run_output previous_execution next_execution followup_eval_id "
+                   "partition_index revision create_time modify_time",
+        SpecConfig: "type params", InputSource: "source alias target", ResultPath: "name path",
+        PortMapping: "name static target host_network", NetworkConfig: "type domains ports",
+        TimeoutConfig: "execution_timeout queue_timeout total_timeout",
+        LabelSelectorRequirement: "key operator values", JobState: "state_type message details",
+        ExecutionState: "state_type message details",
+        RunCommandResult: "stdout stdout_truncated stderr stderr_truncated exit_code error_msg",
+        Resources: "cpu memory disk gpu gpus", GPU: "index name vendor memory pci_address",
+        ResourcesConfig: "cpu memory disk gpu",
+    }
+    for cls, names in expected.items():
+        assert [f.name for f in dataclasses.fields(cls)] == names.split(), cls.__name__

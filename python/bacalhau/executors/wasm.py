@@ -5,7 +5,8 @@ sources — to host files -> compile, or take from the module cache (sha256 of t
 in memory and serialized under `cache_dir`) -> build a store (memory limit from
 `resources.memory`, an epoch deadline checked on every tick) and a WASI context (argv, env,
 stdout/stderr files, preopened directories) -> link WASI and the import modules -> call the
-entrypoint on a worker thread of its own, so the event loop stays free.
+entrypoint on a worker thread of its own (daemon threads, reused while idle: see
+`_WorkerThreads`), so the event loop stays free.
 
 Mapping of the job onto the WASI file system:
 - a directory input is preopened at its target, read-only unless `read_write`;
@@ -13,7 +14,10 @@ Mapping of the job onto the WASI file system:
   staging directory (hard links, or copies across file systems) preopened at that parent;
   staging dirs live in `<results_dir>/../wasm-mounts-<executionID>/` and go after the run.
   The staging dir is writable only if one of its files is `read_write`; read-only files in a
-  writable group are copied, so the guest cannot change the source through a link;
+  writable group are copied, so the guest cannot change the source through a link. A group
+  of one file whose own directory lies in the execution dir and holds nothing else (an input
+  provider wrote it there, as the inline one does) needs no staging: that directory is
+  preopened instead, which shows the guest the same thing;
 - each ResultPath's `results_dir/<Name>` is preopened read-write at its `Path`.
 
 Outcomes (reference §2.3: only system errors fail an execution):
