@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from bacalhau.content import DEFAULT_PROFILE, PROFILES, cid
+from bench.cid_dir import WORKER as ALEPH_WORKER
+from bench.cid_dir import aleph_python
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OPENSSL_DEFAULT_BLOCKS = (16, 64, 256, 1024, 8192, 16384)
@@ -93,6 +95,23 @@ def parse_openssl_speed(out: str) -> dict[str, Any]:
     return {"MBps_by_block": table, "block": biggest, "MBps": table[biggest]}
 
 
+def aleph_cid_file(path: Path, profile: str, rounds: int) -> dict[str, Any]:
+    """aleph-cid (an independent Kubo-compatible implementation, in its own venv) on the same
+    file: its CID and best time, or the reason it was not measured."""
+    versions = {"unixfs-v0-2015": 0, "cid-v1": 1}
+    if profile not in versions:
+        return {"reason": f"aleph-cid has no equivalent of profile {profile}"}
+    python, why = aleph_python()
+    if python is None:
+        return {"reason": why}
+    request = {"items": [{"path": str(path), "kind": "file", "cid_version": versions[profile]}],
+               "repeat": rounds}
+    proc = subprocess.run([python, str(ALEPH_WORKER)], input=json.dumps(request),
+                          capture_output=True, text=True, timeout=1800, check=True)
+    answer = json.loads(proc.stdout)
+    return {"cid": answer["cids"][0], "seconds": answer["seconds"][0], "reason": ""}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="file size (default 1 GiB)")
@@ -131,6 +150,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cids.update((one, every))
             print(f"round {r + 1}/{rounds}: " + ", ".join(
                 f"{k} {v[-1]:.0f}" for k, v in runs.items() if v) + " MB/s", flush=True)
+        aleph = aleph_cid_file(path, args.profile, rounds)
+        if aleph.get("seconds"):
+            runs["aleph_cid"] = [size / aleph["seconds"] / MB]
+            if aleph["cid"] not in cids:
+                sys.exit(f"aleph-cid disagrees: {aleph['cid']} vs ours {sorted(cids)}")
     if len(cids) != 1:
         sys.exit(f"thread counts disagree on the CID: {sorted(cids)}")
 
@@ -141,6 +165,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
          best.get("openssl_all", best["openssl_1"])),
         ("CID 1 thread", best["cid_1"], "hashlib.sha256 (same file)", best["hashlib"]),
     ]
+    if "aleph_cid" in best:
+        rows.append(("CID 1 thread", best["cid_1"], "aleph-cid (same file)", best["aleph_cid"]))
+    else:
+        print(f"aleph-cid not measured: {aleph.get('reason')}")
     print(f"\n{size >> 20} MiB file, profile {args.profile}, {cores} cores, best of {rounds}; "
           f"CID {cids.pop()}")
     print(f"{'figure':<22}{'MB/s':>9} | {'baseline':<30}{'MB/s':>9} | ratio")
@@ -168,11 +196,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "cid_all_cores_vs_openssl_multi": best["cid_all"]
             / best.get("openssl_all", best["openssl_1"]),
             "cid_1_thread_vs_hashlib": best["cid_1"] / best["hashlib"],
+            "cid_1_thread_vs_aleph_cid": (best["cid_1"] / best["aleph_cid"]
+                                          if "aleph_cid" in best else None),
             "cid_all_cores_vs_cid_1_thread": best["cid_all"] / best["cid_1"],
             "cid_1_thread_vs_openssl_1_core_per_round": per_round,
             "cid_1_thread_vs_openssl_1_core_median": statistics.median(per_round),
         },
         "medians": {k: statistics.median(v) for k, v in runs.items() if v},
+        "aleph_cid": aleph,
         "target_single_thread_ratio": 0.9,
         "openssl_version": subprocess.run(["openssl", "version"], capture_output=True,
                                           text=True).stdout.strip(),
