@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install bacalhau-py into it (building the Rust extension), with test tools.
+# Create .venv and install bacalhau-py into it (building the Rust extension), with test tools,
+# and, where a Docker engine answers, the local test image (scripts/build_test_image.sh).
 # Idempotent: a second run only rebuilds what changed. The Cargo target dir lives outside the
 # clone so that CI runs and later sessions reuse compiled crates.
 set -euo pipefail
@@ -13,3 +14,9 @@ fi
 .venv/bin/pip install -q -e ".[test]"
 .venv/bin/python -c "import bacalhau._native" \
   || { echo "the Rust extension did not build: see the pip output above" >&2; exit 1; }
+# the docker engine's test image (no registry needed); quick when it exists already
+if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+  scripts/build_test_image.sh
+else
+  echo "no Docker engine answers: skipping the test image (docker tests will skip)" >&2
+fi

@@ -61,7 +61,12 @@ DEFAULTS: dict[str, Any] = {
         kind: {"Task": {"Resources": {"CPU": "500m", "Memory": "512Mb"}}}
         for kind in ("Batch", "Ops", "Daemon", "Service")
     },
-    "Engines": {"Disabled": [], "Types": {"WASM": {"CacheDir": ""}}},
+    "Engines": {"Disabled": [], "Types": {
+        "WASM": {"CacheDir": ""},
+        # Registries: {<registry host>: {Username, Password}} for private images (docker.io
+        # for Docker Hub); StopTimeout: grace between SIGTERM and SIGKILL on cancel/timeout.
+        "Docker": {"Registries": {}, "StopTimeout": "1s"},
+    }},
     "Logging": {"Level": "info"},
 }
 

@@ -209,6 +209,7 @@ class Node:
         self.requester: Any = None
         self.compute: Any = None
         self.local_publisher: Any = None
+        self._docker: Any = None
         self._stores: list[Any] = []
         self._api_runner: Any = None
         self.api_url = ""
@@ -231,7 +232,9 @@ class Node:
         store = ExecutionStore(compute_dir / "executions.db")
         self._stores.append(store)
         cache_dir = cfg.get("Engines.Types.WASM.CacheDir") or (self.data_dir / "cache" / "wasm")
-        executors = {"wasm": WasmExecutor(cache_dir=Path(cache_dir))}
+        executors: dict[str, Any] = {"wasm": WasmExecutor(cache_dir=Path(cache_dir))}
+        if self._docker is not None and self._docker.is_installed():
+            executors["docker"] = self._docker
         allow = cfg.get("Compute.AllowListedLocalPaths") or []
         if isinstance(allow, str):
             allow = [p for p in allow.split(",") if p]
@@ -260,6 +263,30 @@ class Node:
             cfg, store, self.transport, executors=executors, storages=storages,
             publishers=publishers, node_id=self.node_id, data_dir=self.data_dir,
         )
+
+    async def _probe_host(self) -> None:
+        """Blocking probes on a worker thread before the compute is built: GPU detection
+        (cached for the process) and whether a Docker engine answers (the docker executor
+        is offered only then, and not when `Engines.Disabled` names it)."""
+        from bacalhau.executors.docker import DockerExecutor
+        from bacalhau.executors.gpu import host_gpus
+
+        await asyncio.to_thread(host_gpus)
+        disabled = self.config.get("Engines.Disabled") or []
+        if isinstance(disabled, str):
+            disabled = disabled.split(",")
+        if "docker" in {str(d).strip().lower() for d in disabled}:
+            return
+        docker_cfg = "Engines.Types.Docker."
+        registries = self.config.get(docker_cfg + "Registries") or {}
+        if not isinstance(registries, dict):
+            raise ConfigError(f"{docker_cfg}Registries: expected a map of registry host to "
+                              "{Username, Password}")
+        executor = DockerExecutor(
+            self.node_id, registries=registries,
+            stop_timeout=self.config.duration(docker_cfg + "StopTimeout"))
+        if await asyncio.to_thread(executor.connect):
+            self._docker = executor
 
     def _build_requester(self) -> None:
         from bacalhau.orchestrator.nodes import NodeManager
@@ -294,6 +321,7 @@ class Node:
             run_file.unlink()  # a stale one (kill -9) must not be mistaken for this run
         await self.transport.start()
         if self.is_compute:
+            await self._probe_host()
             self._build_compute()
             await self.local_publisher.start()
             await self.compute.start()

@@ -37,6 +37,14 @@ def devstack(tmp_path: Path):
 
     wait_until(alive, 30, what="the devstack API")
 
+    def computes_connected() -> bool:
+        status, body = http_json("GET", url + "/api/v1/orchestrator/nodes", timeout=2)
+        return status == 200 and sum(
+            1 for n in body["Nodes"] if n["Info"]["NodeType"] == "Compute"
+            and n["ConnectionState"]["Status"] == "CONNECTED") == 3
+
+    wait_until(computes_connected, 30, what="three connected compute nodes")
+
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "bacalhau", *args], capture_output=True,
                               text=True, env=env, timeout=60, cwd=tmp_path)

@@ -16,6 +16,7 @@ import click
 from bacalhau.cli.agent import agent, version
 from bacalhau.cli.cid import cid
 from bacalhau.cli.common import CLIContext, friendly_error
+from bacalhau.cli.docker import docker
 from bacalhau.cli.job import job
 from bacalhau.cli.node import node
 from bacalhau.cli.serve import devstack, serve
@@ -140,6 +141,7 @@ cli.add_command(serve)
 cli.add_command(devstack)
 cli.add_command(job)
 cli.add_command(wasm)
+cli.add_command(docker)
 cli.add_command(node)
 cli.add_command(agent)
 cli.add_command(version)

@@ -1,14 +1,18 @@
-"""Job specs built on the client side: loading `job run` files and assembling `wasm run` jobs.
+"""Job specs built on the client side: loading `job run` files and assembling the jobs of
+`wasm run` and `docker run` from their flags.
 
-Everything here is a pure function over plain wire dicts (reference §2), raising
-`click.UsageError`/`click.BadParameter` with a message that says what to change.
+Both run commands share the job and task builders (`JobSettings`/`TaskSettings` ->
+`build_job`/`build_task`); only the engine params differ (`build_wasm_job`,
+`build_docker_job`). Everything here is a pure function over plain wire dicts (reference §2),
+raising `click.UsageError`/`click.BadParameter` with a message that says what to change.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,15 +89,39 @@ def parse_key_values(values: Iterable[str], flag: str) -> dict[str, str]:
     return out
 
 
-def parse_env(values: Iterable[str]) -> dict[str, str]:
-    """`-e K=V` items; values may contain commas, so each item is one variable."""
-    out: dict[str, str] = {}
+def env_items(values: Iterable[str]) -> list[tuple[str, str]]:
+    """`-e K=V` items in order. An item may hold several variables separated by commas
+    (`-e A=1,B=2`, as Bacalhau's string-slice flag reads it) when every comma-separated part is
+    itself `NAME=VALUE`; otherwise the commas belong to the value (`-e GREETING=hi,there`)."""
+    out: list[tuple[str, str]] = []
     for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r} is not of the form NAME=VALUE", param_hint="--env")
-        out[key] = value
+        parts = item.split(",")
+        if len(parts) > 1 and all(_ENV_PART.match(part) for part in parts):
+            pieces = parts
+        else:
+            pieces = [item]
+        for piece in pieces:
+            key, sep, value = piece.partition("=")
+            if not sep or not key:
+                raise click.BadParameter(
+                    f"{piece!r} is not of the form NAME=VALUE", param_hint="--env"
+                )
+            if key.upper().startswith("BACALHAU_"):
+                raise click.BadParameter(
+                    f"{key!r}: names starting with BACALHAU_ are reserved for the variables "
+                    "every execution gets",
+                    param_hint="--env",
+                )
+            out.append((key, value))
     return out
+
+
+_ENV_PART = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def parse_env(values: Iterable[str]) -> dict[str, str]:
+    """`-e K=V` items into a task `Env` map (later items win)."""
+    return dict(env_items(values))
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -144,8 +172,10 @@ def parse_selector(text: str) -> list[dict[str, Any]]:
 
 
 def parse_output(value: str) -> dict[str, str]:
-    """`-o name:/path` into a ResultPath."""
+    """`-o name:/path` (or Bacalhau's `name=/path`) into a ResultPath."""
     name, sep, path = value.partition(":")
+    if "=" in name or not sep:
+        name, sep, path = value.partition("=")
     if not sep or not name or not path.startswith("/"):
         raise click.BadParameter(
             f"{value!r} is not NAME:/absolute/path (e.g. outputs:/outputs)", param_hint="--output"
@@ -256,6 +286,154 @@ def input_source(uri: str, target: str, opts: dict[str, str] | None = None) -> d
     )
 
 
+# ---------------------------------------------------------------- job and task builders
+
+NETWORK_CHOICES = ("none", "host", "bridge", "http", "default", "full")
+_NETWORK_WIRE = {"none": "None", "host": "Host", "bridge": "Bridge", "http": "HTTP",
+                 "default": "Default", "full": "Full"}
+JOB_TYPES = ("batch", "ops", "daemon", "service")
+LONG_RUNNING_TYPES = ("daemon", "service")
+
+
+@dataclass(slots=True)
+class TaskSettings:
+    """The task flags every run command shares (reference §7 task flags)."""
+
+    task_name: str = "main"
+    inputs: Sequence[str] = ()
+    outputs: Sequence[str] = ()
+    publisher: str = "local"
+    cpu: str = ""
+    memory: str = ""
+    disk: str = ""
+    gpu: str = ""
+    network: str = ""
+    domains: Sequence[str] = ()
+    timeout: int = 0
+    queue_timeout: int = 0
+
+
+@dataclass(slots=True)
+class JobSettings:
+    """The job flags every run command shares (reference §7 job flags)."""
+
+    name: str = ""
+    namespace: str = ""
+    priority: int = 0
+    count: int = 1
+    target: str = "any"
+    type: str = ""
+    labels: Sequence[str] = ()
+    constraints: str = ""
+
+    def job_type(self) -> str:
+        """`--type` when given, else batch for `--target any` and ops for `--target all`."""
+        if not self.type:
+            return "ops" if self.target == "all" else "batch"
+        kind = self.type.lower()
+        if kind not in JOB_TYPES:
+            raise click.BadParameter(
+                f"{self.type!r} is not a job type; use one of {', '.join(JOB_TYPES)}",
+                param_hint="--type",
+            )
+        if self.target == "all" and kind not in ("ops", "daemon"):
+            raise click.UsageError(
+                f"--target all runs on every matching node (an ops or daemon job); "
+                f"it does not go with --type {kind}"
+            )
+        return kind
+
+
+def network_config(network: str, domains: Sequence[str]) -> dict[str, Any] | None:
+    """`--network`/`--domain` into a task Network, or None when neither was given (the
+    executor's default then applies: bridge for docker, host for wasm)."""
+    domains = [d.strip() for d in domains if d.strip()]
+    if not network and not domains:
+        return None
+    kind = network.lower() or "default"
+    if kind not in _NETWORK_WIRE:
+        raise click.BadParameter(
+            f"{network!r} is not a network type; use one of {', '.join(NETWORK_CHOICES)}",
+            param_hint="--network",
+        )
+    if domains and kind != "http":
+        raise click.UsageError(
+            "--domain lists the hosts an HTTP-networked job may reach: add --network http"
+        )
+    out: dict[str, Any] = {"Type": _NETWORK_WIRE[kind]}
+    if domains:
+        out["Domains"] = domains
+    return out
+
+
+def build_task(
+    engine: dict[str, Any],
+    settings: TaskSettings,
+    *,
+    sources: list[dict[str, Any]] | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A task dict: `engine` plus the shared task flags. `sources` are input sources already
+    parsed (the wasm builder adds its modules to them); None parses `settings.inputs`."""
+    if sources is None:
+        sources = [parse_input(item) for item in settings.inputs]
+    task: dict[str, Any] = {"Name": settings.task_name or "main", "Engine": engine}
+    if settings.publisher in ("local", "noop"):
+        task["Publisher"] = {"Type": settings.publisher}
+    elif settings.publisher:
+        raise click.BadParameter(
+            f"publisher {settings.publisher!r} is not supported yet; use local or noop",
+            param_hint="--publisher",
+        )
+    if env:
+        task["Env"] = env
+    if sources:
+        task["InputSources"] = sources
+    if result_paths := [parse_output(o) for o in settings.outputs]:
+        task["ResultPaths"] = result_paths
+    resources = {
+        k: v
+        for k, v in (
+            ("CPU", settings.cpu),
+            ("Memory", settings.memory),
+            ("Disk", settings.disk),
+            ("GPU", settings.gpu),
+        )
+        if v
+    }
+    if resources:
+        task["Resources"] = resources
+    if network := network_config(settings.network, settings.domains):
+        task["Network"] = network
+    timeouts = {
+        k: v
+        for k, v in (("TotalTimeout", settings.timeout), ("QueueTimeout", settings.queue_timeout))
+        if v
+    }
+    if timeouts:
+        task["Timeouts"] = timeouts
+    return task
+
+
+def build_job(task: dict[str, Any], settings: JobSettings) -> dict[str, Any]:
+    """A job dict around `task` from the shared job flags."""
+    job: dict[str, Any] = {}
+    if settings.name:
+        job["Name"] = settings.name
+    job["Namespace"] = settings.namespace or "default"
+    job["Type"] = settings.job_type()
+    if job["Type"] in ("batch", "service"):
+        job["Count"] = settings.count
+    if settings.priority:
+        job["Priority"] = settings.priority
+    if settings.constraints:
+        job["Constraints"] = parse_selector(settings.constraints)
+    if label_map := parse_key_values(settings.labels, "--labels"):
+        job["Labels"] = label_map
+    job["Tasks"] = [task]
+    return job
+
+
 # ---------------------------------------------------------------- wasm jobs
 
 
@@ -284,27 +462,16 @@ def build_wasm_job(
     module: str,
     args: Iterable[str],
     *,
-    inputs: Iterable[str] = (),
-    outputs: Iterable[str] = (),
-    publisher: str = "local",
     env: Iterable[str] = (),
     entry_point: str = "_start",
     import_modules: Iterable[str] = (),
-    cpu: str = "",
-    memory: str = "",
-    disk: str = "",
-    timeout: int = 0,
-    queue_timeout: int = 0,
-    count: int = 1,
-    target: str = "any",
-    name: str = "",
-    namespace: str = "",
-    priority: int = 0,
-    labels: Iterable[str] = (),
-    constraints: str = "",
+    task: TaskSettings | None = None,
+    job: JobSettings | None = None,
 ) -> dict[str, Any]:
-    """The job JSON of `bacalhau wasm run` (reference §4.1 wasm engine)."""
-    sources = [parse_input(item) for item in inputs]
+    """The job JSON of `bacalhau wasm run` (reference §4.1 wasm engine); `-e` goes to the
+    task's Env."""
+    task = task or TaskSettings()
+    sources = [parse_input(item) for item in task.inputs]
     entry = resolve_module(module, sources, f"/wasm/{Path(module).name}")
     imports = [
         resolve_module(item, sources, f"/wasm/imports/{Path(item).name}") for item in import_modules
@@ -316,44 +483,49 @@ def build_wasm_job(
     }
     if imports:
         params["ImportModules"] = imports
+    engine = {"Type": "wasm", "Params": params}
+    built = build_task(engine, task, sources=sources, env=parse_env(env))
+    return build_job(built, job or JobSettings())
 
-    task: dict[str, Any] = {"Name": "main", "Engine": {"Type": "wasm", "Params": params}}
-    if publisher == "noop":
-        task["Publisher"] = {"Type": "noop"}
-    elif publisher == "local":
-        task["Publisher"] = {"Type": "local"}
-    else:
+
+# ---------------------------------------------------------------- docker jobs
+
+
+def split_list_flag(values: Iterable[str]) -> list[str]:
+    """A repeatable flag whose items may also be comma separated (`--entrypoint /bin/sh,-c`),
+    as Bacalhau's string-slice flags read them."""
+    return [part for item in values for part in item.split(",") if part != ""]
+
+
+def build_docker_job(
+    image: str,
+    args: Iterable[str],
+    *,
+    env: Iterable[str] = (),
+    entrypoint: Iterable[str] = (),
+    workdir: str = "",
+    task: TaskSettings | None = None,
+    job: JobSettings | None = None,
+) -> dict[str, Any]:
+    """The job JSON of `bacalhau docker run` (reference §4.1 docker engine). Every engine param
+    is written, empty ones included, as Bacalhau's builder does; `-e` goes to the engine's
+    `EnvironmentVariables` (`["K=V"]`, merged with the task Env on the node)."""
+    image = image.strip()
+    if not image:
+        raise click.BadParameter("the image name must not be empty", param_hint="IMAGE")
+    if workdir and not workdir.startswith("/"):
         raise click.BadParameter(
-            f"publisher {publisher!r} is not supported yet; use local or noop",
-            param_hint="--publisher",
+            f"{workdir!r} is not an absolute path inside the container (e.g. /work)",
+            param_hint="--workdir",
         )
-    if variables := parse_env(env):
-        task["Env"] = variables
-    if sources:
-        task["InputSources"] = sources
-    if result_paths := [parse_output(o) for o in outputs]:
-        task["ResultPaths"] = result_paths
-    resources = {k: v for k, v in (("CPU", cpu), ("Memory", memory), ("Disk", disk)) if v}
-    if resources:
-        task["Resources"] = resources
-    timeouts = {k: v for k, v in (("TotalTimeout", timeout), ("QueueTimeout", queue_timeout)) if v}
-    if timeouts:
-        task["Timeouts"] = timeouts
-
-    job: dict[str, Any] = {}
-    if name:
-        job["Name"] = name
-    job["Namespace"] = namespace or "default"
-    if target == "all":
-        job["Type"] = "ops"
-    else:
-        job["Type"] = "batch"
-        job["Count"] = count
-    if priority:
-        job["Priority"] = priority
-    if constraints:
-        job["Constraints"] = parse_selector(constraints)
-    if label_map := parse_key_values(labels, "--labels"):
-        job["Labels"] = label_map
-    job["Tasks"] = [task]
-    return job
+    engine = {
+        "Type": "docker",
+        "Params": {
+            "Image": image,
+            "Entrypoint": split_list_flag(entrypoint),
+            "Parameters": list(args),
+            "EnvironmentVariables": [f"{k}={v}" for k, v in env_items(env)],
+            "WorkingDirectory": workdir,
+        },
+    }
+    return build_job(build_task(engine, task or TaskSettings()), job or JobSettings())

@@ -2,7 +2,8 @@
 
 Two kinds of checks, all evaluated so that a rejection lists every reason:
 - semantic: the engine, the publisher and every input type are installed here and accept
-  the spec (`Executor.check`, `Publisher.check`, `StorageProvider.check` — the local storage
+  the spec (`Executor.check`, and an engine's optional async `check_task(task)` for checks that
+  need I/O, `Publisher.check`, `StorageProvider.check` — the local storage
   provider enforces `Compute.AllowListedLocalPaths`), `env:` references are allow-listed,
   networked jobs are refused when `JobAdmissionControl.RejectNetworkedJobs` is set;
 - resources: the job's resources (unset CPU/Memory default to 0.1 / 100 MiB; Disk at least the
@@ -85,6 +86,7 @@ class Bidder:
                                        "task"])
         task = job.task
         reasons = self._semantic(task)
+        reasons += await self._executor_task_checks(task)
         usage, resource_reasons = await self._resources(task)
         reasons += resource_reasons
         return BidDecision(not reasons, reasons, usage)
@@ -125,6 +127,16 @@ class Bidder:
             reasons.append(
                 f"this node does not accept networked jobs (Network {task.network.type})")
         return reasons
+
+    async def _executor_task_checks(self, task: Any) -> list[str]:
+        """The engine's optional `async check_task(task) -> list[str]`: bid-time checks that
+        need I/O or more of the task than the engine spec (the docker engine: is the image
+        here or pullable, is the network mode supported)."""
+        executor = self._executors.get(task.engine.type.lower())
+        check_task = getattr(executor, "check_task", None)
+        if check_task is None:
+            return []
+        return list(await check_task(task))
 
     async def _resources(self, task: Any) -> tuple[Resources, list[str]]:
         try:

@@ -6,6 +6,8 @@ high-priority job is never starved by a stream of small ones). Batch jobs run as
 parallel as fit. An execution that could never fit the node's capacity fails at once with
 "not enough capacity to run job". When a run ends its capacity is released and the queue
 re-scanned. The resources of queued executions are summed for heartbeats (QueueCapacity).
+An execution that asks for GPUs gets specific ones from the tracker when it starts; the
+runner hands them to the executor (`RunRequest.resources.gpus`).
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ class ExecutorBuffer:
 
     async def _run(self, execution_id: str) -> None:
         try:
-            await self._runner.run(execution_id)
+            await self._runner.run(execution_id, gpus=self._tracker.gpus_of(execution_id))
         finally:
             self._running.pop(execution_id, None)
             self._tracker.release(execution_id)

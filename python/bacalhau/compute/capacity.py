@@ -3,6 +3,11 @@
 
 MaxCapacity = MaxJobRequirements = allocated capacity (reference §6). The tracker is the only
 thing that decides whether an execution may start; the bidder only asks "could it ever fit".
+
+GPUs (`bacalhau.executors.gpu`): the probe counts the host's GPUs and lists them
+(`Resources.gpus`); an allocated GPU count below the total offers the first ones. The tracker
+hands each starting execution specific GPUs from the free ones (lowest index first) and takes
+them back when it ends, so two executions never share a GPU (`gpus_of`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from typing import Any
 
 from bacalhau.config import Config
 from bacalhau.errors import ConfigError, ValidationError
-from bacalhau.models import Resources
+from bacalhau.executors.gpu import host_gpus
+from bacalhau.models import GPU, Resources
 from bacalhau.models.resources import parse_bytes, parse_cpu, parse_gpu
 
 # Limits the compute applies to dimensions a job leaves unset (reference §11, hidden defaults).
@@ -34,8 +40,9 @@ def probe_memory(meminfo: Path = Path("/proc/meminfo")) -> int:
     return 0
 
 
-def probe_totals(data_dir: Path) -> Resources:
-    """What this host has: CPU count, total RAM, disk size of the file system of `data_dir`."""
+def probe_totals(data_dir: Path, gpus: list[GPU] | None = None) -> Resources:
+    """What this host has: CPU count, total RAM, disk size of the file system of `data_dir`,
+    GPUs (`gpus`, else those detected on this host)."""
     target = data_dir
     while not target.exists() and target != target.parent:
         target = target.parent
@@ -43,7 +50,10 @@ def probe_totals(data_dir: Path) -> Resources:
         disk = shutil.disk_usage(target).total
     except OSError:
         disk = 0
-    return Resources(cpu=float(os.cpu_count() or 1), memory=probe_memory(), disk=disk, gpu=0)
+    if gpus is None:
+        gpus = host_gpus().gpus
+    return Resources(cpu=float(os.cpu_count() or 1), memory=probe_memory(), disk=disk,
+                     gpu=len(gpus), gpus=[g.clone() for g in gpus])
 
 
 def _allocated_value(raw: Any, total: float, parse: Any, key: str) -> float:
@@ -68,8 +78,10 @@ def allocated_capacity(config: Config, totals: Resources) -> Resources:
     memory = _allocated_value(
         config.get(prefix + "Memory"), totals.memory, parse_bytes, prefix + "Memory")
     disk = _allocated_value(config.get(prefix + "Disk"), totals.disk, parse_bytes, prefix + "Disk")
-    gpu = _allocated_value(config.get(prefix + "GPU"), totals.gpu, parse_gpu, prefix + "GPU")
-    return Resources(cpu=round(cpu, 3), memory=int(memory), disk=int(disk), gpu=int(gpu))
+    gpu = int(_allocated_value(config.get(prefix + "GPU"), totals.gpu, parse_gpu,
+                               prefix + "GPU"))
+    gpus = [g.clone() for g in totals.gpus[:gpu]]
+    return Resources(cpu=round(cpu, 3), memory=int(memory), disk=int(disk), gpu=gpu, gpus=gpus)
 
 
 def job_usage(requested: Resources) -> Resources:
@@ -89,13 +101,16 @@ class CapacityTracker:
         self.maximum = maximum
         self._held: dict[str, Resources] = {}
         self._used = Resources()
+        self._gpus_held: dict[str, list[GPU]] = {}
 
     @property
     def used(self) -> Resources:
         return self._used
 
     def available(self) -> Resources:
-        return self.maximum.sub(self._used)
+        available = self.maximum.sub(self._used)
+        available.gpus = self.available_gpus()
+        return available
 
     def can_ever_fit(self, usage: Resources) -> bool:
         return usage.less_or_equal(self.maximum)
@@ -106,12 +121,27 @@ class CapacityTracker:
             return True
         if not self._used.add(usage).less_or_equal(self.maximum):
             return False
+        if usage.gpu and self.maximum.gpus:
+            taken = {g.index for held in self._gpus_held.values() for g in held}
+            free = [g for g in self.maximum.gpus if g.index not in taken]
+            if len(free) < usage.gpu:
+                return False
+            self._gpus_held[execution_id] = [g.clone() for g in free[:usage.gpu]]
         self._held[execution_id] = usage
         self._used = self._used.add(usage)
         return True
 
+    def gpus_of(self, execution_id: str) -> list[GPU]:
+        """The specific GPUs held by a running execution (empty without GPUs)."""
+        return [g.clone() for g in self._gpus_held.get(execution_id, ())]
+
+    def available_gpus(self) -> list[GPU]:
+        taken = {g.index for held in self._gpus_held.values() for g in held}
+        return [g.clone() for g in self.maximum.gpus if g.index not in taken]
+
     def release(self, execution_id: str) -> None:
         usage = self._held.pop(execution_id, None)
+        self._gpus_held.pop(execution_id, None)
         if usage is not None:
             self._used = self._used.sub(usage)
 

@@ -34,6 +34,7 @@ from bacalhau.content import CidError, results_cid
 from bacalhau.errors import BacalhauError, ExecutorError, PublisherError
 from bacalhau.executors.base import Executor, PreparedInput, RunRequest, read_output_head
 from bacalhau.models import (
+    GPU,
     Event,
     Execution,
     ExecutionStateType,
@@ -143,15 +144,16 @@ class ExecutionRunner:
         if executor is not None:
             await executor.cancel(execution_id)
 
-    async def run(self, execution_id: str) -> None:
-        """Run one execution in state BidAccepted to a terminal state (never raises)."""
+    async def run(self, execution_id: str, gpus: list[GPU] | None = None) -> None:
+        """Run one execution in state BidAccepted to a terminal state (never raises).
+        `gpus`: the specific GPUs the capacity tracker gave it (the executor uses these)."""
         local = self._store.get(execution_id)
         if local is None or local.state != ExecutionStateType.BID_ACCEPTED:
             return
         phase = _Phase()
         prepared: list[PreparedInput] = []
         try:
-            await self._run(local, phase, prepared)
+            await self._run(local, phase, prepared, gpus or [])
         except StateConflictError:
             log.debug("execution %s changed state under the runner (cancelled?)", execution_id)
         except asyncio.CancelledError:
@@ -162,8 +164,8 @@ class ExecutionRunner:
             await self._cleanup(prepared)
             self._hub.notify(execution_id)
 
-    async def _run(self, local: LocalExecution, phase: _Phase, prepared: list[PreparedInput]
-                   ) -> None:
+    async def _run(self, local: LocalExecution, phase: _Phase, prepared: list[PreparedInput],
+                   gpus: list[GPU]) -> None:
         execution = local.execution
         job = execution.job
         if job is None or not job.tasks:
@@ -196,8 +198,17 @@ class ExecutionRunner:
         await self._prepare_inputs(task.input_sources, inputs_dir, prepared)
 
         phase.topic = Topic.RUNNING
+        resources = execution.allocated_resources.get(task.name, Resources())
+        mutate = None
+        if gpus:  # the GPUs this run holds, also recorded on the execution
+            resources = resources.clone()
+            resources.gpus = gpus
+
+            def mutate(ex: Execution) -> None:
+                ex.allocated_resources[task.name] = resources.clone()
+
         self._store.update(execution.id, ExecutionStateType.RUNNING,
-                           expected=(ExecutionStateType.BID_ACCEPTED,),
+                           expected=(ExecutionStateType.BID_ACCEPTED,), mutate=mutate,
                            events=[Event.new(Topic.EXECUTION, "Running")])
         self._hub.notify(execution.id)
         timeout = None
@@ -209,7 +220,7 @@ class ExecutionRunner:
             engine=task.engine, env=env, inputs=list(prepared),
             result_paths=list(task.result_paths), results_dir=results_dir,
             stdout_path=stdout_path, stderr_path=stderr_path,
-            resources=execution.allocated_resources.get(task.name, Resources()),
+            resources=resources,
             network=task.network, timeout=timeout,
         )
         async with self._hub.watching(execution.id, [stdout_path, stderr_path]):

@@ -5,7 +5,9 @@ ExecutionLogs, NodeInfoRequest). Handlers do only the store write that makes a m
 idempotent and answer `{"OK": true}` at once; bidding, running and cancelling happen in tasks.
 Announces itself with NodeInfo (on start, when it changes, every InfoUpdateInterval) and a
 Heartbeat every `Compute.Heartbeat.Interval`. On start it applies the restart rule: active
-batch/ops executions fail ("Failed due to node restart"), service/daemon ones are re-run.
+batch/ops executions fail ("Failed due to node restart"), service/daemon ones are re-run;
+before that, executors with workloads outside the process (docker) adopt the containers of the
+executions to re-run and remove the rest. Node labels include `GPU-<i>`/`GPU-<i>-Memory`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from bacalhau.compute.runner import FAILED_DUE_TO_RESTART, ExecutionRunner, fail
 from bacalhau.config import Config
 from bacalhau.errors import BacalhauError, TransportError, ValidationError
 from bacalhau.executors.base import Executor
+from bacalhau.executors.gpu import gpu_labels
 from bacalhau.models import (
     NODE_TYPE_COMPUTE,
     ComputeNodeInfo,
@@ -128,6 +131,7 @@ class ComputeNode:
             return
         self._started = True
         self.transport.serve(PROTOCOL_COMPUTE, self._handle)
+        await self._restore_executors()
         self._recover()
         self.sender.start()
         await self.publish_node_info()
@@ -160,6 +164,22 @@ class ComputeNode:
         if not task.cancelled() and task.exception() is not None:
             log.error("compute task failed", exc_info=task.exception())
 
+    async def _restore_executors(self) -> None:
+        """Before the restart rule: executors that keep workloads outside this process
+        (docker containers) adopt those of the service/daemon executions that will be re-run
+        and remove the others (`restore(keep)`, see `executors/docker.py`)."""
+        keep = {local.id for local in self.store.list(ACTIVE_STATES)
+                if local.execution.job is not None
+                and local.execution.job.type in (JobType.SERVICE, JobType.DAEMON)}
+        for name, executor in self.executors.items():
+            restore = getattr(executor, "restore", None)
+            if restore is None:
+                continue
+            try:
+                await restore(keep)
+            except Exception:
+                log.exception("restoring the %s executor's workloads failed", name)
+
     def _recover(self) -> None:
         """The restart rule of internals §9."""
         for local in self.store.list(ACTIVE_STATES):
@@ -185,6 +205,7 @@ class ComputeNode:
             "os_arch": _ARCH.get(platform.machine().lower(), platform.machine().lower()),
             "name": self.node_id,
         })
+        labels.update(gpu_labels(self.max_capacity.gpus))
         return NodeInfo(
             node_id=self.node_id,
             node_type=NODE_TYPE_COMPUTE,

@@ -85,16 +85,62 @@ def stop_live(plan: Plan, executions: list[Execution], reason: str,
             plan.stop_execution(e, compute, stop_event(reason))
 
 
-def split_versions(plan: Plan, job: Job, executions: list[Execution]) -> list[Execution]:
-    """Cancel live executions of older job versions; return those of the current version."""
+def split_rolling(plan: Plan, job: Job, executions: list[Execution], *,
+                  rolling: bool = True) -> tuple[list[Execution], list[Execution]]:
+    """Split executions into those of the current version and the older ones still running.
+
+    Live executions of older versions are cancelled, except (with `rolling`) those desired
+    Running: they are returned, to keep serving until `roll_old` sees their replacement run.
+    """
     current: list[Execution] = []
+    old_running: list[Execution] = []
     for e in executions:
         if e.job_version == job.version:
             current.append(e)
-        elif not e.is_terminal():
+        elif e.is_terminal():
+            continue
+        elif rolling and e.desired_state.state_type == Desired.RUNNING:
+            old_running.append(e)
+        else:
             plan.stop_execution(e, Compute.CANCELLED,
                                 stop_event(f"job was updated to version {job.version}"))
-    return current
+    return current, old_running
+
+
+def _as_planned(plan: Plan, e: Execution) -> Execution:
+    upd = plan.updates.get(e.id)
+    return upd.execution if upd is not None else e
+
+
+def is_serving(e: Execution) -> bool:
+    """Desired Running and accepted by its node (the orchestrator sees no later state)."""
+    return (not e.is_terminal() and e.desired_state.state_type == Desired.RUNNING
+            and e.compute_state_type.is_executing())
+
+
+def roll_old(plan: Plan, job: Job, old_running: list[Execution], current: list[Execution],
+             slot: Callable[[Execution], object]) -> None:
+    """Rolling update of a long-running job: an execution of an older version keeps running
+    while a live execution of the current version for the same slot (partition of a service,
+    node of a daemon) is still on its way, and is cancelled once that one runs, or when its
+    slot has no live replacement (node no longer matching, placement failed) or the job ended.
+    """
+    if not old_running:
+        return
+    terminal = plan.job_state.is_terminal()
+    replacements: dict[object, list[Execution]] = {}
+    for e in View(plan, current).live():
+        replacements.setdefault(slot(e), []).append(e)
+    for old in old_running:
+        if _as_planned(plan, old).is_terminal():
+            continue
+        new = [] if terminal else replacements.get(slot(old), [])
+        if any(is_serving(e) for e in new):
+            plan.stop_execution(old, Compute.CANCELLED, stop_event(
+                f"job was updated to version {job.version} and its replacement runs"))
+        elif not new:
+            plan.stop_execution(old, Compute.CANCELLED,
+                                stop_event(f"job was updated to version {job.version}"))
 
 
 def stop_if_job_terminal(plan: Plan, job: Job, executions: list[Execution]) -> bool:
@@ -104,11 +150,26 @@ def stop_if_job_terminal(plan: Plan, job: Job, executions: list[Execution]) -> b
     return True
 
 
+NODE_LOST = stop_event("node has disappeared").message
+
+
 def fail_lost(plan: Plan, executions: list[Execution], ctx: SchedulerContext) -> None:
     """Live executions on nodes that are gone (not schedulable) fail, to be retried."""
     for e in executions:
         if not e.is_terminal() and not ctx.is_schedulable(e.node_id):
             plan.stop_execution(e, Compute.FAILED, stop_event("node has disappeared"))
+
+
+def ranking_history(executions: list[Execution], long_running: bool) -> list[Execution]:
+    """The executions node ranking counts against their nodes. A long-running job's execution
+    that failed because its node disappeared is left out: the node may come back (restart,
+    network split) and should get the daemon or service again, however often that happens;
+    executions that failed on their own still count (at most one retry per node)."""
+    if not long_running:
+        return executions
+    return [e for e in executions
+            if not (e.compute_state_type == Compute.FAILED
+                    and e.compute_state.message == NODE_LOST)]
 
 
 def total_timeout_expired(job: Job, ctx: SchedulerContext) -> bool:

@@ -1,6 +1,7 @@
 """Batch (and service) scheduling: `Count` partitions, one active execution per partition.
 
-Per evaluation: stop everything if the job is terminal; cancel old-version executions; fail
+Per evaluation: stop everything if the job is terminal; cancel old-version executions (service:
+only those not yet running; running ones roll, see below); fail
 executions on vanished nodes; enforce TotalTimeout and ExecutionTimeout (batch only); then per
 partition keep a Completed or Running execution, or approve the oldest accepted bid and reject
 the rest; partitions with nothing live get new executions (desired Pending) on the best
@@ -8,7 +9,10 @@ nodes, or the job is queued (QueueTimeout) or failed with the selection's explan
 A batch job is Completed when every partition has a Completed execution.
 
 Service jobs use the same rules without timeouts and never complete (their executions ending
-is treated as a failure by the message handlers, so they are retried).
+is treated as a failure by the message handlers, so they are retried). An update of a service
+(new Version) rolls partition by partition: each running execution of an older version keeps
+running until the new version's execution of its partition has been approved on a node, then
+it is cancelled (`base.roll_old`); batch jobs cancel older versions at once.
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ from bacalhau.orchestrator.scheduler.base import (
     fail_total_timeout,
     mark_running,
     new_execution,
+    ranking_history,
     requested_event,
+    roll_old,
     scheduling_event,
-    split_versions,
+    split_rolling,
     stop_event,
     stop_if_job_terminal,
     total_timeout_expired,
@@ -59,12 +65,18 @@ class BatchScheduler:
         plan = Plan(evaluation, job)
         if stop_if_job_terminal(plan, job, executions):
             return plan
-        current = split_versions(plan, job, executions)
-        fail_lost(plan, current, ctx)
+        current, old_running = split_rolling(plan, job, executions, rolling=self.long_running)
+        fail_lost(plan, current + old_running, ctx)
+        self._schedule(plan, job, current, evaluation, ctx)
+        roll_old(plan, job, old_running, current, slot=lambda e: e.partition_index)
+        return plan
+
+    def _schedule(self, plan: Plan, job: Job, current: list[Execution], evaluation: Evaluation,
+                  ctx: SchedulerContext) -> None:
         if not self.long_running:
             if total_timeout_expired(job, ctx):
                 fail_total_timeout(plan, job, current)
-                return plan
+                return
             fail_timed_out(plan, job, current, ctx)
 
         view = View(plan, current)
@@ -81,12 +93,11 @@ class BatchScheduler:
                 needed.append(p)
 
         if needed and not self._place(plan, job, current, needed, evaluation, ctx):
-            return plan
+            return
         if not self.long_running and completed == job.count:
             plan.set_job_state(JobStateType.COMPLETED)
-            return plan
+            return
         mark_running(plan, job, View(plan, current))
-        return plan
 
     def _reconcile_partition(self, plan: Plan, partition: int,
                              execs: list[Execution]) -> str:
@@ -133,7 +144,7 @@ class BatchScheduler:
                evaluation: Evaluation, ctx: SchedulerContext) -> bool:
         """Create executions for empty partitions; False when the job was failed or queued."""
         view = list(View(plan, current))
-        selection = ctx.select(job, view)
+        selection = ctx.select(job, ranking_history(view, self.long_running))
         if len(selection.matched) < len(needed):
             if try_queue(plan, job, selection, len(needed), ctx):
                 return False

@@ -5,7 +5,10 @@ Ops: executions are created when the job is registered, updated or re-tried from
 no matching node and no execution fails the job (or queues it with QueueTimeout). The job is
 Completed once every execution is terminal and at least one completed with none failed.
 Daemon: the same without timeouts, and every evaluation (node joins included) adds executions
-on matching nodes that have none live; it never completes.
+on matching nodes that have none live; it never completes. An update of a daemon (new Version)
+rolls node by node: the new version's execution is created beside the running old one, which
+is cancelled once its node accepted the new one (`base.roll_old`), or at once on nodes the new
+version no longer matches.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from bacalhau.orchestrator.scheduler.base import (
     fail_total_timeout,
     mark_running,
     new_execution,
+    ranking_history,
     requested_event,
-    split_versions,
+    roll_old,
+    split_rolling,
     stop_if_job_terminal,
     total_timeout_expired,
     try_queue,
@@ -48,26 +53,31 @@ class OpsScheduler:
         plan = Plan(evaluation, job)
         if stop_if_job_terminal(plan, job, executions):
             return plan
-        current = split_versions(plan, job, executions)
-        fail_lost(plan, current, ctx)
+        current, old_running = split_rolling(plan, job, executions, rolling=self.long_running)
+        fail_lost(plan, current + old_running, ctx)
+        self._schedule(plan, job, current, evaluation, ctx)
+        roll_old(plan, job, old_running, current, slot=lambda e: e.node_id)
+        return plan
+
+    def _schedule(self, plan: Plan, job: Job, current: list[Execution], evaluation: Evaluation,
+                  ctx: SchedulerContext) -> None:
         if not self.long_running:
             if total_timeout_expired(job, ctx):
                 fail_total_timeout(plan, job, current)
-                return plan
+                return
             fail_timed_out(plan, job, current, ctx)
 
         creating = self.long_running or evaluation.triggered_by in CREATING_TRIGGERS
         if creating and not self._place(plan, job, current, evaluation, ctx):
-            return plan
+            return
 
         view = View(plan, current)
         if not self.long_running and not plan.new_executions and not plan.new_evaluations:
             execs = list(view)
             if execs and all(e.is_terminal() for e in execs):
                 self._finish(plan, execs)
-                return plan
+                return
         mark_running(plan, job, view)
-        return plan
 
     def _place(self, plan: Plan, job: Job, current: list[Execution], evaluation: Evaluation,
                ctx: SchedulerContext) -> bool:
@@ -77,7 +87,7 @@ class OpsScheduler:
             taken = {e.node_id for e in view if not e.is_terminal()}
         else:
             taken = {e.node_id for e in view}  # ops runs once per node, no retries
-        selection = ctx.select(job, view)
+        selection = ctx.select(job, ranking_history(view, self.long_running))
         targets = [n for n in selection.matched if n not in taken]
         if not targets and not view:
             if try_queue(plan, job, selection, 1, ctx):

@@ -1,0 +1,101 @@
+"""`bacalhau docker run IMAGE[:TAG|@DIGEST] [COMMAND] [ARG...]`: build a docker job from
+Bacalhau's flags (reference §7), submit it and watch it, as `wasm run` does.
+
+Docker-only flags: `-e/--env` (the engine's `EnvironmentVariables`), `--entrypoint` and
+`-w/--workdir`; the job, task, runtime and download flags are the shared ones of
+`bacalhau.cli.run`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from bacalhau.cli.common import CLIContext, pass_cli
+from bacalhau.cli.run import (
+    download_options,
+    job_options,
+    run_spec,
+    runtime_options,
+    settings_from,
+    task_options,
+)
+from bacalhau.cli.spec import build_docker_job
+
+
+@click.group()
+def docker() -> None:
+    """Run Docker jobs."""
+
+
+@docker.command("run")
+@click.argument("image")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option(
+    "-e",
+    "--env",
+    multiple=True,
+    metavar="K=V",
+    help="Environment variable of the container (-e A=1 -e B=2, or -e A=1,B=2).",
+)
+@click.option(
+    "--entrypoint",
+    multiple=True,
+    metavar="CMD",
+    help="Override the image's ENTRYPOINT (repeatable or comma separated: /bin/sh,-c).",
+)
+@click.option(
+    "-w",
+    "--workdir",
+    default="",
+    metavar="PATH",
+    help="Working directory inside the container (absolute); overrides the image's WORKDIR.",
+)
+@task_options
+@job_options
+@runtime_options
+@download_options
+@pass_cli
+def docker_run(
+    cli: CLIContext,
+    image: str,
+    args: tuple[str, ...],
+    env: tuple[str, ...],
+    entrypoint: tuple[str, ...],
+    workdir: str,
+    wait: bool,
+    wait_timeout_secs: int,
+    id_only: bool,
+    follow: bool,
+    dry_run: bool,
+    download: bool,
+    output_dir: Any,
+    **options: Any,
+) -> None:
+    """Run IMAGE (name[:tag] or name@digest) with COMMAND and ARGs as its parameters.
+
+    Put `--` before a COMMAND or ARGs that start with a dash:
+    `bacalhau docker run busybox -- sh -c 'echo hi > /outputs/x'`.
+    """
+    job_settings, task_settings = settings_from(options)
+    spec = build_docker_job(
+        image,
+        args,
+        env=env,
+        entrypoint=entrypoint,
+        workdir=workdir,
+        task=task_settings,
+        job=job_settings,
+    )
+    run_spec(
+        cli,
+        spec,
+        wait=wait,
+        wait_timeout_secs=wait_timeout_secs,
+        id_only=id_only,
+        follow=follow,
+        dry_run=dry_run,
+        download=download,
+        output_dir=output_dir,
+    )

@@ -1,0 +1,772 @@
+"""The `docker` engine: runs a task as a container of the local Docker engine (reference §4.1).
+
+Engine params (names case-insensitive): `Image` (required), `Entrypoint` [str] (replaces the
+image's entrypoint, and then its CMD too, as `docker run --entrypoint` does), `Parameters`
+[str] (the container's command), `EnvironmentVariables` ["K=V"] (names starting with
+`BACALHAU_` are refused), `WorkingDirectory` (absolute).
+
+One run (on a worker thread of its own: every SDK call blocks, none runs on the event loop):
+make sure the image is here (inspect, else pull with the node's registry credentials) ->
+create the container -> attach to its output -> start -> copy stdout/stderr, demultiplexed,
+into `request.stdout_path`/`stderr_path` as it comes (so `job logs -f` follows a running
+container) -> wait -> inspect (OOM) -> remove the container.
+
+Container: named `bacalhau-<node short id>-<job id>-<execution id>`, labeled
+`bacalhau-executor` and `bacalhau-nodeID` (this node's id), `bacalhau-jobID`,
+`bacalhau-executionID`, `bacalhau-jobType`. Env = `EnvironmentVariables`, then the task's Env
+and the `BACALHAU_*` system variables (`request.env`, which win on a clash). Inputs are bind
+mounts at their targets, read-only unless `read_write`; each result path is a writable bind
+mount of `results_dir/<Name>`. Resources: Memory -> memory limit with swap limit equal to it
+(no swap), CPU -> NanoCPUs, GPUs -> the devices of exactly the GPUs the compute assigned
+(`bacalhau.executors.gpu.docker_devices`).
+
+Network (`Task.Network.Type`): None -> `none` (loopback only); Host and Full -> `host`;
+Default and Bridge -> the engine's default `bridge` network (outbound access, no inbound
+ports). HTTP (domain allow-list) is refused at bid time and at run time: Bacalhau enforces it
+with a filtering proxy gateway container; putting a container on a bridge with `http_proxy`
+variables would not stop a program that ignores them, so this node does not pretend. Port
+mappings (`Network.Ports`) are not supported yet either and refused the same way.
+
+Outcomes: the container's exit code is the result (non-zero is still a normal result).
+`ExecutionTimeout` stops the container and fails with "execution timed out after Ns";
+`cancel` stops it (SIGTERM, SIGKILL after `stop_timeout`) and fails the run as cancelled; a
+container the kernel OOM-killed (`State.OOMKilled`) fails with "memory limit exceeded"; an
+image that is neither here nor pullable fails with "image X is not available locally and
+could not be pulled: …"; errors of the engine (bad mount, missing executable, GPU driver)
+fail with the engine's explanation.
+
+Bid time: `check` validates the params; the bidder's async hook `check_task` also refuses the
+unsupported network modes and checks the image on a worker thread: present locally (cached
+`LOCAL_CACHE_S`), else the registry is asked for its manifest (`docker manifest inspect`, no
+pull; the answer is cached `REMOTE_OK_CACHE_S` when the image exists, `REMOTE_FAIL_CACHE_S`
+when not). A registry that does not answer within `IMAGE_PROBE_TIMEOUT_S` does not refuse the
+bid: the pull at run time decides. With env `SKIP_IMAGE_PULL` set, only local images run.
+
+Restart (called by the compute service before its restart rule, `restore(keep)`): the
+containers labeled with this node's id are listed; a running container of an execution in
+`keep` (the service/daemon executions the compute re-runs) is adopted: the re-run attaches to
+it instead of starting a new one (its log files are rewritten from the engine's copy of the
+output). Every other container of this node (batch/ops executions, which the restart rule
+fails, or containers that exited meanwhile) is removed.
+
+Registry credentials: config `Engines.Types.Docker.Registries`, a map from registry host
+(`docker.io` for Docker Hub, `ghcr.io`, `localhost:5000`, ...) to `{Username, Password}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import struct
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, TypeVar
+
+from bacalhau.errors import ExecutorError
+from bacalhau.executors import gpu as gpu_mod
+from bacalhau.executors.base import RunRequest, read_output_head
+from bacalhau.models import NetworkConfig, RunCommandResult, SpecConfig
+from bacalhau.models.ids import short_id
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TEST_IMAGE = "bacalhau-py/test:busybox"
+"""The image `scripts/build_test_image.sh` builds (busybox-static, no registry needed)."""
+
+LABEL_EXECUTOR = "bacalhau-executor"
+LABEL_NODE = "bacalhau-nodeID"
+LABEL_JOB = "bacalhau-jobID"
+LABEL_EXECUTION = "bacalhau-executionID"
+LABEL_JOB_TYPE = "bacalhau-jobType"
+
+DEFAULT_STOP_TIMEOUT_S = 1.0
+API_TIMEOUT_S = 60.0
+PING_TIMEOUT_S = 5.0
+IMAGE_PROBE_TIMEOUT_S = 10.0
+LOCAL_CACHE_S = 10.0
+REMOTE_OK_CACHE_S = 3600.0
+REMOTE_FAIL_CACHE_S = 60.0
+NANO = 1_000_000_000
+
+REASON_TIMEOUT = "timeout"
+REASON_CANCELLED = "cancelled"
+
+_NETWORK_MODES = {"": "bridge", "default": "bridge", "bridge": "bridge", "none": "none",
+                  "host": "host", "full": "host"}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+
+
+# ----- params -----------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class DockerSpec:
+    """The engine params, validated."""
+
+    image: str
+    entrypoint: list[str] | None
+    parameters: list[str] | None
+    env: list[tuple[str, str]]
+    working_dir: str
+
+
+def _str_list(value: Any) -> list[str] | None:
+    """A list of strings (None and "" count as empty); None when it is something else."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
+def parse_spec(engine: SpecConfig) -> tuple[DockerSpec | None, list[str]]:
+    """(spec, problems); problems name the param and say what is expected."""
+    problems: list[str] = []
+    if engine.type.lower() != "docker":
+        problems.append(f'engine type "{engine.type}" is not "docker"')
+    image = engine.param("Image")
+    if not isinstance(image, str) or not image.strip():
+        problems.append('Engine.Params.Image is required: an image name such as '
+                        f'"ubuntu:24.04" or "{TEST_IMAGE}"')
+        image = ""
+    elif any(c.isspace() for c in image.strip()):
+        problems.append(f'Engine.Params.Image "{image}" must not contain spaces')
+    entrypoint = _str_list(engine.param("Entrypoint"))
+    if entrypoint is None:
+        problems.append("Engine.Params.Entrypoint must be a list of strings")
+    parameters = _str_list(engine.param("Parameters"))
+    if parameters is None:
+        problems.append("Engine.Params.Parameters must be a list of strings")
+    env: list[tuple[str, str]] = []
+    raw_env = _str_list(engine.param("EnvironmentVariables"))
+    if raw_env is None:
+        problems.append('Engine.Params.EnvironmentVariables must be a list of "NAME=value" '
+                        "strings")
+    else:
+        for item in raw_env:
+            name, sep, value = item.partition("=")
+            if not sep or not _ENV_NAME.match(name):
+                problems.append(f'Engine.Params.EnvironmentVariables: "{item}" is not '
+                                '"NAME=value"')
+            elif name.upper().startswith("BACALHAU_"):
+                problems.append(f"Engine.Params.EnvironmentVariables: {name} is refused: "
+                                "names starting with BACALHAU_ are reserved for the system")
+            else:
+                env.append((name, value))
+    working_dir = engine.param("WorkingDirectory")
+    if working_dir is None:
+        working_dir = ""
+    if not isinstance(working_dir, str):
+        problems.append("Engine.Params.WorkingDirectory must be a string")
+        working_dir = ""
+    elif working_dir and not working_dir.startswith("/"):
+        problems.append(f'Engine.Params.WorkingDirectory "{working_dir}" must be an absolute '
+                        "path")
+    if problems:
+        return None, problems
+    return DockerSpec(image=image.strip(), entrypoint=entrypoint or None,
+                      parameters=parameters or None, env=env, working_dir=working_dir), []
+
+
+def network_problems(network: NetworkConfig | None) -> list[str]:
+    """Why this engine cannot give the task its network (empty when it can)."""
+    if network is None:
+        return []
+    kind = (network.type or "").lower()
+    problems = []
+    if kind == "http":
+        problems.append(
+            "this node does not support Network HTTP (domain allow-list) with the docker "
+            "engine yet: it cannot enforce the allow-list; use None, Bridge or Host")
+    elif kind not in _NETWORK_MODES:
+        problems.append(f'this node does not know Network type "{network.type}"')
+    if network.ports:
+        problems.append("this node does not support Network.Ports with the docker engine yet")
+    return problems
+
+
+def network_mode(network: NetworkConfig | None) -> str:
+    kind = ((network.type if network else "") or "").lower()
+    mode = _NETWORK_MODES.get(kind)
+    if mode is None:
+        raise ExecutorError(network_problems(network)[0] if network else "bad network")
+    return mode
+
+
+def container_name(node_id: str, job_id: str, execution_id: str) -> str:
+    node = _NAME_UNSAFE.sub("-", short_id(node_id)) or "node"
+    return f"bacalhau-{node}-{_NAME_UNSAFE.sub('-', job_id)}-" \
+           f"{_NAME_UNSAFE.sub('-', execution_id)}"
+
+
+def _target(path: str) -> str:
+    normalized = str(PurePosixPath("/", path))
+    if ".." in PurePosixPath(normalized).parts:
+        raise ExecutorError(f'path "{path}" must not contain ".."')
+    return normalized
+
+
+# ----- threads ------------------------------------------------------------------------------------
+
+def _in_thread(name: str, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """Run blocking `func(*args)` on a daemon thread of its own; the future resolves on the
+    calling loop. Daemon threads: a long pull or a container stream never holds up exit or
+    a shared pool."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def deliver(ok: bool, value: Any) -> None:
+        if future.done():
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def body() -> None:
+        try:
+            outcome = (True, func(*args))
+        except BaseException as exc:
+            outcome = (False, exc)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(deliver, *outcome)
+
+    threading.Thread(target=body, name=name, daemon=True).start()
+    return future
+
+
+class _Run:
+    """One execution's container, shared by its run thread and the loop (stop/cancel)."""
+
+    def __init__(self, execution_id: str) -> None:
+        self.execution_id = execution_id
+        self.lock = threading.Lock()
+        self.container_id = ""
+        self.started = False  # start was called (or the container was adopted running)
+        self.reason = ""  # why it is being stopped: timeout / cancelled
+
+
+@dataclass(slots=True)
+class _Outcome:
+    exit_code: int
+    oom_killed: bool
+    reason: str
+
+
+# ----- the executor -------------------------------------------------------------------------------
+
+class DockerExecutor:
+    """The `docker` engine over the Docker Engine API (the `docker` SDK's APIClient)."""
+
+    name = "docker"
+
+    def __init__(self, node_id: str, *, client: Any = None,
+                 registries: Mapping[str, Any] | None = None,
+                 stop_timeout: float = DEFAULT_STOP_TIMEOUT_S,
+                 gpu_vendor_index: Mapping[int, int] | None = None,
+                 device_resolver: Callable[[str], str] = os.path.realpath) -> None:
+        """`client` is a `docker.APIClient`; None means the engine of the environment
+        (DOCKER_HOST, else the local socket), connected on first use — call `connect()` on
+        a worker thread first (node.py does), so that `is_installed` answers from a cache.
+        `gpu_vendor_index` maps GPU indices to the vendor tool's own (default: this host's
+        detection); `device_resolver` follows `/dev/dri/by-path` links (tests replace it)."""
+        self.node_id = node_id
+        self._api = client
+        self._installed: bool | None = True if client is not None else None
+        self._install_error = ""
+        self._registries = {str(k).lower(): v for k, v in (registries or {}).items()}
+        self._stop_timeout = stop_timeout
+        self._gpu_vendor_index = gpu_vendor_index
+        self._resolve = device_resolver
+        self._runs: dict[str, _Run] = {}
+        self._adoptable: dict[str, str] = {}  # execution id -> running container id
+        self._local_images: dict[str, float] = {}  # image -> time seen locally
+        self._remote_images: dict[str, tuple[float, str]] = {}  # image -> (time, problem)
+
+    # ----- engine connection ---------------------------------------------------------------
+
+    def connect(self) -> bool:
+        """Blocking: make the client and ping the engine; the answer is what
+        `is_installed` returns from then on."""
+        if self._installed is not None:
+            return self._installed
+        try:
+            import docker
+            from docker.utils import kwargs_from_env
+
+            api = docker.APIClient(version="auto", timeout=PING_TIMEOUT_S, max_pool_size=32,
+                                   **kwargs_from_env())
+            api.ping()
+            api.timeout = API_TIMEOUT_S
+            self._api = api
+            self._installed = True
+        except Exception as exc:  # no SDK, no socket, engine down: docker is not offered
+            self._install_error = str(exc)
+            log.info("docker engine not available, the docker executor is off: %s", exc)
+            self._installed = False
+        return self._installed
+
+    def is_installed(self) -> bool:
+        return self.connect()
+
+    @property
+    def api(self) -> Any:
+        if self._api is None and not self.connect():
+            raise ExecutorError(f"the docker engine is not available: {self._install_error}")
+        return self._api
+
+    # ----- bid time ---------------------------------------------------------------------------
+
+    def check(self, engine: SpecConfig) -> list[str]:
+        return parse_spec(engine)[1]
+
+    async def check_task(self, task: Any) -> list[str]:
+        """Bid-time checks beyond the params: network mode, image availability."""
+        problems = network_problems(task.network)
+        spec, spec_problems = parse_spec(task.engine)
+        if spec is None or spec_problems:
+            return problems  # `check` already reported them
+        image_problem = await self._image_problem(spec.image)
+        if image_problem:
+            problems.append(image_problem)
+        return problems
+
+    async def _image_problem(self, image: str) -> str:
+        now = time.monotonic()
+        seen = self._local_images.get(image)
+        if seen is not None and now - seen < LOCAL_CACHE_S:
+            return ""
+        remote = self._remote_images.get(image)
+        probe = _in_thread("docker-image-probe", self._probe_image, image,
+                           remote if remote and now - remote[0] < (
+                               REMOTE_FAIL_CACHE_S if remote[1] else REMOTE_OK_CACHE_S)
+                           else None)
+        try:
+            async with asyncio.timeout(IMAGE_PROBE_TIMEOUT_S):
+                return await asyncio.shield(probe)
+        except TimeoutError:
+            log.info("registry did not answer for %s within %gs; the pull will tell", image,
+                     IMAGE_PROBE_TIMEOUT_S)
+            return ""
+
+    def _probe_image(self, image: str, cached_remote: tuple[float, str] | None) -> str:
+        """Blocking: "" when `image` is here or pullable, else the reason."""
+        import docker.errors
+
+        try:
+            self.api.inspect_image(image)
+            self._local_images[image] = time.monotonic()
+            return ""
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as exc:
+            return f"this node cannot check image {image}: {_explain(exc)}"
+        if os.environ.get("SKIP_IMAGE_PULL"):
+            return (f"image {image} is not available locally and image pulls are disabled "
+                    "on this node (SKIP_IMAGE_PULL)")
+        if cached_remote is not None:
+            return cached_remote[1]
+        try:
+            self.api.inspect_distribution(image, auth_config=self._auth_for(image))
+            problem = ""
+        except docker.errors.APIError as exc:
+            problem = (f"image {image} is not available locally and could not be pulled: "
+                       f"{_explain(exc)}")
+        self._remote_images[image] = (time.monotonic(), problem)
+        return problem
+
+    def _auth_for(self, image: str) -> dict[str, str] | None:
+        from docker.auth import INDEX_NAME, resolve_repository_name
+        from docker.utils import parse_repository_tag
+
+        repository, _ = parse_repository_tag(image)
+        try:
+            registry, _ = resolve_repository_name(repository)
+        except Exception:
+            return None
+        names = [registry.lower()]
+        if registry == INDEX_NAME:
+            names += ["index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/"]
+        for name in names:
+            entry = self._registries.get(name)
+            if isinstance(entry, Mapping):
+                creds = {str(k).lower(): str(v) for k, v in entry.items()}
+                auth = {"username": creds.get("username", ""),
+                        "password": creds.get("password", ""), "serveraddress": registry}
+                if creds.get("identitytoken"):
+                    auth["identitytoken"] = creds["identitytoken"]
+                return auth
+        return None
+
+    # ----- running ------------------------------------------------------------------------------
+
+    async def run(self, request: RunRequest) -> RunCommandResult:
+        spec, problems = parse_spec(request.engine)
+        problems += network_problems(request.network)
+        if spec is None or problems:
+            raise ExecutorError("invalid docker job: " + "; ".join(problems),
+                                hint="fix Tasks[0].Engine.Params / Tasks[0].Network and "
+                                     "resubmit")
+        if request.execution_id in self._runs:
+            raise ExecutorError(f"execution {request.execution_id} is already running")
+        state = _Run(request.execution_id)
+        self._runs[request.execution_id] = state
+        timeout = request.timeout if request.timeout and request.timeout > 0 else None
+        worker = _in_thread(f"docker-{short_id(request.execution_id)}", self._run_blocking,
+                            request, spec, state)
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    outcome = await asyncio.shield(worker)
+            except TimeoutError:
+                await self._stop(state, REASON_TIMEOUT)
+                outcome = await worker
+        except asyncio.CancelledError:
+            # The caller gave up: stop the container and wait for the thread, so that
+            # nothing writes into the execution dir afterwards and the container is gone.
+            with contextlib.suppress(BaseException):
+                await self._stop(state, REASON_CANCELLED)
+            with contextlib.suppress(BaseException):
+                await worker
+            raise
+        finally:
+            self._runs.pop(request.execution_id, None)
+
+        if outcome.reason == REASON_TIMEOUT:
+            raise ExecutorError(
+                f"execution timed out after {timeout:g}s",
+                hint="raise Timeouts.ExecutionTimeout or make the job finish sooner",
+                details={"Reason": "timeout"})
+        if outcome.reason == REASON_CANCELLED:
+            raise ExecutorError(f"execution {request.execution_id} was cancelled",
+                                details={"Reason": "cancelled"})
+        if outcome.oom_killed:
+            limit = request.resources.memory if request.resources else 0
+            raise ExecutorError(
+                "memory limit exceeded: the container was killed for using more than its "
+                f"memory limit{f' of {limit} bytes' if limit else ''} "
+                f"(exit code {outcome.exit_code})",
+                hint="raise Tasks[0].Resources.Memory", details={"Reason": "memory"})
+        stdout, stdout_truncated = read_output_head(request.stdout_path)
+        stderr, stderr_truncated = read_output_head(request.stderr_path)
+        return RunCommandResult(stdout=stdout, stdout_truncated=stdout_truncated,
+                                stderr=stderr, stderr_truncated=stderr_truncated,
+                                exit_code=outcome.exit_code)
+
+    async def cancel(self, execution_id: str) -> None:
+        state = self._runs.get(execution_id)
+        if state is not None:
+            await self._stop(state, REASON_CANCELLED)
+
+    def is_running(self, execution_id: str) -> bool:
+        state = self._runs.get(execution_id)
+        return state is not None and state.started
+
+    async def _stop(self, state: _Run, reason: str) -> None:
+        with state.lock:
+            if not state.reason:
+                state.reason = reason
+            container = state.container_id if state.started else ""
+        if container:
+            await _in_thread("docker-stop", self._stop_blocking, container)
+
+    def _stop_blocking(self, container: str) -> None:
+        import docker.errors
+
+        try:
+            self.api.stop(container, timeout=max(0, round(self._stop_timeout)))
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            log.warning("stopping container %s failed (%s); killing it", container[:12], exc)
+            with contextlib.suppress(docker.errors.APIError):
+                self.api.kill(container)
+
+    # ----- the blocking part, on the run's thread ----------------------------------------------
+
+    def _run_blocking(self, request: RunRequest, spec: DockerSpec, state: _Run) -> _Outcome:
+        import docker.errors
+
+        api = self.api
+        adopted = self._adoptable.pop(request.execution_id, "")
+        container = adopted or self._create(request, spec)
+        with state.lock:
+            state.container_id = container
+            state.started = bool(adopted)
+        try:
+            for path in (request.stdout_path, request.stderr_path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+            with open(request.stdout_path, "wb", buffering=0) as out, \
+                    open(request.stderr_path, "wb", buffering=0) as err:
+                try:
+                    # new: attach before start (nothing can be missed); adopted: follow the
+                    # engine's log from its start (attach's replay of a running container's
+                    # output is not reliable)
+                    stream: Any = (self._follow_logs(container) if adopted else
+                                   api.attach(container, stream=True, logs=True, demux=True))
+                except docker.errors.APIError as exc:
+                    raise ExecutorError(f"could not attach to the container: {_explain(exc)}"
+                                        ) from exc
+                try:
+                    if not adopted and not self._start(container, state):
+                        return _Outcome(0, False, state.reason)
+                    for chunk_out, chunk_err in stream:
+                        if chunk_out:
+                            out.write(chunk_out)
+                        if chunk_err:
+                            err.write(chunk_err)
+                finally:
+                    with contextlib.suppress(Exception):
+                        stream.close()
+            try:
+                status = api.wait(container)
+                info = api.inspect_container(container)
+            except docker.errors.APIError as exc:
+                raise ExecutorError(f"lost the container: {_explain(exc)}") from exc
+            exit_code = int(status.get("StatusCode", info["State"].get("ExitCode", 0)))
+            oom = bool(info.get("State", {}).get("OOMKilled"))
+            return _Outcome(exit_code, oom, state.reason)
+        finally:
+            try:
+                api.remove_container(container, v=True, force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                log.warning("could not remove container %s: %s", container[:12], exc)
+
+    def _follow_logs(self, container: str) -> _LogStream:
+        """Blocking: the container's whole output, then what follows until it exits, as
+        (stdout, stderr) chunks (`GET /containers/{id}/logs?follow=1`, demultiplexed here:
+        the SDK's `logs()` merges the two streams)."""
+        import docker.errors
+
+        api = self.api
+        response = api.get(f"{api.base_url}/v{api.api_version}/containers/{container}/logs",
+                           params={"stdout": 1, "stderr": 1, "follow": 1}, stream=True,
+                           timeout=(API_TIMEOUT_S, None))
+        if response.status_code >= 400:
+            text = response.text
+            response.close()
+            raise docker.errors.APIError(f"{response.status_code}: {text}",
+                                         response=response, explanation=text)
+        return _LogStream(response)
+
+    def _start(self, container: str, state: _Run) -> bool:
+        """Start unless a stop came first; False when the container was never started."""
+        import docker.errors
+
+        with state.lock:
+            if state.reason:
+                return False
+            state.started = True
+        try:
+            self.api.start(container)
+        except docker.errors.APIError as exc:
+            raise ExecutorError(f"the container could not start: {_explain(exc)}",
+                                hint=_start_hint(_explain(exc))) from exc
+        with state.lock:
+            stopped = state.reason
+        if stopped:  # a stop raced the start (it found the container not yet running)
+            self._stop_blocking(container)
+        return True
+
+    def _create(self, request: RunRequest, spec: DockerSpec) -> str:
+        import docker.errors
+
+        self._ensure_image(spec.image)
+        config = self.create_config(request, spec)
+        name = container_name(self.node_id, request.job_id, request.execution_id)
+        for attempt in (1, 2):
+            try:
+                return str(self.api.create_container_from_config(config, name)["Id"])
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409 and attempt == 1:
+                    # a leftover of an earlier attempt of this execution: replace it
+                    with contextlib.suppress(docker.errors.APIError):
+                        self.api.remove_container(name, v=True, force=True)
+                    continue
+                raise ExecutorError(f"could not create the container: {_explain(exc)}"
+                                    ) from exc
+        raise AssertionError("unreachable")
+
+    def create_config(self, request: RunRequest, spec: DockerSpec) -> dict[str, Any]:
+        """The body of `POST /containers/create` for this execution (pure: no engine calls)."""
+        from docker.types import ContainerConfig, HostConfig, Mount
+
+        version = self.api.api_version
+        mounts: dict[str, Any] = {}
+
+        def add(target: str, source: str, read_only: bool, what: str) -> None:
+            if target in mounts:
+                raise ExecutorError(f"{what} is mounted at {target}, which is already used by "
+                                    "another input or result path",
+                                    hint="give every input source and result path its own "
+                                         "path")
+            mounts[target] = Mount(target=target, source=source, type="bind",
+                                   read_only=read_only)
+
+        for prepared in request.inputs:
+            target = _target(prepared.target)
+            if not prepared.host_path.exists():
+                raise ExecutorError(f"input {target}: prepared path {prepared.host_path} does "
+                                    "not exist")
+            add(target, str(prepared.host_path.resolve()), not prepared.read_write,
+                f"input {target}")
+        for result in request.result_paths:
+            host = request.results_dir / result.name
+            host.mkdir(parents=True, exist_ok=True)
+            add(_target(result.path), str(host.resolve()), False, f"result path {result.name}")
+
+        resources = request.resources
+        memory = int(resources.memory) if resources and resources.memory else 0
+        nano_cpus = round(resources.cpu * NANO) if resources and resources.cpu else 0
+        devices: dict[str, Any] = {}
+        if resources and resources.gpus:
+            vendor_index = self._gpu_vendor_index
+            if vendor_index is None:
+                vendor_index = gpu_mod.host_gpus().vendor_index
+            try:
+                devices = gpu_mod.docker_devices(resources.gpus, dict(vendor_index),
+                                                 self._resolve).host_config_kwargs()
+            except gpu_mod.UnsupportedGPUError as exc:
+                raise ExecutorError(str(exc)) from exc
+        host_config = HostConfig(
+            version,
+            mounts=list(mounts.values()),
+            network_mode=network_mode(request.network),
+            mem_limit=memory or None,
+            memswap_limit=memory or None,
+            nano_cpus=nano_cpus or None,
+            **devices,
+        )
+        env = dict(spec.env)
+        env.update(request.env)
+        labels = {
+            LABEL_EXECUTOR: self.node_id,
+            LABEL_NODE: self.node_id,
+            LABEL_JOB: request.job_id,
+            LABEL_EXECUTION: request.execution_id,
+            LABEL_JOB_TYPE: request.job_type,
+        }
+        return dict(ContainerConfig(
+            version, spec.image, spec.parameters,
+            entrypoint=spec.entrypoint,
+            environment=[f"{k}={v}" for k, v in env.items()],
+            working_dir=spec.working_dir or None,
+            labels=labels,
+            host_config=host_config,
+        ))
+
+    def _ensure_image(self, image: str) -> None:
+        """Blocking: the image is here afterwards, or ExecutorError says why not."""
+        import docker.errors
+        from docker.utils import parse_repository_tag
+
+        try:
+            self.api.inspect_image(image)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise ExecutorError(f"could not inspect image {image}: {_explain(exc)}") from exc
+        prefix = f"image {image} is not available locally and could not be pulled: "
+        if os.environ.get("SKIP_IMAGE_PULL"):
+            raise ExecutorError(prefix + "image pulls are disabled on this node "
+                                "(SKIP_IMAGE_PULL)")
+        repository, tag = parse_repository_tag(image)
+        log.info("pulling image %s", image)
+        try:
+            for event in self.api.pull(repository, tag=tag or "latest", stream=True,
+                                       decode=True, auth_config=self._auth_for(image)):
+                if isinstance(event, dict) and event.get("error"):
+                    raise ExecutorError(prefix + str(event["error"]),
+                                        hint=_pull_hint(image))
+        except docker.errors.APIError as exc:
+            self._remote_images[image] = (time.monotonic(), prefix + _explain(exc))
+            raise ExecutorError(prefix + _explain(exc), hint=_pull_hint(image)) from exc
+        self._local_images[image] = time.monotonic()
+
+    # ----- restart ----------------------------------------------------------------------------
+
+    async def restore(self, keep: Collection[str]) -> None:
+        """Adopt the running containers of the executions in `keep`, remove every other
+        container of this node (see the module doc). Called once at compute start."""
+        if not self.is_installed():
+            return
+        await _in_thread("docker-restore", self._restore_blocking, set(keep))
+
+    def _restore_blocking(self, keep: set[str]) -> None:
+        import docker.errors
+
+        try:
+            found = self.api.containers(all=True,
+                                        filters={"label": f"{LABEL_NODE}={self.node_id}"})
+        except docker.errors.APIError as exc:
+            log.warning("could not list this node's containers: %s", exc)
+            return
+        for item in found:
+            labels = item.get("Labels") or {}
+            execution_id = labels.get(LABEL_EXECUTION, "")
+            container = item["Id"]
+            if execution_id in keep and item.get("State") == "running":
+                self._adoptable[execution_id] = container
+                log.info("re-attaching to container %s of execution %s", container[:12],
+                         execution_id)
+                continue
+            log.info("removing container %s of execution %s (node restart)", container[:12],
+                     execution_id)
+            try:
+                self.api.remove_container(container, v=True, force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                log.warning("could not remove container %s: %s", container[:12], exc)
+
+
+class _LogStream:
+    """Frames of a non-TTY container's log stream (8-byte header: stream id, 3 zero bytes,
+    big-endian length) as (stdout, stderr) pairs."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    def __iter__(self) -> Iterator[tuple[bytes | None, bytes | None]]:
+        raw = self._response.raw
+        while True:
+            header = raw.read(8)
+            if len(header) < 8:
+                return
+            stream_id, length = struct.unpack(">BxxxL", header)
+            data = raw.read(length) if length else b""
+            yield (None, data) if stream_id == 2 else (data, None)
+
+    def close(self) -> None:
+        self._response.close()
+
+
+def _explain(exc: Exception) -> str:
+    text = getattr(exc, "explanation", None) or str(exc)
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return str(text).strip()
+
+
+def _pull_hint(image: str) -> str:
+    return (f"check the image name, or make {image} available on the node (docker pull / "
+            "docker load), or give the node registry credentials in "
+            "Engines.Types.Docker.Registries")
+
+
+def _start_hint(text: str) -> str:
+    if "executable file not found" in text or "no such file or directory" in text:
+        return "check Engine.Params.Entrypoint/Parameters: the program must exist in the image"
+    if "device driver" in text and "gpu" in text:
+        return "the node lacks the NVIDIA container toolkit needed for GPU jobs"
+    return ""
