@@ -529,6 +529,8 @@ class DockerExecutor:
                 status = api.wait(container)
                 info = api.inspect_container(container)
             except docker.errors.APIError as exc:
+                if state.reason:  # we stopped it (cancel/timeout): it may be gone already
+                    return _Outcome(0, False, state.reason)
                 raise ExecutorError(f"lost the container: {_explain(exc)}") from exc
             exit_code = int(status.get("StatusCode", info["State"].get("ExitCode", 0)))
             oom = bool(info.get("State", {}).get("OOMKilled"))
