@@ -18,6 +18,12 @@ Figures, printed beside the configured heartbeat interval and disconnect timeout
   of its nodes DISCONNECTED (per node min/p50/max; expected between timeout - heartbeat and
   timeout, plus the timer's resolution).
 
+Diagnostics: before the kill every worker writes `<base>/<role>-<index>.json` (heartbeat
+arrival times per requester and node, heartbeat publish times per compute node, event-loop
+stalls over 0.2 s, transport stats, peers), so a gap can be told apart: published but not
+delivered (network), not published (the compute's loop stalled), or delivered late in a burst.
+The base directory (and each worker's log) is kept.
+
 Run: `.venv/bin/python -m bench.network_membership [--computes 30] [--requesters 2]
 [--per-process 10] [--heartbeat 1s] [--disconnect-timeout 5s] [--window 10]`;
 writes bench/results/network_membership.json.
@@ -66,6 +72,19 @@ async def worker(args: argparse.Namespace) -> None:
     started_at: dict[str, float] = {}
     events: dict[str, list[tuple[float, str, str]]] = {}  # requester -> (t, node, status)
     arrivals: dict[str, dict[str, list[float]]] = {}  # requester -> node -> heartbeat times
+    published: dict[str, list[float]] = {}  # compute node -> times it published a heartbeat
+    lags: list[tuple[float, float]] = []  # (time, how late a 0.1 s sleep woke) over 0.2 s
+
+    async def watch_loop() -> None:
+        """Event-loop stalls of this worker process (every node in it shares the loop)."""
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(0.1)  # the probe itself: how late does a 0.1 s sleep wake?
+            late = time.monotonic() - t - 0.1
+            if late > 0.2:
+                lags.append((time.time(), late))
+
+    watcher = asyncio.create_task(watch_loop())
     for i in range(args.count):
         cfg = Config({
             "DataDir": str(base / f"{args.worker}-{args.index}-{i}"),
@@ -102,6 +121,13 @@ async def worker(args: argparse.Namespace) -> None:
                 b.setdefault(sender, []).append(time.time())
 
             node.p2p.subscribe(TOPIC_HEARTBEAT, on_beat)
+        else:
+            sent = published.setdefault(node.node_id, [])
+
+            async def on_publish(_sender: str, _payload: bytes, s: list[float] = sent) -> None:
+                s.append(time.time())
+
+            node.compute.add_local_listener(TOPIC_HEARTBEAT, on_publish)
 
     def reply(doc: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(doc) + "\n")
@@ -129,17 +155,29 @@ async def worker(args: argparse.Namespace) -> None:
         elif command == "seen":
             reply({"event": "seen", "events": events})
         elif command == "gaps":
-            # per requester and node: the longest silence between two heartbeats, and when
-            gaps = {r: {nid: max(((b - a, a) for a, b in itertools.pairwise(ts)),
+            # per requester and node: the longest silence between two heartbeats, and when;
+            # the silence since the last one counts too (a node that fell silent for good)
+            now = time.time()
+            gaps = {r: {nid: max(((b - a, a) for a, b in itertools.pairwise([*ts, now])),
                                  default=(0.0, 0.0)) for nid, ts in per.items()}
                     for r, per in arrivals.items()}
             (base / "arrivals.json").write_text(json.dumps({"arrivals": arrivals,
                                                             "events": events}))
             reply({"event": "gaps", "gaps": gaps})
+        elif command == "dump":
+            # everything this worker recorded, for offline analysis of gaps
+            path = base / f"{args.worker}-{args.index}.json"
+            stats = {n.node_id: await asyncio.to_thread(n.p2p.stats) for n in nodes}
+            path.write_text(json.dumps({
+                "arrivals": arrivals, "events": events, "published": published,
+                "lags": lags, "stats": stats, "peers": {n.node_id: n.p2p.peers() for n in nodes},
+                "t": time.time()}))
+            reply({"event": "dump", "path": str(path)})
         elif command == "peers":
             reply({"event": "peers", "peers": {n.node_id: n.p2p.peers() for n in nodes}})
         elif command == "quit":
             break
+    watcher.cancel()
     for node in reversed(nodes):
         await node.stop()
     reply({"event": "bye"})
@@ -224,6 +262,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     heartbeat = parse_duration(args.heartbeat)
     disconnect = parse_duration(args.disconnect_timeout)
     base = Path(tempfile.mkdtemp(prefix="bench-membership-"))
+    print(f"logs and per-worker dumps: {base}", flush=True)
     workers: list[Worker] = []
     try:
         req = Worker("requester", 0, args.requesters, base, [], args)
@@ -293,6 +332,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         peers = {nid: set(p) for w in workers for nid, p in w.ask("peers")["peers"].items()}
         cut_off = sorted(nid for nid in compute_nodes if not set(requester_ids) <= peers[nid])
         peer_counts = [len(p) for p in peers.values()]
+
+        for w in workers:
+            w.ask("dump")
 
         # kill -9 one compute process
         victim = computes[-1]

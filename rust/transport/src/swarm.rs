@@ -12,16 +12,18 @@
 //! dropped (not forwarded) and counted. Message id = SHA-256 over author, sequence number,
 //! topic and data (each length-prefixed): distinct publishes of the same bytes are distinct
 //! messages (heartbeats may repeat byte-for-byte), while a message arriving over several
-//! paths is deduplicated.
+//! paths is deduplicated. Control messages stay small (`MAX_IHAVE_IDS`) and large ones are
+//! accepted (`MAX_CONTROL_RECEIVE`): gossipsub answers an oversized control message by
+//! silently dropping the stream it came on, which cuts one direction of gossip for good.
 //!
 //! Discovery: a node dials its bootstrap peers and keeps redialing them while disconnected.
 //! Every node also announces its own listen addresses on the internal gossip topic
 //! `DISCOVERY_TOPIC` (signed, so an announcement can only speak for its author) when a peer
-//! joins that topic and every `announce_interval`; receivers dial announced peers they are
-//! not connected to. Gossip relays announcements, so a node that only knows one bootstrap
-//! peer learns every other node and the network becomes a full mesh: simple and fast for the
-//! tens of nodes this project runs; a much larger network would want Kademlia and a
-//! connection cap instead. Identify's listen addresses are recorded as well, so requests can
+//! joins that topic (at most once per `ANNOUNCE_MIN_GAP`) and every `announce_interval`;
+//! receivers dial announced peers they are not connected to. Gossip relays announcements, so
+//! a node that only knows one bootstrap peer learns every other node and the network becomes
+//! a full mesh: simple and fast for the tens of nodes this project runs; a much larger
+//! network would want Kademlia and a connection cap instead. Identify's listen addresses are recorded as well, so requests can
 //! reach a peer whose connection dropped.
 
 use std::collections::{HashMap, HashSet};
@@ -63,6 +65,25 @@ const GOSSIP_ENVELOPE: usize = 4096;
 const MAX_ANNOUNCED_ADDRS: usize = 16;
 /// Announcements triggered by new peers are batched over this delay.
 const ANNOUNCE_DEBOUNCE: Duration = Duration::from_millis(100);
+/// ...and at most one is triggered per this gap: while a network forms every node sees a new
+/// subscriber every few milliseconds, and one announcement each time (relayed to every node)
+/// made the discovery traffic, and so gossip's IHAVE lists, grow with the square of the
+/// nodes. The periodic announcement (`announce_interval`) is not limited.
+const ANNOUNCE_MIN_GAP: Duration = Duration::from_secs(1);
+/// Most message ids in one IHAVE (or IWANT) control message this node sends. Gossipsub
+/// refuses an RPC whose control part exceeds the receiver's `max_control_message_size` (16 KiB
+/// by default) by dropping the whole inbound stream *silently*: the sender keeps writing into
+/// a stream nobody reads, so every later message to that peer is lost while the connection
+/// (and ping) stays up. Upstream's default cap (5000 ids, ~170 KiB) overshoots that limit, and
+/// a forming network easily has a thousand discovery messages in the gossip window. 256 ids
+/// of 34 bytes (32-byte SHA-256 id + framing) keep an IHAVE under 9 KiB.
+const MAX_IHAVE_IDS: usize = 256;
+// 32-byte ids with 2 bytes of framing each, plus the topic, under gossipsub's default 16 KiB:
+// peers with default settings accept what this node sends.
+const _: () = assert!(MAX_IHAVE_IDS * 34 + 1024 <= 16 * 1024);
+/// Control bytes accepted in one inbound RPC: room for other implementations' default IHAVE
+/// (5000 ids of up to ~50 bytes), so no peer can wedge a stream that way either.
+const MAX_CONTROL_RECEIVE: usize = 256 * 1024;
 /// Identify protocol version string (not the identify protocol id, which stays standard).
 const IDENTIFY_VERSION: &str = "/bacalhau/1.0.0";
 
@@ -164,16 +185,23 @@ fn neutral_peer_score() -> gossipsub::PeerScoreParams {
     }
 }
 
-fn build_behaviour(config: &Config, registry: &mut Registry) -> Result<Behaviour, TransportError> {
-    let start = |what: &str, e: String| TransportError::Start(format!("{what}: {e}"));
-    let gossip_config = gossipsub::ConfigBuilder::default()
+/// The gossipsub configuration of a node (see the module doc and `MAX_IHAVE_IDS`).
+fn gossip_config(config: &Config) -> Result<gossipsub::Config, TransportError> {
+    gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
         .message_id_fn(message_id)
         .max_transmit_size(config.max_message_size + GOSSIP_ENVELOPE)
         .heartbeat_interval(config.gossip_heartbeat)
+        .max_control_messages_sent(MAX_IHAVE_IDS)
+        .max_control_message_size(MAX_CONTROL_RECEIVE)
         .build()
-        .map_err(|e| start("gossipsub config", e.to_string()))?;
+        .map_err(|e| TransportError::Start(format!("gossipsub config: {e}")))
+}
+
+fn build_behaviour(config: &Config, registry: &mut Registry) -> Result<Behaviour, TransportError> {
+    let start = |what: &str, e: String| TransportError::Start(format!("{what}: {e}"));
+    let gossip_config = gossip_config(config)?;
     let mut gossip = gossipsub::Behaviour::new(
         MessageAuthenticity::Signed(config.keypair.clone()),
         gossip_config,
@@ -251,6 +279,8 @@ struct Loop {
     next_inbound: u64,
     announce_interval: Duration,
     announce_at: Option<Instant>,
+    /// When the last announcement went out (for `ANNOUNCE_MIN_GAP`).
+    announced_at: Option<Instant>,
     pending_listeners: HashSet<libp2p::core::transport::ListenerId>,
     ready: Option<SyncSender<Result<(), TransportError>>>,
 }
@@ -330,6 +360,7 @@ impl Loop {
             next_inbound: 1,
             announce_interval: config.announce_interval,
             announce_at: None,
+            announced_at: None,
             pending_listeners: HashSet::new(),
             ready: None,
         })
@@ -458,6 +489,7 @@ impl Loop {
         if addrs.is_empty() {
             return;
         }
+        self.announced_at = Some(Instant::now());
         // "No peers yet" is expected here; discovery retries on the next round.
         let _ = self.swarm.behaviour_mut().gossipsub.publish(
             IdentTopic::new(DISCOVERY_TOPIC),
@@ -772,7 +804,9 @@ impl Loop {
             gossipsub::Event::Subscribed { topic, .. }
                 if topic.as_str() == DISCOVERY_TOPIC && self.announce_at.is_none() =>
             {
-                self.announce_at = Some(Instant::now() + ANNOUNCE_DEBOUNCE);
+                let soon = Instant::now() + ANNOUNCE_DEBOUNCE;
+                let allowed = self.announced_at.map(|t| t + ANNOUNCE_MIN_GAP);
+                self.announce_at = Some(allowed.map_or(soon, |a| a.max(soon)));
             }
             _ => {}
         }
@@ -860,5 +894,167 @@ impl Loop {
             }
             E::ResponseSent { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::Node;
+
+    const TOPIC: &str = "test/ihave/1";
+    const DEADLINE: Duration = Duration::from_secs(20);
+    /// Messages published at once: 600 ids of 34 bytes make an IHAVE of ~20 KiB.
+    const BURST: u32 = 600;
+
+    fn receiver() -> Node {
+        let mut config = Config::new(Keypair::generate_ed25519());
+        config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+        // Slow heartbeats: a receiver asks for few of the burst's messages (IWANT) per round.
+        config.gossip_heartbeat = Duration::from_secs(10);
+        // No periodic announcement within the test: only one triggered by the sender's
+        // subscription (which must arrive over the sender's gossip stream) counts.
+        config.announce_interval = Duration::from_secs(600);
+        let node = Node::start(config).expect("node starts");
+        node.subscribe(TOPIC).unwrap();
+        node
+    }
+
+    /// Drives the swarm until `n` peers are known to subscribe to `topic` (false: deadline).
+    async fn subscribed(
+        swarm: &mut Swarm<gossipsub::Behaviour>,
+        topic: &IdentTopic,
+        n: usize,
+        deadline: Instant,
+    ) -> bool {
+        let hash = topic.hash();
+        while swarm
+            .behaviour()
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&hash))
+            .count()
+            < n
+        {
+            tokio::select! {
+                _ = swarm.select_next_some() => {}
+                _ = tokio::time::sleep_until(deadline) => return false,
+            }
+        }
+        true
+    }
+
+    fn addr(node: &Node) -> Multiaddr {
+        let mut addr = node.listen_addrs()[0].clone();
+        addr.push(Protocol::P2p(node.peer_id()));
+        addr
+    }
+
+    /// Regression (false DISCONNECTED that never recovered): a node with many messages in its
+    /// gossip window sent an IHAVE larger than gossipsub's default 16 KiB control limit; the
+    /// receiver dropped the whole inbound stream without telling the sender, so everything the
+    /// sender sent it later (heartbeats) vanished while the connection stayed up.
+    ///
+    /// The sender uses this node's gossip config with a fanout of one peer (a third node, the
+    /// sink) and no flood publishing, so the receivers get the burst only as IHAVE. Afterwards the sender joins
+    /// the discovery topic: a receiver that still reads the sender's stream learns it and
+    /// announces its addresses to it (the other direction, which the wedge does not touch).
+    #[test]
+    fn a_burst_of_messages_does_not_wedge_gossip_to_a_peer() {
+        let sink = receiver();
+        let receivers = [receiver(), receiver()];
+        let expected: HashSet<PeerId> = receivers.iter().map(Node::peer_id).collect();
+        let keypair = Keypair::generate_ed25519();
+        let mut config = Config::new(keypair.clone());
+        config.gossip_heartbeat = Duration::from_millis(100);
+        let gossip = gossipsub::ConfigBuilder::from(gossip_config(&config).unwrap())
+            .flood_publish(false)
+            .mesh_n(1)
+            .mesh_n_low(1)
+            .mesh_n_high(1)
+            .mesh_outbound_min(0)
+            .heartbeat_initial_delay(Duration::from_millis(100))
+            .build()
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let announced = runtime.block_on(async {
+            let behaviour: gossipsub::Behaviour =
+                gossipsub::Behaviour::new(MessageAuthenticity::Signed(keypair.clone()), gossip)
+                    .unwrap();
+            let transport = build_transport(&keypair, None, Duration::from_secs(5)).unwrap();
+            let mut swarm = Swarm::new(
+                transport,
+                behaviour,
+                keypair.public().to_peer_id(),
+                libp2p::swarm::Config::with_tokio_executor()
+                    .with_idle_connection_timeout(Duration::from_secs(60)),
+            );
+            let deadline = Instant::now() + DEADLINE;
+            let topic = IdentTopic::new(TOPIC);
+            // The sink first: the fanout (one peer) is chosen at the first publish.
+            swarm.dial(addr(&sink)).unwrap();
+            if !subscribed(&mut swarm, &topic, 1, deadline).await {
+                return HashSet::new();
+            }
+            swarm
+                .behaviour_mut()
+                .publish(topic.clone(), b"seed".to_vec())
+                .unwrap();
+            for r in &receivers {
+                swarm.dial(addr(r)).unwrap();
+            }
+            if !subscribed(&mut swarm, &topic, 1 + receivers.len(), deadline).await {
+                return HashSet::new();
+            }
+            for i in 0..BURST {
+                swarm
+                    .behaviour_mut()
+                    .publish(topic.clone(), format!("burst-{i}").into_bytes())
+                    .unwrap();
+            }
+            // Ten gossip heartbeats: the IHAVE goes out ahead of the subscription below
+            // (which gossipsub would otherwise send first, as a priority message).
+            let gossiped = Instant::now() + Duration::from_secs(1);
+            loop {
+                tokio::select! {
+                    _ = swarm.select_next_some() => {}
+                    _ = tokio::time::sleep_until(gossiped) => break,
+                }
+            }
+            swarm
+                .behaviour_mut()
+                .subscribe(&IdentTopic::new(DISCOVERY_TOPIC))
+                .unwrap();
+            let mut announced = HashSet::new();
+            while !expected.is_subset(&announced) {
+                tokio::select! {
+                    event = swarm.select_next_some() => {
+                        if let SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) =
+                            event
+                        {
+                            if message.topic == IdentTopic::new(DISCOVERY_TOPIC).hash() {
+                                announced.extend(message.source);
+                            }
+                        }
+                    }
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+            announced
+        });
+        let expected: HashSet<PeerId> = receivers.iter().map(Node::peer_id).collect();
+        assert_eq!(
+            announced, expected,
+            "every receiver still reads the sender's gossip"
+        );
+    }
+
+    #[test]
+    fn gossip_config_caps_what_it_sends_and_accepts_more() {
+        let config = gossip_config(&Config::new(Keypair::generate_ed25519())).unwrap();
+        assert_eq!(config.max_control_messages_sent(), MAX_IHAVE_IDS);
+        assert!(config.max_control_message_size() >= 5000 * 50);
     }
 }
