@@ -272,3 +272,45 @@ def mark_running(plan: Plan, job: Job, view: View) -> None:
         return
     if any(e.desired_state.state_type == Desired.RUNNING for e in view.live()):
         plan.set_job_state(JobStateType.RUNNING)
+
+
+class StepScheduler:
+    """The steps every scheduler takes, in order: stop a terminal job's work, split old-version
+    executions off for rolling, fail executions on lost nodes, enforce timeouts (not for
+    long-running jobs), let the subclass schedule (`_schedule`), then roll old versions onto
+    their replacements, matched by `_slot` (partition for batch/service, node for ops/daemon).
+    """
+
+    def __init__(self, *, long_running: bool = False) -> None:
+        self.long_running = long_running
+
+    def process(self, evaluation: Evaluation, job: Job, executions: list[Execution],
+                ctx: SchedulerContext) -> Plan:
+        plan = Plan(evaluation, job)
+        if stop_if_job_terminal(plan, job, executions):
+            return plan
+        current, old_running = split_rolling(plan, job, executions, rolling=self.long_running)
+        fail_lost(plan, current + old_running, ctx)
+        if not self._fail_timeouts(plan, job, current, ctx):
+            self._schedule(plan, job, current, evaluation, ctx)
+        roll_old(plan, job, old_running, current, slot=self._slot)
+        return plan
+
+    def _fail_timeouts(self, plan: Plan, job: Job, current: list[Execution],
+                       ctx: SchedulerContext) -> bool:
+        """Fail timed-out work; True when the whole job ran out of time."""
+        if self.long_running:
+            return False
+        if total_timeout_expired(job, ctx):
+            fail_total_timeout(plan, job, current)
+            return True
+        fail_timed_out(plan, job, current, ctx)
+        return False
+
+    @staticmethod
+    def _slot(execution: Execution) -> object:
+        raise NotImplementedError
+
+    def _schedule(self, plan: Plan, job: Job, current: list[Execution], evaluation: Evaluation,
+                  ctx: SchedulerContext) -> None:
+        raise NotImplementedError

@@ -30,22 +30,16 @@ from bacalhau.orchestrator.scheduler.base import (
     Compute,
     Desired,
     SchedulerContext,
+    StepScheduler,
     View,
     delayed_evaluation,
     fail_for_nodes,
-    fail_lost,
-    fail_timed_out,
-    fail_total_timeout,
     mark_running,
     new_execution,
     ranking_history,
     requested_event,
-    roll_old,
     scheduling_event,
-    split_rolling,
     stop_event,
-    stop_if_job_terminal,
-    total_timeout_expired,
     try_queue,
 )
 
@@ -54,31 +48,15 @@ def _oldest(executions: list[Execution]) -> Execution:
     return min(executions, key=lambda e: (e.create_time, e.id))
 
 
-class BatchScheduler:
+class BatchScheduler(StepScheduler):
     """Partitioned scheduling for batch jobs (`long_running=False`) and services (True)."""
 
-    def __init__(self, *, long_running: bool = False) -> None:
-        self.long_running = long_running
-
-    def process(self, evaluation: Evaluation, job: Job, executions: list[Execution],
-                ctx: SchedulerContext) -> Plan:
-        plan = Plan(evaluation, job)
-        if stop_if_job_terminal(plan, job, executions):
-            return plan
-        current, old_running = split_rolling(plan, job, executions, rolling=self.long_running)
-        fail_lost(plan, current + old_running, ctx)
-        self._schedule(plan, job, current, evaluation, ctx)
-        roll_old(plan, job, old_running, current, slot=lambda e: e.partition_index)
-        return plan
+    @staticmethod
+    def _slot(execution: Execution) -> object:
+        return execution.partition_index
 
     def _schedule(self, plan: Plan, job: Job, current: list[Execution], evaluation: Evaluation,
                   ctx: SchedulerContext) -> None:
-        if not self.long_running:
-            if total_timeout_expired(job, ctx):
-                fail_total_timeout(plan, job, current)
-                return
-            fail_timed_out(plan, job, current, ctx)
-
         view = View(plan, current)
         by_partition: dict[int, list[Execution]] = {}
         for e in view:

@@ -19,20 +19,14 @@ from bacalhau.orchestrator.scheduler.base import (
     Compute,
     Desired,
     SchedulerContext,
+    StepScheduler,
     View,
     delayed_evaluation,
     fail_for_nodes,
-    fail_lost,
-    fail_timed_out,
-    fail_total_timeout,
     mark_running,
     new_execution,
     ranking_history,
     requested_event,
-    roll_old,
-    split_rolling,
-    stop_if_job_terminal,
-    total_timeout_expired,
     try_queue,
 )
 
@@ -42,31 +36,15 @@ CREATING_TRIGGERS = frozenset({
 })
 
 
-class OpsScheduler:
+class OpsScheduler(StepScheduler):
     """Run-everywhere scheduling for ops jobs (`long_running=False`) and daemons (True)."""
 
-    def __init__(self, *, long_running: bool = False) -> None:
-        self.long_running = long_running
-
-    def process(self, evaluation: Evaluation, job: Job, executions: list[Execution],
-                ctx: SchedulerContext) -> Plan:
-        plan = Plan(evaluation, job)
-        if stop_if_job_terminal(plan, job, executions):
-            return plan
-        current, old_running = split_rolling(plan, job, executions, rolling=self.long_running)
-        fail_lost(plan, current + old_running, ctx)
-        self._schedule(plan, job, current, evaluation, ctx)
-        roll_old(plan, job, old_running, current, slot=lambda e: e.node_id)
-        return plan
+    @staticmethod
+    def _slot(execution: Execution) -> object:
+        return execution.node_id
 
     def _schedule(self, plan: Plan, job: Job, current: list[Execution], evaluation: Evaluation,
                   ctx: SchedulerContext) -> None:
-        if not self.long_running:
-            if total_timeout_expired(job, ctx):
-                fail_total_timeout(plan, job, current)
-                return
-            fail_timed_out(plan, job, current, ctx)
-
         creating = self.long_running or evaluation.triggered_by in CREATING_TRIGGERS
         if creating and not self._place(plan, job, current, evaluation, ctx):
             return
