@@ -19,9 +19,7 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +28,7 @@ from typing import Any
 import aiohttp
 
 from bacalhau.executors.docker import TEST_IMAGE
-from bench.trivial_job import _free_port, _summary
+from bench.harness import serve_node, summary
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parent.parent
@@ -92,32 +90,13 @@ def main() -> None:
     subprocess.run([str(REPO / "scripts" / "build_test_image.sh")], check=True)
     with tempfile.TemporaryDirectory(prefix="bench-docker-") as tmp:
         work = Path(tmp)
-        port, pub_port = _free_port(), _free_port()
-        env = dict(os.environ, BACALHAU_DIR=str(work / "node"))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bacalhau", "--data-dir", str(work / "node"), "serve",
-             "--orchestrator", "--compute", "-c", f"API.Port={port}",
-             "-c", f"Publishers.Types.Local.Port={pub_port}", "--log-level", "warning"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise SystemExit("bacalhau serve did not start") from None
-                    time.sleep(0.05)
+        with serve_node(work) as port:
             server_side, client_side, docker_run = asyncio.run(
                 measure(args.jobs, port, args.warmup))
-        finally:
-            proc.terminate()
-            proc.wait(10)
     rows: dict[str, Any] = {
-        "docker job submit->Completed (server clock)": _summary(server_side),
-        "docker job submit->Completed (client, 1 ms polls)": _summary(client_side),
-        f"baseline: docker run --rm {TEST_IMAGE} true": _summary(docker_run),
+        "docker job submit->Completed (server clock)": summary(server_side),
+        "docker job submit->Completed (client, 1 ms polls)": summary(client_side),
+        f"baseline: docker run --rm {TEST_IMAGE} true": summary(docker_run),
     }
     base = rows[f"baseline: docker run --rm {TEST_IMAGE} true"]
     ratio_p50 = rows["docker job submit->Completed (server clock)"]["p50_ms"] / base["p50_ms"]

@@ -16,10 +16,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,25 +24,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bench.harness import free_port, serve_node, summary
 from tests.jobspecs import ASSETS, wordcount_job
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
-
-    return {"n": len(ordered), "p50_ms": pct(0.5) * 1e3, "p95_ms": pct(0.95) * 1e3,
-            "p99_ms": pct(0.99) * 1e3, "mean_ms": statistics.fmean(ordered) * 1e3}
 
 
 async def bare_put_baseline(n: int) -> list[float]:
@@ -58,7 +39,7 @@ async def bare_put_baseline(n: int) -> list[float]:
     app.router.add_put("/api/v1/orchestrator/jobs", handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     body = {"Job": wordcount_job("a b c\n")}
     samples = []
@@ -132,35 +113,16 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-trivial-") as tmp:
         work = Path(tmp)
-        port, pub_port = _free_port(), _free_port()
-        env = dict(os.environ, BACALHAU_DIR=str(work / "node"))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bacalhau", "--data-dir", str(work / "node"), "serve",
-             "--orchestrator", "--compute", "-c", f"API.Port={port}",
-             "-c", f"Publishers.Types.Local.Port={pub_port}", "--log-level", "warning"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise SystemExit("bacalhau serve did not start") from None
-                    time.sleep(0.05)
+        with serve_node(work) as port:
             asyncio.run(bacalhau_latency(5, port))  # warm-up: module cache, connections
             server_side, client_side = asyncio.run(bacalhau_latency(args.jobs, port))
-        finally:
-            proc.terminate()
-            proc.wait(10)
         put = asyncio.run(bare_put_baseline(args.jobs))
         wasm = bare_wasmtime_baseline(args.jobs, work)
     rows: dict[str, Any] = {
-        "job submit->Completed (server clock)": _summary(server_side),
-        "job submit->Completed (client, 1 ms polls)": _summary(client_side),
-        "baseline: bare aiohttp PUT round trip": _summary(put),
-        "baseline: bare wasmtime run of the module": _summary(wasm),
+        "job submit->Completed (server clock)": summary(server_side),
+        "job submit->Completed (client, 1 ms polls)": summary(client_side),
+        "baseline: bare aiohttp PUT round trip": summary(put),
+        "baseline: bare wasmtime run of the module": summary(wasm),
     }
     base_put = rows["baseline: bare aiohttp PUT round trip"]["p50_ms"]
     print(f"{'figure':48} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'x PUT p50':>10}")
