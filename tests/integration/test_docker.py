@@ -237,7 +237,8 @@ def test_restart_fails_batch_executions_and_removes_their_containers(server, doc
     server.stop(signal.SIGKILL)  # a crash: the container outlives the node
     assert _running_container(docker_api, job_id)
     server.start()
-    wait_until(lambda: containers(docker_api, LABEL_JOB, job_id) == [], 30,
+    # the crashed execution's own container (a replacement for the job may already run)
+    wait_until(lambda: containers(docker_api, LABEL_EXECUTION, execution_id) == [], 30,
                what="the restarted node to remove the batch container")
     failed = wait_until(
         lambda: [e for e in executions(server, job_id)
