@@ -54,7 +54,8 @@ DEFAULTS: dict[str, Any] = {
         "AllowList": [],
     },
     "Publishers": {
-        "Types": {"Local": {"Address": "127.0.0.1", "Port": 6001, "Directory": ""}},
+        "Types": {"Local": {"Address": "127.0.0.1", "Port": 6001, "Directory": ""},
+                  "S3": {"PreSignedURLDisabled": False, "PreSignedURLExpiration": "1h"}},
     },
     "InputSources": {"ReadTimeout": "300s", "MaxRetryCount": 3, "MaxSize": "10GB"},
     "JobDefaults": {
@@ -70,7 +71,9 @@ DEFAULTS: dict[str, Any] = {
     "Logging": {"Level": "info"},
 }
 
-_SECRET_KEY = re.compile(r"(token|password|secret|apikey|api_key|key)$", re.IGNORECASE)
+# AWS-style names too: AccessKeyID, SecretAccessKey, SessionToken, Credentials
+_SECRET_KEY = re.compile(r"(token|password|secret|apikey|api_key|key|keyid|key_id|credentials?)$",
+                         re.IGNORECASE)
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
                    "h": 3600.0, None: 1.0}
 

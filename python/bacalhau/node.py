@@ -221,8 +221,10 @@ class Node:
         from bacalhau.executors.wasm import WasmExecutor
         from bacalhau.publishers.local import LocalPublisher
         from bacalhau.publishers.noop import NoopPublisher
+        from bacalhau.publishers.s3 import S3Publisher
         from bacalhau.storage.inline import InlineStorage
         from bacalhau.storage.local import LocalStorage
+        from bacalhau.storage.s3 import S3Storage
         from bacalhau.storage.url import URLStorage
         from bacalhau.store.executionstore import ExecutionStore
 
@@ -247,6 +249,8 @@ class Node:
         ]
         if allow:  # local inputs are offered only where an operator allow-listed paths
             providers.append(LocalStorage(list(allow)))
+        if S3Storage().is_installed():
+            providers.append(S3Storage())
         storages: dict[str, Any] = {}
         for provider in providers:
             for kind in provider.types:
@@ -259,6 +263,8 @@ class Node:
             port=int(cfg.get("Publishers.Types.Local.Port")),
         )
         publishers = {"local": self.local_publisher, "noop": NoopPublisher()}
+        if S3Publisher(self.node_id).is_installed():
+            publishers["s3"] = S3Publisher(self.node_id)
         self.compute = ComputeNode(
             cfg, store, self.transport, executors=executors, storages=storages,
             publishers=publishers, node_id=self.node_id, data_dir=self.data_dir,

@@ -26,6 +26,14 @@ import click
 
 from bacalhau.api.client import AsyncClient
 from bacalhau.cli.output import dump
+from bacalhau.cli.s3results import (
+    download_presigned,
+    download_s3,
+    s3_source,
+    s3_url,
+    source_spec_cid,
+)
+from bacalhau.models import SpecConfig
 
 
 class NoResults(Exception):
@@ -53,12 +61,14 @@ class Download:
     target: Path
     cid: str = ""
     execution_id: str = ""
+    s3: SpecConfig | None = None  # an `s3` result fetched with boto3 (cli/s3results.py)
+    presigned: bool = False
 
 
 def result_cid(result: dict[str, Any]) -> str:
     """The CID a published result carries (`Params["CID"]`, any case), or ""."""
     params = {str(k).lower(): v for k, v in (result.get("Params") or {}).items()}
-    return str(params.get("cid", "") or "")
+    return str(params.get("cid", "") or "") or source_spec_cid(result)
 
 
 def verify_download(archive: Path, expected: str, execution_id: str, scratch: Path) -> str:
@@ -116,6 +126,15 @@ def default_output_dir(job_id: str, namespace: str = "") -> Path:
     return Path(f"job-{job_id}")
 
 
+async def _fetch(client: AsyncClient, d: Download, timeout: float) -> Path:
+    """One result into `d.target`: S3 ones through cli/s3results.py, others by HTTP GET."""
+    if d.s3 is not None:
+        return await asyncio.to_thread(download_s3, d.s3, d.target)
+    if d.presigned:
+        return await download_presigned(d.url, d.target, timeout=timeout)
+    return await client.download(d.url, d.target, timeout=timeout)
+
+
 def merge_function() -> Any:
     """`bacalhau._native.merge_results`, or a clear error when this build lacks it."""
     from bacalhau import _native
@@ -147,7 +166,10 @@ async def download_results(
     downloads: list[Download] = []
     for result in items:
         if url := result_url(result):
-            downloads.append(Download(url, Path(), cid=result_cid(result)))
+            downloads.append(Download(url, Path(), cid=result_cid(result),
+                                      presigned=str(result.get("Type")).lower() == "s3presigned"))
+        elif (s3 := s3_source(result)) is not None:
+            downloads.append(Download(s3_url(s3), Path(), cid=result_cid(result), s3=s3))
         else:
             echo(
                 f"Cannot download a result of type {result.get('Type')!r}; its description:\n"
@@ -173,8 +195,7 @@ async def download_results(
         d.target = raw_dir / name
     try:
         await asyncio.wait_for(
-            asyncio.gather(*(client.download(d.url, d.target, timeout=timeout)
-                             for d in downloads)),
+            asyncio.gather(*(_fetch(client, d, timeout) for d in downloads)),
             timeout=timeout,
         )
         # Results of nodes that attach no CID (e.g. upstream Bacalhau) are merged unverified;

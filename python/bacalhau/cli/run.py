@@ -19,6 +19,7 @@ from bacalhau.cli.results import (
     default_output_dir,
     download_results,
 )
+from bacalhau.cli.s3results import S3DownloadError
 from bacalhau.cli.spec import (
     JOB_TYPES,
     LONG_RUNNING_TYPES,
@@ -269,7 +270,7 @@ def get_results(
                 client.aio, job_id, out_dir, raw=raw, timeout=timeout, namespace=namespace
             )
         )
-    except ResultMismatch as exc:
+    except (ResultMismatch, S3DownloadError) as exc:
         raise click.ClickException(str(exc)) from None
     except NoResults:
         click.echo("No results found")

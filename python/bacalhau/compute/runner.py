@@ -195,7 +195,8 @@ class ExecutionRunner:
         env = self._env(execution, job)
 
         phase.topic = Topic.DOWNLOADING_INPUTS
-        await self._prepare_inputs(task.input_sources, inputs_dir, prepared)
+        await self._prepare_inputs(task.input_sources, inputs_dir, prepared,
+                                   (execution.partition_index, job.count))
 
         phase.topic = Topic.RUNNING
         resources = execution.allocated_resources.get(task.name, Resources())
@@ -274,7 +275,8 @@ class ExecutionRunner:
         return env
 
     async def _prepare_inputs(self, sources: list[Any], inputs_dir: Path,
-                              prepared: list[PreparedInput]) -> None:
+                              prepared: list[PreparedInput],
+                              partition: tuple[int, int] = (0, 1)) -> None:
         async def one(index: int, src: Any) -> None:
             provider = self._storages.get(src.source.type.lower())
             if provider is None:
@@ -282,7 +284,10 @@ class ExecutionRunner:
                                     "node")
             work_dir = inputs_dir / str(index)
             work_dir.mkdir(parents=True, exist_ok=True)
-            prepared.append(await provider.prepare(src, work_dir))
+            if getattr(provider, "wants_partition", False):  # s3: objects split by Count
+                prepared.append(await provider.prepare(src, work_dir, partition=partition))
+            else:
+                prepared.append(await provider.prepare(src, work_dir))
 
         try:
             async with asyncio.TaskGroup() as group:
