@@ -12,5 +12,9 @@ echo "== cargo clippy"
 cargo clippy -q --workspace --all-targets -- -D warnings
 echo "== ruff"
 .venv/bin/ruff check python tests bench scripts
+echo "== S3 test server (moto, 127.0.0.1)"
+S3_ENV="$(scripts/start_s3_server.sh)"  # an assignment, so that set -e sees a failure
+eval "$S3_ENV"
+trap 'kill "$BACALHAU_TEST_S3_PID" 2>/dev/null || true' EXIT
 echo "== pytest"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

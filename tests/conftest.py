@@ -187,3 +187,37 @@ def bacalhau_server(tmp_path: Path) -> Iterator[ServeProcess]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3 protocol server (moto_server) on 127.0.0.1: scripts/test.sh's, or our own."""
+    from tests.s3server import ENDPOINT_ENV, start_moto
+
+    if os.environ.get(ENDPOINT_ENV):
+        yield os.environ[ENDPOINT_ENV].rstrip("/")
+        return
+    endpoint, proc = start_moto(tmp_path_factory.mktemp("moto"))
+    try:
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Fake AWS credentials in the environment (inherited by serve children) and a client
+    of the S3 server; see tests/s3server.py."""
+    import boto3
+
+    from bacalhau import s3client
+    from tests.s3server import FAKE_AWS_ENV, S3Env
+
+    for name, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    s3client.reset()
+    client = boto3.session.Session().client("s3", endpoint_url=s3_endpoint,
+                                            region_name="us-east-1")
+    yield S3Env(s3_endpoint, client)
+    s3client.reset()

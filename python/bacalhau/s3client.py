@@ -52,7 +52,8 @@ def client(endpoint: str | None = None, region: str | None = None) -> Any:
         found = _clients.get(key)
         if found is not None:
             return found
-        options: dict[str, Any] = {"retries": {"max_attempts": 3, "mode": "standard"},
+        options: dict[str, Any] = {"signature_version": "s3v4",
+                                   "retries": {"max_attempts": 3, "mode": "standard"},
                                    "connect_timeout": 10, "read_timeout": 60}
         if key[0]:
             options["s3"] = {"addressing_style": "path"}
