@@ -105,7 +105,7 @@ async def test_upload_to_a_missing_bucket_fails_clearly(s3: Any, tmp_path: Path)
     results = make_results(tmp_path / "results")
     execution = execution_for({"Bucket": "no-such-bucket-y", "Key": "k",
                                "Endpoint": s3.endpoint})
-    with pytest.raises(PublisherError, match="s3://no-such-bucket-y/k.tar.gz") as err:
+    with pytest.raises(PublisherError, match=r"s3://no-such-bucket-y/k\.tar\.gz") as err:
         await S3Publisher().publish(execution, results)
     assert "NoSuchBucket" in str(err.value)
     assert "credentials" in err.value.hint
@@ -122,7 +122,7 @@ async def published_gzip(s3: Any, tmp_path: Path) -> tuple[SpecConfig, Path]:
 
 async def test_requester_presigns_gzip_results_with_credentials(s3: Any,
                                                                 tmp_path: Path) -> None:
-    published, results = await published_gzip(s3, tmp_path)
+    published, _ = await published_gzip(s3, tmp_path)
     plain = SpecConfig("s3", {"Bucket": "b", "Key": "p/", "Endpoint": s3.endpoint})
     other = SpecConfig("urlDownload", {"URL": "http://127.0.0.1:1/x.tar.gz"})
     [signed, same_plain, same_other] = s3client.presign_results([published, plain, other],
