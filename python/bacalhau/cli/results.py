@@ -189,6 +189,8 @@ async def download_results(
     names: set[str] = set()
     for index, d in enumerate(downloads):
         name = raw_file_name(d.url)
+        if d.s3 is not None and not name.endswith((".tar.gz", ".tgz")):
+            name += ".tar.gz"  # a plain S3 prefix is packed into one archive
         if name in names:
             name = f"{index}_{name}"
         names.add(name)
