@@ -293,12 +293,13 @@ def test_partitioned_inputs_land_on_the_right_executions(s3: Any, devstack: Any)
     job_id = body["JobID"]
 
     def done() -> list[dict[str, Any]] | None:
-        status, got = http_json("GET", f"{url}/api/v1/orchestrator/jobs/{job_id}", timeout=5)
+        _, got = http_json("GET", f"{url}/api/v1/orchestrator/jobs/{job_id}", timeout=5)
         state = got["Job"]["State"]["StateType"]
-        assert state not in ("Failed", "Stopped"), json.dumps(got)[-2000:]
+        assert state not in ("Failed", "Stopped"), (json.dumps(got)[-2000:]
+                                                     + log_path.read_text()[-3000:])
         if state != "Completed":
             return None
-        status, execs = http_json("GET", f"{url}/api/v1/orchestrator/jobs/{job_id}/executions")
+        _, execs = http_json("GET", f"{url}/api/v1/orchestrator/jobs/{job_id}/executions")
         return [e for e in execs["Items"] if e["ComputeState"]["StateType"] == COMPLETED]
 
     completed = wait_until(done, 90, what=f"job {job_id} to complete")

@@ -226,3 +226,28 @@ def test_date_formats() -> None:
         "x/2024/05/06/y") == "2024/05/06"
     assert Partition.parse({"Type": "date", "DateFormat": "20060102"}).key_of("a_20240506.csv"
                                                                              ) == "20240506"
+
+
+async def test_bidder_knows_the_disk_an_s3_prefix_needs_before_bidding(s3: Any,
+                                                                       data: str) -> None:
+    from bacalhau.compute.bidder import Bidder
+    from bacalhau.config import Config
+    from bacalhau.models import Execution, Job, Resources, Task
+    from bacalhau.publishers.noop import NoopPublisher
+    from tests.unit.test_compute_bidder import CheckingExecutor
+
+    task = Task(name="main", engine=SpecConfig("test"), publisher=SpecConfig("noop"),
+                input_sources=[s3_input(s3.endpoint, data, "data/")])
+    job = Job(id="j-1", name="j", type="batch", tasks=[task])
+    total = len(b"alpha\nbeta beta\nx,y\n")
+
+    def bidder(disk: int) -> Bidder:
+        return Bidder(Config(), {"test": CheckingExecutor()}, {"s3": S3Storage()},
+                      {"noop": NoopPublisher()}, Resources(cpu=1, memory=10**9, disk=disk))
+
+    fits = await bidder(10**6).bid(Execution(id="e-1", job_id=job.id, job=job))
+    assert fits.accepted, fits.reasons
+    assert fits.usage.disk == total
+    too_small = await bidder(total - 1).bid(Execution(id="e-2", job_id=job.id, job=job))
+    assert not too_small.accepted
+    assert any("not have enough resources" in r for r in too_small.reasons)
