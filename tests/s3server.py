@@ -25,7 +25,8 @@ from tests.conftest import free_port, wait_until
 ENDPOINT_ENV = "BACALHAU_TEST_S3_ENDPOINT"
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECRET_ACCESS_KEY": "fake-secret-never-logged",
+    "AWS_SESSION_TOKEN": "fake-token-never-logged",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_EC2_METADATA_DISABLED": "true",
     # no shared config or credentials files of the machine leak into the tests

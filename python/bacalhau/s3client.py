@@ -11,6 +11,7 @@ addressing, so bucket names need no DNS.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -22,6 +23,11 @@ DEFAULT_REGION = "us-east-1"
 # how long "does this process have AWS credentials" is remembered: resolving the chain on a
 # machine without any walks to the instance-metadata endpoint, which takes a second or two.
 CREDENTIALS_CACHE_SECONDS = 300.0
+
+# botocore's debug logs carry signed request headers (session tokens among them): keep them
+# out of our logs whatever level the node logs at.
+for _name in ("boto3", "botocore", "s3transfer", "urllib3"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 _lock = threading.Lock()
 _clients: dict[tuple[str, str], Any] = {}

@@ -25,6 +25,7 @@ from aiohttp import web
 from tests.conftest import ServeProcess, free_port, http_json, wait_until
 from tests.integration.test_serve_cli import submit, wait_terminal
 from tests.jobspecs import data_url, wasm_module
+from tests.s3server import FAKE_AWS_ENV
 
 pytestmark = [pytest.mark.integration]
 
@@ -73,8 +74,9 @@ def cid_of(server: ServeProcess, path: Path) -> str:
 
 @pytest.fixture
 def server(s3: Any, tmp_path: Path) -> Iterator[ServeProcess]:
-    """A hybrid node started after the `s3` fixture put fake AWS credentials in the env."""
-    node = ServeProcess(data_dir=tmp_path / "node")
+    """A hybrid node started after the `s3` fixture put fake AWS credentials in the env,
+    logging at debug level (the credentials must not show up even then)."""
+    node = ServeProcess(data_dir=tmp_path / "node", extra_args=["--log-level", "debug"])
     node.start()
     try:
         yield node
@@ -238,6 +240,12 @@ def test_three_kinds_of_inputs_two_result_paths_published_to_s3_and_fetched(
     assert got.returncode == 0, got.stdout + got.stderr
     [raw] = list((raw_dir / "raw").iterdir())
     assert cid_of(server, raw) == published["CID"]
+
+    # the node's credentials appear neither in its (debug) log nor in `agent config`
+    config = server.cli("agent", "config", "--output", "json")
+    assert config.returncode == 0, config.stderr
+    for secret in (FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"], FAKE_AWS_ENV["AWS_SESSION_TOKEN"]):
+        assert secret not in server.logs() and secret not in config.stdout
 
 
 @pytest.fixture
