@@ -249,8 +249,8 @@ class Node:
         ]
         if allow:  # local inputs are offered only where an operator allow-listed paths
             providers.append(LocalStorage(list(allow)))
-        if S3Storage().is_installed():
-            providers.append(S3Storage())
+        if (s3_storage := S3Storage()).is_installed():
+            providers.append(s3_storage)
         storages: dict[str, Any] = {}
         for provider in providers:
             for kind in provider.types:
@@ -263,8 +263,8 @@ class Node:
             port=int(cfg.get("Publishers.Types.Local.Port")),
         )
         publishers = {"local": self.local_publisher, "noop": NoopPublisher()}
-        if S3Publisher(self.node_id).is_installed():
-            publishers["s3"] = S3Publisher(self.node_id)
+        if (s3_publisher := S3Publisher(self.node_id)).is_installed():
+            publishers["s3"] = s3_publisher
         self.compute = ComputeNode(
             cfg, store, self.transport, executors=executors, storages=storages,
             publishers=publishers, node_id=self.node_id, data_dir=self.data_dir,

@@ -11,6 +11,8 @@ addressing, so bucket names need no DNS.
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import logging
 import os
 import threading
@@ -35,12 +37,9 @@ _credentials_checked: tuple[float, bool] | None = None
 
 
 def boto3_available() -> bool:
-    """True when boto3 imports (the S3 provider and publisher are offered only then)."""
-    try:
-        import boto3  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """True when boto3 is installed (the S3 provider and publisher are offered only then);
+    looked up without importing it, which would cost a node's start a few hundred ms."""
+    return importlib.util.find_spec("boto3") is not None
 
 
 def region_of(region: str | None) -> str:
@@ -149,6 +148,13 @@ def presign_results(results: list[SpecConfig], config: Any) -> list[SpecConfig]:
                 pass
         out.append(result)
     return out
+
+
+async def presign_results_async(results: list[SpecConfig], config: Any) -> list[SpecConfig]:
+    """`presign_results` on a worker thread, skipped when no result is a gzip `s3` one."""
+    if not any(is_gzip_result(r) for r in results):
+        return results
+    return await asyncio.to_thread(presign_results, results, config)
 
 
 def _truthy(value: Any) -> bool:

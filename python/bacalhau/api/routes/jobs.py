@@ -8,7 +8,6 @@ everywhere.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 from typing import Any
 
@@ -19,7 +18,7 @@ from bacalhau.config import Config
 from bacalhau.errors import NotFoundError, ValidationError
 from bacalhau.models import Job
 from bacalhau.models.job import RESERVED_META_PREFIX
-from bacalhau.s3client import presign_results
+from bacalhau.s3client import presign_results_async
 
 from ..middleware import json_response
 from ..paging import PagingToken, next_page_token
@@ -352,5 +351,5 @@ async def job_results(request: web.Request) -> web.Response:
     job = _resolve(request)
     results = requester_of(request).job_results(job.id)
     # gzip s3 results as presigned GET URLs when this node has AWS credentials (§4.3)
-    results = await asyncio.to_thread(presign_results, results, request.app[CONFIG])
+    results = await presign_results_async(results, request.app[CONFIG])
     return json_response({"Items": [r.to_dict() for r in results], "NextToken": ""})
