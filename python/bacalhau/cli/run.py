@@ -160,16 +160,15 @@ class IPFSFlags:
 
     def apply(self, cli: CLIContext) -> None:
         """Refuse the flags of the embedded node; `--ipfs-connect` becomes the CLI's
-        `ResultDownloaders.Types.IPFS.Endpoint` (a `-c` override and its env variable)."""
+        `ResultDownloaders.Types.IPFS.Endpoint` (a `-c` override: `cli.config`)."""
         for flag, value in (("--ipfs-serve-path", self.ipfs_serve_path),
                             ("--ipfs-swarm-addrs", self.ipfs_swarm_addrs),
                             ("--ipfs-swarm-key", self.ipfs_swarm_key),
                             ("--private-internal-ipfs=false", not self.private_internal_ipfs)):
             if value:
                 raise click.UsageError(f"not supported yet: {flag} ({_NO_EMBEDDED})")
-        if self.ipfs_connect:
+        if self.ipfs_connect and f"{IPFS_ENDPOINT_KEY}={self.ipfs_connect}" not in cli.config:
             cli.config.append(f"{IPFS_ENDPOINT_KEY}={self.ipfs_connect}")
-            os.environ["BACALHAU_RESULTDOWNLOADERS_TYPES_IPFS_ENDPOINT"] = self.ipfs_connect
 
 
 def ipfs_endpoint(cli: CLIContext) -> str:
