@@ -203,12 +203,18 @@ def test_docker_run_with_the_classic_flags(node: ServeProcess, tmp_path: Path) -
 # ---------------------------------------------------------------- three labelled nodes
 
 
+def _labels(pairs: str) -> str:
+    """`-c Labels=...` as a JSON mapping (the compute's NodeInfo does not read the
+    `a=b,c=d` string form yet)."""
+    return "Labels=" + json.dumps(dict(p.split("=", 1) for p in pairs.split(",")))
+
+
 class LabelledNetwork:
     """A hybrid node (zone=eu, tier=gold) and compute-only processes eu/silver and us/gold."""
 
     def __init__(self, base: Path) -> None:
         self.hybrid = ServeProcess(data_dir=base / "hybrid",
-                                   extra_args=["-c", "Labels=zone=eu,tier=gold"])
+                                   extra_args=["-c", _labels("zone=eu,tier=gold")])
         self.computes: list[ServeProcess] = []
         self.base = base
 
@@ -219,7 +225,7 @@ class LabelledNetwork:
                              ("us-gold", "zone=us,tier=gold")):
             compute = ServeProcess(
                 data_dir=self.base / name, roles=("--compute",),
-                extra_args=["--peers", peers, "-c", f"Labels={labels}",
+                extra_args=["--peers", peers, "-c", _labels(labels),
                             "-c", "Compute.Heartbeat.Interval=0.5s"])
             self.computes.append(compute)
             compute.start()
