@@ -122,20 +122,22 @@ def download_options(func: F) -> F:
 
 
 def ipfs_options(func: F) -> F:
-    """The IPFS client flags (`IPFSFlags`). Only `--ipfs-connect` does something: the CLI runs
-    no embedded IPFS node, so the flags that configure one fail with a clear error."""
+    """The IPFS client flags (`IPFSFlags`). `--ipfs-connect` sets the endpoint that IPFS results
+    are downloaded through; the flags that tune the embedded IPFS node fail with a clear
+    error naming the config key that does it."""
     return _apply(func, [
         click.option("--ipfs-connect", default="", metavar="MULTIADDR|URL",
                      help="The API of an external IPFS node to download IPFS results through "
                      "(sets ResultDownloaders.Types.IPFS.Endpoint), e.g. /ip4/127.0.0.1/tcp/5001."),
         click.option("--ipfs-serve-path", default="", metavar="PATH",
-                     help="Where the embedded IPFS node keeps its data (not supported yet: "
-                     "there is no embedded node)."),
+                     help="Where the embedded IPFS node keeps its data (not supported yet: it "
+                     "uses <data dir>/ipfs)."),
         click.option("--ipfs-swarm-addrs", multiple=True, metavar="MULTIADDR",
-                     help="IPFS peers for the embedded node (not supported yet)."),
+                     help="Peers of the embedded IPFS node (not supported yet: use -c "
+                     "IPFS.Embedded.Peers)."),
         click.option("--ipfs-swarm-key", default="", metavar="PATH",
-                     help="Swarm key of a private IPFS network for the embedded node (not "
-                     "supported yet)."),
+                     help="Swarm key of the embedded IPFS node (not supported yet: use -c "
+                     "IPFS.Embedded.SwarmKeyPath)."),
         click.option("--private-internal-ipfs/--no-private-internal-ipfs", default=True,
                      show_default=True,
                      help="The embedded IPFS node does not join the public IPFS network; only "
@@ -144,8 +146,12 @@ def ipfs_options(func: F) -> F:
 
 
 IPFS_ENDPOINT_KEY = "ResultDownloaders.Types.IPFS.Endpoint"
-_NO_EMBEDDED = ("the CLI runs no embedded IPFS node; download IPFS results through an "
-                "external node with --ipfs-connect")
+_CONFIGURED_WITH = {
+    "--ipfs-serve-path": "keeps its repository in <data dir>/ipfs",
+    "--ipfs-swarm-addrs": "is configured with -c IPFS.Embedded.Peers=MULTIADDR",
+    "--ipfs-swarm-key": "is configured with -c IPFS.Embedded.SwarmKeyPath=PATH",
+    "--private-internal-ipfs=false": "is always private (loopback only)",
+}
 
 
 @dataclass(slots=True)
@@ -159,14 +165,18 @@ class IPFSFlags:
     private_internal_ipfs: bool = True
 
     def apply(self, cli: CLIContext) -> None:
-        """Refuse the flags of the embedded node; `--ipfs-connect` becomes the CLI's
+        """Refuse the flags that tune the embedded node; `--ipfs-connect` becomes the CLI's
         `ResultDownloaders.Types.IPFS.Endpoint` (a `-c` override: `cli.config`)."""
         for flag, value in (("--ipfs-serve-path", self.ipfs_serve_path),
                             ("--ipfs-swarm-addrs", self.ipfs_swarm_addrs),
                             ("--ipfs-swarm-key", self.ipfs_swarm_key),
                             ("--private-internal-ipfs=false", not self.private_internal_ipfs)):
             if value:
-                raise click.UsageError(f"not supported yet: {flag} ({_NO_EMBEDDED})")
+                raise click.UsageError(
+                    f"not supported yet: {flag} (the embedded IPFS node "
+                    f"{_CONFIGURED_WITH[flag]}; or use an external IPFS node with "
+                    "--ipfs-connect)"
+                )
         if self.ipfs_connect and f"{IPFS_ENDPOINT_KEY}={self.ipfs_connect}" not in cli.config:
             cli.config.append(f"{IPFS_ENDPOINT_KEY}={self.ipfs_connect}")
 
