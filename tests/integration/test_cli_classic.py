@@ -103,8 +103,18 @@ def test_create_from_yaml_on_stdin_then_list_describe_logs_get(node: ServeProces
 
     assert ok(node.cli("logs", job_id)).stdout == expected_count(text)
 
+    executions = json.loads(ok(node.cli("job", "executions", job_id, "--output", "json")).stdout)
+    assert [e["NodeID"] for e in executions] == [node.node_id]
+    history = json.loads(ok(node.cli("job", "history", job_id, "--event-type", "job",
+                                     "--output", "json")).stdout)
+    assert history and {h["Type"] for h in history} == {"JobLevel"}
+    exec_only = json.loads(ok(node.cli("job", "history", job_id, "--event-type", "execution",
+                                       "--execution-id", executions[0]["ID"],
+                                       "--output", "json")).stdout)
+    assert exec_only and {h["ExecutionID"] for h in exec_only} == {executions[0]["ID"]}
+
     out = tmp_path / "got"
-    got = ok(node.cli("get", job_id, "--output-dir", str(out), "--download-timeout-secs", "60"))
+    got = ok(node.cli("get", job_id, "--output-dir", str(out), "--download-timeout-secs", "1m"))
     assert str(out) in got.stdout
     assert (out / "outputs" / "count.txt").read_text() == expected_count(text)
     assert (out / "stdout").read_text() == expected_count(text)

@@ -14,6 +14,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from bacalhau.cli.classic import CLASSIC_TWINS
+from bacalhau.cli.flags import Seconds
 from bacalhau.cli.main import cli
 from bacalhau.cli.spec import parse_input, parse_labels, publisher_spec
 from tests.unit.test_cli_support import JOB_ID, FakeBacalhau, fake_api
@@ -236,8 +237,8 @@ DOCKER_FLAGS = [
     "--ipfs-swarm-addrs", "--ipfs-swarm-key", "--private-internal-ipfs",
 ]
 SHORT = ["-e,", "-f,", "-g,", "-i,", "-l,", "-o,", "-p,", "-s,", "-w,"]
-DEFAULTS = ["[default: 1", "[default: 300", "[default: 10;", "[default: any]", "[default: wait]",
-            "[default: 600", "[default: private-internal-ipfs]"]
+DEFAULTS = ["[default: 1", "[default: 300]", "[default: 10;", "[default: any]",
+            "[default: wait]", "[default: 600", "[default: private-internal-ipfs]"]
 
 
 def _help(*command: str) -> str:
@@ -294,3 +295,15 @@ def test_version_without_a_server_prints_the_client_and_a_note() -> None:
     assert "CLIENT" in result.stdout and "SERVER" not in result.stdout
     assert result.stderr.startswith("No server version: cannot reach the Bacalhau API")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("value", "seconds"),
+                         [("300", 300), ("5m", 300), ("1m30s", 90), ("2h", 7200), ("90s", 90)])
+def test_download_timeout_takes_seconds_or_a_duration(value: str, seconds: int) -> None:
+    assert Seconds().convert(value, None, None) == seconds
+
+
+@pytest.mark.parametrize("value", ["5 minutes", "0", "-3", "m5", "500ms"])
+def test_download_timeout_refuses_what_is_not_a_duration(value: str) -> None:
+    with pytest.raises(click.BadParameter):
+        Seconds().convert(value, None, None)

@@ -7,6 +7,7 @@ parsing, so documented command lines work unchanged.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import click
@@ -79,3 +80,29 @@ class CobraCommand(click.Command):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, rewrite_bool_values(self, args))
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+class Seconds(click.ParamType):
+    """Seconds as a plain number (`300`) or a Go duration (`5m`, `1m30s`), as the flags
+    that cobra declared as durations (`--download-timeout-secs`) were typed."""
+
+    name = "SECONDS|DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int | float):
+            return max(1, int(value))
+        text = str(value).strip()
+        if re.fullmatch(r"\d+", text):
+            seconds = float(text)
+        else:
+            parts = _DURATION_PART.findall(text)
+            if not parts or "".join(n + u for n, u in parts) != text:
+                self.fail(f"{value!r} is not seconds (300) or a duration (5m, 1m30s)", param, ctx)
+            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+        if seconds < 1:
+            self.fail(f"{value!r} is shorter than one second", param, ctx)
+        return int(seconds)

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from bacalhau.cli.common import CLIContext, output_option, pass_cli
-from bacalhau.cli.flags import CobraCommand
+from bacalhau.cli.flags import CobraCommand, Seconds
 from bacalhau.cli.output import (
     DOC_FORMATS,
     clock_time,
@@ -512,10 +512,10 @@ def job_stop(cli: CLIContext, job_id: str, quiet: bool, namespace: str) -> None:
 @click.option("--raw", is_flag=True, help="Keep each result in its own folder; do not merge.")
 @click.option(
     "--download-timeout-secs",
-    type=click.IntRange(min=1),
+    type=Seconds(),
     default=300,
     show_default=True,
-    help="Timeout for downloading all results.",
+    help="Timeout for downloading all results: seconds or a duration (5m).",
 )
 @click.option("--namespace", default="", help="Namespace of the job [default: default].")
 @ipfs_options

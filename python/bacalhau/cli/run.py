@@ -14,6 +14,7 @@ import click
 from bacalhau.api.client import Client
 from bacalhau.cli import progress
 from bacalhau.cli.common import CLIContext, config_values
+from bacalhau.cli.flags import Seconds
 from bacalhau.cli.output import compute_state, echo_doc, table
 from bacalhau.cli.results import (
     NoResults,
@@ -111,8 +112,9 @@ def download_options(func: F) -> F:
     return _apply(func, [
         click.option("--download", is_flag=True,
                      help="Download the results when the job completes."),
-        click.option("--download-timeout-secs", type=click.IntRange(min=1), default=300,
-                     show_default=True, help="Timeout for downloading the results (5m)."),
+        click.option("--download-timeout-secs", type=Seconds(), default=300,
+                     show_default=True,
+                     help="Timeout for downloading the results: seconds or a duration (5m)."),
         click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
                      default=None,
                      help="Where results are written [default: ./job-<id>]; implies --download."),
