@@ -69,6 +69,7 @@ def test_minimal_docker_run_job(fake_api: FakeBacalhau) -> None:
                 "Name": "main",
                 "Engine": engine(Parameters=["echo", "hello"]),
                 "Publisher": {"Type": "local"},
+                "ResultPaths": [{"Name": "outputs", "Path": "/outputs"}],
             }
         ],
     }
@@ -155,7 +156,7 @@ def test_every_flag_lands_in_its_field(fake_api: FakeBacalhau) -> None:
                 ],
                 "Resources": {"CPU": "500m", "Memory": "64Mb", "Disk": "1Gb", "GPU": "1"},
                 "Network": {"Type": "HTTP", "Domains": ["example.com", ".pypi.org"]},
-                "Timeouts": {"TotalTimeout": 300, "QueueTimeout": 60},
+                "Timeouts": {"ExecutionTimeout": 300, "QueueTimeout": 60},
             }
         ],
     }
@@ -215,6 +216,7 @@ def test_dry_run_prints_yaml_and_submits_nothing(fake_api: FakeBacalhau) -> None
                 "Name": "main",
                 "Engine": engine(Parameters=["echo", "hi"]),
                 "Publisher": {"Type": "local"},
+                "ResultPaths": [{"Name": "outputs", "Path": "/outputs"}],
             }
         ],
     }

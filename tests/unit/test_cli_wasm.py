@@ -89,7 +89,7 @@ def test_wasm_run_inlines_the_module_and_sets_entry_module(
     assert task["Publisher"] == {"Type": "local"}
     assert task["Env"] == {"GREETING": "hi,there"}
     assert task["Resources"] == {"CPU": "500m", "Memory": "64Mb"}
-    assert task["Timeouts"] == {"TotalTimeout": 30}
+    assert task["Timeouts"] == {"ExecutionTimeout": 30}
     assert job["Type"] == "batch" and job["Count"] == 1 and job["Namespace"] == "default"
     assert job["Labels"] == {"team": "data"}
     assert job["Constraints"] == [
@@ -98,12 +98,12 @@ def test_wasm_run_inlines_the_module_and_sets_entry_module(
     ]
 
 
-def test_wasm_run_without_outputs_has_no_result_paths(fake_api: FakeBacalhau, module: Path) -> None:
+def test_wasm_run_always_gets_outputs_result_path(fake_api: FakeBacalhau, module: Path) -> None:
     fake_api.on("PUT", JOBS, {"JobID": JOB_ID, "EvaluationID": "ev", "Warnings": []})
     result = run_cli(fake_api, "wasm", "run", "--no-wait", "-p", "noop", str(module))
     assert result.exit_code == 0, result.output
     task = submitted(fake_api)["Tasks"][0]
-    assert "ResultPaths" not in task
+    assert task["ResultPaths"] == [{"Name": "outputs", "Path": "/outputs"}]
     assert task["Publisher"] == {"Type": "noop"}
 
 
@@ -161,7 +161,8 @@ def test_wasm_run_dry_run_prints_yaml_and_submits_nothing(
 def test_wasm_run_unknown_module_explains_what_to_pass(tmp_path: Path) -> None:
     result = run_cli(None, "wasm", "run", "--dry-run", str(tmp_path / "missing.wasm"))
     assert result.exit_code == 2
-    assert "neither a local file nor a path under the target of an --input" in result.output
+    assert "is neither a local file, a URI" in result.output
+    assert "nor a path under the target of an --input" in result.output
 
 
 @pytest.mark.parametrize(
@@ -189,7 +190,10 @@ def test_input_local_file_is_inlined(tmp_path: Path) -> None:
     assert source["Target"] == "/inputs/a.txt"
 
 
-@pytest.mark.parametrize("spec", ["ipfs://Qm123", "s3://bucket/key", "src=,dst=/x", "x:relative"])
+@pytest.mark.parametrize(
+    "spec", ["ftp://host/x", "ipfs://", "s3:///key", "src=,dst=/x", "x:relative",
+             "src=s3://b/k,opt=colour=red"]
+)
 def test_input_unsupported_or_malformed(spec: str) -> None:
     with pytest.raises(click.BadParameter):
         parse_input(spec)

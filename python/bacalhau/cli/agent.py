@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from bacalhau.cli.common import CLIContext, pass_cli
+from bacalhau.cli.common import CLIContext, friendly_error, pass_cli
 from bacalhau.cli.output import DOC_FORMATS, echo_doc, table
 from bacalhau.version import build_version_info
 
@@ -71,14 +71,24 @@ def version(cli: CLIContext, client_only: bool, output: str) -> None:
     """Versions of this client and of the node it talks to."""
     mine = build_version_info()
     data = {"ClientVersion": mine}
+    note = ""
     if not client_only:
-        with cli.client() as client:
-            data["ServerVersion"] = client.agent_version()
+        try:
+            with cli.client() as client:
+                data["ServerVersion"] = client.agent_version()
+        except Exception as exc:  # no server is fine: the client version still answers
+            friendly = friendly_error(exc, f"http://{cli.api_host}:{cli.api_port}")
+            if friendly is None:
+                raise
+            note = f"No server version: {friendly.message.splitlines()[0]}"
+            client_only = True
     if output != "table":
         echo_doc(data, output)
-        return
-    headers = ["CLIENT"] + ([] if client_only else ["SERVER"])
-    row = [mine.get("GitVersion", "")]
-    if not client_only:
-        row.append(data["ServerVersion"].get("GitVersion", ""))
-    table(headers, [row])
+    else:
+        headers = ["CLIENT"] + ([] if client_only else ["SERVER"])
+        row = [mine.get("GitVersion", "")]
+        if not client_only:
+            row.append(data["ServerVersion"].get("GitVersion", ""))
+        table(headers, [row])
+    if note:
+        click.echo(note, err=True)

@@ -2,7 +2,7 @@
 Bacalhau's flags (reference §7), submit it and watch it, as `wasm run` does.
 
 Docker-only flags: `-e/--env` (the engine's `EnvironmentVariables`), `--entrypoint` and
-`-w/--workdir`; the job, task, runtime and download flags are the shared ones of
+`-w/--workdir`; the job, task, runtime, download and IPFS flags are the shared ones of
 `bacalhau.cli.run`.
 """
 
@@ -13,9 +13,12 @@ from typing import Any
 import click
 
 from bacalhau.cli.common import CLIContext, pass_cli
+from bacalhau.cli.flags import CobraCommand
 from bacalhau.cli.run import (
     download_options,
+    ipfs_options,
     job_options,
+    pop_run_flags,
     run_spec,
     runtime_options,
     settings_from,
@@ -29,7 +32,7 @@ def docker() -> None:
     """Run Docker jobs."""
 
 
-@docker.command("run")
+@docker.command("run", cls=CobraCommand)
 @click.argument("image")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.option(
@@ -50,12 +53,13 @@ def docker() -> None:
     "--workdir",
     default="",
     metavar="PATH",
-    help="Working directory inside the container (absolute); overrides the image's WORKDIR.",
+    help="Working directory inside the container (absolute) [default: the image's WORKDIR].",
 )
 @task_options
 @job_options
 @runtime_options
 @download_options
+@ipfs_options
 @pass_cli
 def docker_run(
     cli: CLIContext,
@@ -64,13 +68,6 @@ def docker_run(
     env: tuple[str, ...],
     entrypoint: tuple[str, ...],
     workdir: str,
-    wait: bool,
-    wait_timeout_secs: int,
-    id_only: bool,
-    follow: bool,
-    dry_run: bool,
-    download: bool,
-    output_dir: Any,
     **options: Any,
 ) -> None:
     """Run IMAGE (name[:tag] or name@digest) with COMMAND and ARGs as its parameters.
@@ -78,7 +75,9 @@ def docker_run(
     Put `--` before a COMMAND or ARGs that start with a dash:
     `bacalhau docker run busybox -- sh -c 'echo hi > /outputs/x'`.
     """
-    job_settings, task_settings = settings_from(options)
+    flags = pop_run_flags(options)
+    flags.ipfs.apply(cli)
+    job_settings, task_settings = settings_from(options, cli)
     spec = build_docker_job(
         image,
         args,
@@ -88,14 +87,4 @@ def docker_run(
         task=task_settings,
         job=job_settings,
     )
-    run_spec(
-        cli,
-        spec,
-        wait=wait,
-        wait_timeout_secs=wait_timeout_secs,
-        id_only=id_only,
-        follow=follow,
-        dry_run=dry_run,
-        download=download,
-        output_dir=output_dir,
-    )
+    run_spec(cli, spec, flags)

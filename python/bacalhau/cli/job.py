@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from bacalhau.cli.common import CLIContext, output_option, pass_cli
+from bacalhau.cli.flags import CobraCommand, Seconds
 from bacalhau.cli.output import (
     DOC_FORMATS,
     clock_time,
@@ -23,7 +24,15 @@ from bacalhau.cli.output import (
     table,
 )
 from bacalhau.cli.progress import write_log_line
-from bacalhau.cli.run import get_results, runtime_options, submit_and_watch
+from bacalhau.cli.run import (
+    download_options,
+    get_results,
+    ipfs_options,
+    pop_ipfs_flags,
+    pop_run_flags,
+    run_spec,
+    runtime_options,
+)
 from bacalhau.cli.spec import parse_job_document
 
 
@@ -35,10 +44,12 @@ def job() -> None:
 # ---------------------------------------------------------------- run
 
 
-@job.command("run")
+@job.command("run", cls=CobraCommand)
 @click.argument("file", type=click.File("r"), default="-")
 @click.option("--force", is_flag=True, help="Submit even if an identical job (same Name) exists.")
 @runtime_options
+@download_options
+@ipfs_options
 @click.option(
     "--output",
     type=click.Choice(DOC_FORMATS),
@@ -46,40 +57,19 @@ def job() -> None:
     help="Print the spec (--dry-run) or the final job in this format.",
 )
 @pass_cli
-def job_run(
-    cli: CLIContext,
-    file: Any,
-    force: bool,
-    wait: bool,
-    wait_timeout_secs: int,
-    id_only: bool,
-    follow: bool,
-    dry_run: bool,
-    output: str | None,
-) -> None:
+def job_run(cli: CLIContext, file: Any, force: bool, output: str | None, **options: Any) -> None:
     """Submit the job spec in FILE (YAML or JSON; `-` or nothing reads stdin)."""
+    flags = pop_run_flags(options)
+    flags.ipfs.apply(cli)
     source = "stdin" if file.name == "<stdin>" else file.name
     spec = parse_job_document(file.read(), source)
-    if dry_run:
-        echo_doc(spec, output or "yaml")
-        return
-    with cli.client() as client:
-        submit_and_watch(
-            client,
-            spec,
-            force=force,
-            wait=wait,
-            wait_timeout=wait_timeout_secs,
-            id_only=id_only,
-            follow=follow,
-            output=output or "",
-        )
+    run_spec(cli, spec, flags, force=force, output=output or "")
 
 
 # ---------------------------------------------------------------- describe
 
 
-@job.command("describe")
+@job.command("describe", cls=CobraCommand)
 @click.argument("job_id")
 @click.option("--namespace", default="", help="Namespace of the job.")
 @click.option("-v", "--version", "job_version", type=int, default=0, help="Job version.")
@@ -89,6 +79,13 @@ def job_describe(
     cli: CLIContext, job_id: str, namespace: str, job_version: int, output: str | None
 ) -> None:
     """Show a job: spec summary, state, history, executions and standard output."""
+    show_job(cli, job_id, namespace, job_version, output)
+
+
+def show_job(
+    cli: CLIContext, job_id: str, namespace: str, job_version: int, output: str | None
+) -> None:
+    """`job describe` and classic `describe`: the document in `output`, else the human view."""
     with cli.client() as client:
         answer = client.get_job(
             job_id,
@@ -230,8 +227,9 @@ def _execution_row(execution: dict[str, Any]) -> list[Any]:
 # ---------------------------------------------------------------- list
 
 
-@job.command("list")
-@click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True)
+@job.command("list", cls=CobraCommand)
+@click.option("--limit", "-n", "--number", "limit", type=click.IntRange(min=0), default=10,
+              show_default=True, help="How many jobs to list.")
 @click.option("--next-token", default="", help="Token from a previous listing.")
 @click.option(
     "--order-by",
@@ -239,7 +237,8 @@ def _execution_row(execution: dict[str, Any]) -> list[Any]:
     default=None,
     help="Sort field (server default created_at).",
 )
-@click.option("--order-reversed", is_flag=True, help="Reverse the order.")
+@click.option("--order-reversed", "--reverse", "order_reversed", is_flag=True,
+              help="Reverse the order.")
 @click.option("--labels", multiple=True, help="Label selector, e.g. 'env=prod,tier!=web'.")
 @click.option("--namespace", default="", help="Only jobs of this namespace ('*' = all).")
 @output_option()
@@ -290,13 +289,13 @@ def job_list(
 # ---------------------------------------------------------------- executions / history
 
 
-@job.command("executions")
+@job.command("executions", cls=CobraCommand)
 @click.argument("job_id")
 @click.option("-v", "--version", "job_version", type=int, default=0, help="Job version.")
 @click.option("--all-versions", is_flag=True, help="Executions of every version.")
 @click.option("--order-by", type=click.Choice(["created_at", "modified_at"]), default=None)
 @click.option("--order-reversed", is_flag=True)
-@click.option("--namespace", default="")
+@click.option("--namespace", default="", help="Namespace of the job [default: default].")
 @output_option()
 @pass_cli
 def job_executions(
@@ -340,7 +339,7 @@ def job_executions(
     )
 
 
-@job.command("history")
+@job.command("history", cls=CobraCommand)
 @click.argument("job_id")
 @click.option(
     "--event-type",
@@ -351,7 +350,7 @@ def job_executions(
 @click.option("--execution-id", default="", help="Only events of this execution (prefix).")
 @click.option("-v", "--version", "job_version", type=int, default=0, help="Job version.")
 @click.option("--all-versions", is_flag=True)
-@click.option("--namespace", default="")
+@click.option("--namespace", default="", help="Namespace of the job [default: default].")
 @output_option()
 @pass_cli
 def job_history(
@@ -406,7 +405,7 @@ def job_history(
 @click.argument("job_id")
 @click.option("-v", "--version", "job_version", type=int, default=0, help="Version to rerun.")
 @click.option("--reason", default="Rerun at user request", show_default=True)
-@click.option("--namespace", default="")
+@click.option("--namespace", default="", help="Namespace of the job [default: default].")
 @pass_cli
 def job_rerun(cli: CLIContext, job_id: str, job_version: int, reason: str, namespace: str) -> None:
     """Run a finished job again (as a new version)."""
@@ -424,7 +423,7 @@ def job_rerun(cli: CLIContext, job_id: str, job_version: int, reason: str, names
 
 @job.command("versions")
 @click.argument("job_id")
-@click.option("--namespace", default="")
+@click.option("--namespace", default="", help="Namespace of the job [default: default].")
 @output_option()
 @pass_cli
 def job_versions(cli: CLIContext, job_id: str, namespace: str, output: str) -> None:
@@ -452,13 +451,13 @@ def job_versions(cli: CLIContext, job_id: str, namespace: str, output: str) -> N
 # ---------------------------------------------------------------- logs / stop / get
 
 
-@job.command("logs")
+@job.command("logs", cls=CobraCommand)
 @click.argument("job_id")
 @click.option("-e", "--execution-id", default="", help="Execution to read (default: latest).")
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming until the execution ends.")
 @click.option("-t", "--tail", is_flag=True, help="Only lines written from now on.")
 @click.option("-v", "--version", "job_version", type=int, default=0, help="Job version.")
-@click.option("--namespace", default="")
+@click.option("--namespace", default="", help="Namespace of the job [default: default].")
 @pass_cli
 def job_logs(
     cli: CLIContext,
@@ -483,10 +482,10 @@ def job_logs(
             sys.stdout.flush()
 
 
-@job.command("stop")
+@job.command("stop", cls=CobraCommand)
 @click.argument("job_id")
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
-@click.option("--namespace", default="")
+@click.option("--namespace", default="", help="Namespace of the job [default: default].")
 @pass_cli
 def job_stop(cli: CLIContext, job_id: str, quiet: bool, namespace: str) -> None:
     """Stop a job."""
@@ -502,7 +501,7 @@ def job_stop(cli: CLIContext, job_id: str, quiet: bool, namespace: str) -> None:
         click.echo(f"Job {job_id} had already ended; nothing to stop.")
 
 
-@job.command("get")
+@job.command("get", cls=CobraCommand)
 @click.argument("job_id")
 @click.option(
     "--output-dir",
@@ -513,12 +512,13 @@ def job_stop(cli: CLIContext, job_id: str, quiet: bool, namespace: str) -> None:
 @click.option("--raw", is_flag=True, help="Keep each result in its own folder; do not merge.")
 @click.option(
     "--download-timeout-secs",
-    type=click.IntRange(min=1),
+    type=Seconds(),
     default=300,
     show_default=True,
-    help="Timeout for downloading all results.",
+    help="Timeout for downloading all results: seconds or a duration (5m).",
 )
-@click.option("--namespace", default="")
+@click.option("--namespace", default="", help="Namespace of the job [default: default].")
+@ipfs_options
 @pass_cli
 def job_get(
     cli: CLIContext,
@@ -527,8 +527,10 @@ def job_get(
     raw: bool,
     download_timeout_secs: int,
     namespace: str,
+    **options: Any,
 ) -> None:
     """Download a job's results and merge them into one folder."""
+    pop_ipfs_flags(options).apply(cli)
     with cli.client() as client:
         get_results(
             client,

@@ -15,6 +15,7 @@ import click
 
 from bacalhau.cli.agent import agent, version
 from bacalhau.cli.cid import cid
+from bacalhau.cli.classic import register_classic
 from bacalhau.cli.common import CLIContext, friendly_error
 from bacalhau.cli.docker import docker
 from bacalhau.cli.job import job
@@ -147,6 +148,7 @@ cli.add_command(agent)
 cli.add_command(version)
 cli.add_command(cid)
 cli.add_command(swarm_key)
+register_classic(cli)
 
 
 def main() -> None:

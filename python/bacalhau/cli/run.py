@@ -1,9 +1,11 @@
-"""What the run commands share: the job, task, runtime and download flags, the submit-and-watch
-flow (`job run`, `wasm run`, `docker run`) and the `job get` flow."""
+"""What the run commands share: the job, task, runtime, download and IPFS client flags, the
+submit-and-watch flow (`job run`/`create`, `wasm run`, `docker run`) and the `job get` flow."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,9 @@ import click
 
 from bacalhau.api.client import Client
 from bacalhau.cli import progress
-from bacalhau.cli.common import CLIContext
-from bacalhau.cli.output import echo_doc
+from bacalhau.cli.common import CLIContext, config_values
+from bacalhau.cli.flags import Seconds
+from bacalhau.cli.output import compute_state, echo_doc, table
 from bacalhau.cli.results import (
     NoResults,
     ResultMismatch,
@@ -41,22 +44,30 @@ def job_options(func: F) -> F:
     """The job flags of every run command; the command receives them as a `JobSettings` in
     its `job_settings` argument (see `settings_from`)."""
     return _apply(func, [
-        click.option("--name", default="", help="Job name (default: the job ID). Submitting a "
+        click.option("--name", default="", help="Job name [default: the job ID]. Submitting a "
                      "job with an existing name updates that job."),
         click.option("--namespace", default="", help="Namespace [default: default]."),
-        click.option("--priority", type=int, default=0, help="Job priority (higher first)."),
-        click.option("--count", type=click.IntRange(min=1), default=1, show_default=True,
-                     help="Executions to run (batch and service jobs)."),
+        click.option("--priority", type=int, default=0, show_default=True,
+                     help="Job priority (higher first)."),
+        click.option("--concurrency", "--count", "count", type=click.IntRange(min=1), default=1,
+                     show_default=True,
+                     help="How many nodes the job runs on (batch and service jobs).",),
         click.option("--target", type=click.Choice(["any", "all"]), default="any",
                      show_default=True,
-                     help="any: `count` nodes (batch job); all: every matching node (ops job)."),
+                     help="any: --concurrency nodes (a batch job); all: every node matching "
+                     "--selector (an ops job)."),
         click.option("--type", "job_type", type=click.Choice(JOB_TYPES, case_sensitive=False),
                      default=None,
                      help="Job type; overrides --target (daemon: every matching node, kept "
                      "running; service: `count` executions kept running)."),
-        click.option("-l", "--labels", multiple=True, metavar="K=V", help="Job labels."),
-        click.option("-s", "--constraints", default="", metavar="SELECTOR",
-                     help="Node selector, e.g. 'zone=eu'."),
+        click.option("-l", "--labels", multiple=True, metavar="LABEL",
+                     help="Job label, `key` or `key=value`; repeatable or comma separated. "
+                     "Characters outside a-zA-Z0-9_:|- are stripped."),
+        click.option("-s", "--selector", "--constraints", "constraints", default="",
+                     metavar="SELECTOR",
+                     help="Only run on nodes whose labels match this query: comma-separated "
+                     "`key=value`, `key==value`, `key!=value` (all must match; also `key in "
+                     "(a,b)`, `key`, `!key`)."),
     ])
 
 
@@ -65,106 +76,248 @@ def task_options(func: F) -> F:
     return _apply(func, [
         click.option("--task-name", default="main", show_default=True, help="Name of the task."),
         click.option(
-            "-i", "--input", "inputs", multiple=True, metavar="SPEC",
-            help="Input: `src=URI,dst=/path,opt=k=v` or `URI:/path`; URI is file:///path (opt "
-            "rw=true), http(s)://..., or a local file (sent inline). Repeatable."),
+            "-i", "--input", "inputs", multiple=True, metavar="URI[:/PATH]",
+            help="Input data, mounted at /inputs unless a path is given: ipfs://CID, "
+            "s3://bucket/key, http(s)://..., file:///path (a path the node allows; opt rw=true), "
+            "or a local file (sent inline); long form `src=URI,dst=/path,opt=key=value` (S3 "
+            "opts: endpoint, region, versionID, checksum-256, filter). Repeatable."),
         click.option("-o", "--output", "outputs", multiple=True, metavar="NAME:/PATH",
-                     help="Result path to publish (NAME:/PATH or NAME=/PATH). Repeatable."),
-        click.option("-p", "--publisher", type=click.Choice(["local", "noop"]), default="local",
-                     show_default=True, help="Where results are published."),
-        click.option("--cpu", default="", help="CPU, e.g. 500m or 2."),
-        click.option("--memory", default="", help="Memory, e.g. 512Mb or 1Gi."),
-        click.option("--disk", default="", help="Disk, e.g. 1Gb."),
-        click.option("--gpu", default="", help="GPUs, e.g. 1."),
+                     help="Result path to publish; `outputs:/outputs` is always added unless "
+                     "/outputs is given another name. Repeatable."),
+        click.option("-p", "--publisher", default=None, metavar="PUBLISHER",
+                     help="Where results are published: ipfs, local, noop, or "
+                     "s3://bucket/key[,opt=endpoint=URL,opt=region=R,opt=encoding=plain] "
+                     "[default: ipfs when an IPFS node is configured (--ipfs-connect or "
+                     "ResultDownloaders.Types.IPFS.Endpoint), else local]."),
+        click.option("--cpu", default="", help="CPU the job needs, e.g. 500m or 2."),
+        click.option("--memory", default="", help="Memory the job needs, e.g. 512Mb or 1Gi."),
+        click.option("--disk", default="", help="Disk the job needs, e.g. 1Gb."),
+        click.option("--gpu", default="", help="GPUs the job needs, e.g. 1."),
         click.option("--network", type=click.Choice(NETWORK_CHOICES, case_sensitive=False),
                      default=None,
-                     help="Network the job needs [default: the executor's default]."),
+                     help="Networking the job needs: none, http (only the --domain hosts), full "
+                     "[default: the executor's default]."),
         click.option("--domain", "domains", multiple=True, metavar="DOMAIN",
                      help="Domain an --network http job may reach. Repeatable."),
-        click.option("--timeout", type=click.IntRange(min=0), default=0,
-                     help="Total timeout, seconds (batch and ops jobs)."),
+        click.option("--timeout", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Execution timeout in seconds (batch and ops jobs; 0 = the node's "
+                     "default)."),
         click.option("--queue-timeout", type=click.IntRange(min=0), default=0,
+                     show_default=True,
                      help="How long the job may wait for a node, seconds (0 = fail at once)."),
     ])
 
 
 def download_options(func: F) -> F:
-    """`--download` and `--output-dir`."""
+    """`--download`, `--download-timeout-secs`, `--output-dir`, `--raw`."""
     return _apply(func, [
         click.option("--download", is_flag=True,
                      help="Download the results when the job completes."),
+        click.option("--download-timeout-secs", type=Seconds(), default=300,
+                     show_default=True,
+                     help="Timeout for downloading the results: seconds or a duration (5m)."),
         click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
                      default=None,
-                     help="Where --download writes results [default ./job-<id>]; implies "
-                     "--download."),
+                     help="Where results are written [default: ./job-<id>]; implies --download."),
+        click.option("--raw", is_flag=True,
+                     help="Keep each execution's result in its own folder; do not merge."),
     ])
+
+
+def ipfs_options(func: F) -> F:
+    """The IPFS client flags (`IPFSFlags`). `--ipfs-connect` sets the endpoint that IPFS results
+    are downloaded through; the flags that tune the embedded IPFS node fail with a clear
+    error naming the config key that does it."""
+    return _apply(func, [
+        click.option("--ipfs-connect", default="", metavar="MULTIADDR|URL",
+                     help="The API of an external IPFS node to download IPFS results through "
+                     "(sets ResultDownloaders.Types.IPFS.Endpoint), e.g. /ip4/127.0.0.1/tcp/5001."),
+        click.option("--ipfs-serve-path", default="", metavar="PATH",
+                     help="Where the embedded IPFS node keeps its data (not supported yet: it "
+                     "uses <data dir>/ipfs)."),
+        click.option("--ipfs-swarm-addrs", multiple=True, metavar="MULTIADDR",
+                     help="Peers of the embedded IPFS node (not supported yet: use -c "
+                     "IPFS.Embedded.Peers)."),
+        click.option("--ipfs-swarm-key", default="", metavar="PATH",
+                     help="Swarm key of the embedded IPFS node (not supported yet: use -c "
+                     "IPFS.Embedded.SwarmKeyPath)."),
+        click.option("--private-internal-ipfs/--no-private-internal-ipfs", default=True,
+                     show_default=True,
+                     help="The embedded IPFS node does not join the public IPFS network; only "
+                     "true is supported."),
+    ])
+
+
+IPFS_ENDPOINT_KEY = "ResultDownloaders.Types.IPFS.Endpoint"
+_CONFIGURED_WITH = {
+    "--ipfs-serve-path": "keeps its repository in <data dir>/ipfs",
+    "--ipfs-swarm-addrs": "is configured with -c IPFS.Embedded.Peers=MULTIADDR",
+    "--ipfs-swarm-key": "is configured with -c IPFS.Embedded.SwarmKeyPath=PATH",
+    "--private-internal-ipfs=false": "is always private (loopback only)",
+}
+
+
+@dataclass(slots=True)
+class IPFSFlags:
+    """The IPFS client flags of one invocation."""
+
+    ipfs_connect: str = ""
+    ipfs_serve_path: str = ""
+    ipfs_swarm_addrs: Sequence[str] = ()
+    ipfs_swarm_key: str = ""
+    private_internal_ipfs: bool = True
+
+    def apply(self, cli: CLIContext) -> None:
+        """Refuse the flags that tune the embedded node; `--ipfs-connect` becomes the CLI's
+        `ResultDownloaders.Types.IPFS.Endpoint` (a `-c` override: `cli.config`)."""
+        for flag, value in (("--ipfs-serve-path", self.ipfs_serve_path),
+                            ("--ipfs-swarm-addrs", self.ipfs_swarm_addrs),
+                            ("--ipfs-swarm-key", self.ipfs_swarm_key),
+                            ("--private-internal-ipfs=false", not self.private_internal_ipfs)):
+            if value:
+                raise click.UsageError(
+                    f"not supported yet: {flag} (the embedded IPFS node "
+                    f"{_CONFIGURED_WITH[flag]}; or use an external IPFS node with "
+                    "--ipfs-connect)"
+                )
+        if self.ipfs_connect and f"{IPFS_ENDPOINT_KEY}={self.ipfs_connect}" not in cli.config:
+            cli.config.append(f"{IPFS_ENDPOINT_KEY}={self.ipfs_connect}")
+
+
+def ipfs_endpoint(cli: CLIContext) -> str:
+    """The IPFS API the CLI may use: `--ipfs-connect`, `-c`, or the environment; "" if none."""
+    value = config_values(cli.config).get(IPFS_ENDPOINT_KEY) or os.environ.get(
+        "BACALHAU_RESULTDOWNLOADERS_TYPES_IPFS_ENDPOINT", ""
+    )
+    return str(value or "")
+
+
+@dataclass(slots=True)
+class RunFlags:
+    """The runtime, download and IPFS flags of a run command (`pop_run_flags`)."""
+
+    wait: bool = True
+    wait_timeout_secs: int = 600
+    id_only: bool = False
+    node_details: bool = False
+    follow: bool = False
+    gettimeout: int = 10
+    dry_run: bool = False
+    download: bool = False
+    download_timeout_secs: int = 300
+    output_dir: Path | None = None
+    raw: bool = False
+    ipfs: IPFSFlags = field(default_factory=IPFSFlags)
 
 
 _JOB_KEYS = ("name", "namespace", "priority", "count", "target", "job_type", "labels",
              "constraints")
 _TASK_KEYS = ("task_name", "inputs", "outputs", "publisher", "cpu", "memory", "disk", "gpu",
               "network", "domains", "timeout", "queue_timeout")
+_RUN_KEYS = ("wait", "wait_timeout_secs", "id_only", "node_details", "follow", "gettimeout",
+             "dry_run", "download", "download_timeout_secs", "output_dir", "raw")
+_IPFS_KEYS = ("ipfs_connect", "ipfs_serve_path", "ipfs_swarm_addrs", "ipfs_swarm_key",
+              "private_internal_ipfs")
 
 
-def settings_from(options: dict[str, Any]) -> tuple[JobSettings, TaskSettings]:
-    """Take the `job_options` and `task_options` values out of a command's keyword arguments."""
+def pop_ipfs_flags(options: dict[str, Any]) -> IPFSFlags:
+    """Take the `ipfs_options` values out of a command's keyword arguments."""
+    return IPFSFlags(**{key: options.pop(key) for key in _IPFS_KEYS if key in options})
+
+
+def pop_run_flags(options: dict[str, Any]) -> RunFlags:
+    """Take the `runtime_options`, `download_options` and `ipfs_options` values out of a
+    command's keyword arguments (missing ones keep their defaults)."""
+    ipfs = pop_ipfs_flags(options)
+    return RunFlags(**{key: options.pop(key) for key in _RUN_KEYS if key in options}, ipfs=ipfs)
+
+
+def settings_from(
+    options: dict[str, Any], cli: CLIContext | None = None
+) -> tuple[JobSettings, TaskSettings]:
+    """Take the `job_options` and `task_options` values out of a command's keyword arguments.
+    An unset `-p` becomes ipfs when the CLI knows an IPFS node, else local."""
     job = {key: options.pop(key) for key in _JOB_KEYS}
     job["type"] = job.pop("job_type") or ""
     task = {key: options.pop(key) for key in _TASK_KEYS}
     task["network"] = task["network"] or ""
-    return JobSettings(**job), TaskSettings(**task)
+    if not task["publisher"]:
+        task["publisher"] = "ipfs" if cli is not None and ipfs_endpoint(cli) else "local"
+    job_settings = JobSettings(**job)
+    task_settings = TaskSettings(**task)
+    task_settings.default_outputs = job_settings.job_type() not in LONG_RUNNING_TYPES
+    return job_settings, task_settings
 
 
-def run_spec(
-    cli: CLIContext,
-    spec: dict[str, Any],
-    *,
-    wait: bool,
-    wait_timeout_secs: int,
-    id_only: bool,
-    follow: bool,
-    dry_run: bool,
-    download: bool = False,
-    output_dir: Path | None = None,
-) -> None:
-    """Print (`--dry-run`) or submit a built job, watch it, and download its results."""
-    if dry_run:
-        echo_doc(spec, "yaml")
+def run_spec(cli: CLIContext, spec: dict[str, Any], flags: RunFlags, *, force: bool = False,
+             output: str = "") -> None:
+    """Print (`--dry-run`) or submit a built job, watch it, and download its results. The
+    caller has applied `flags.ipfs` (before building the job: it decides the publisher)."""
+    if flags.dry_run:
+        echo_doc(spec, output or "yaml")
         return
-    download = download or output_dir is not None
+    download = flags.download or flags.output_dir is not None
     if download and str(spec.get("Type", "")).lower() in LONG_RUNNING_TYPES:
         raise click.UsageError(
             f"--download: {spec['Type']} jobs keep running and publish no results"
         )
-    if download and not wait:
+    if download and not flags.wait:
         raise click.UsageError("--download needs --wait: results exist only after the job ends")
     with cli.client() as client:
         final = submit_and_watch(
             client,
             spec,
-            wait=wait,
-            wait_timeout=wait_timeout_secs,
-            id_only=id_only,
-            follow=follow,
+            force=force,
+            wait=flags.wait,
+            wait_timeout=flags.wait_timeout_secs,
+            id_only=flags.id_only and not flags.node_details,
+            follow=flags.follow,
+            start_timeout=flags.gettimeout,
+            output=output,
         )
+        if final is not None and flags.node_details:
+            print_node_details(client, str(final.get("ID", "")))
         if download and final is not None:
             click.echo("")
             get_results(
                 client,
                 str(final.get("ID", "")),
-                output_dir=output_dir,
+                output_dir=flags.output_dir,
+                raw=flags.raw,
+                timeout=flags.download_timeout_secs,
                 namespace=str(final.get("Namespace", "")),
             )
 
 
+def print_node_details(client: Client, job_id: str) -> None:
+    """`--node-details`: which node ran each execution, and how it ended."""
+    items = client.job_executions(job_id).get("Items") or []
+    click.echo("")
+    table(
+        ["EXECUTION", "NODE ID", "STATE", "EXIT CODE"],
+        [
+            [
+                str(e.get("ID", "")),
+                str(e.get("NodeID", "")),
+                compute_state(e.get("ComputeState")),
+                ((e.get("RunOutput") or {}).get("ExitCode", "")),
+            ]
+            for e in items
+        ],
+        title="Nodes",
+    )
+
+
 def runtime_options(func: F) -> F:
-    """`--wait/--no-wait`, `--wait-timeout-secs`, `--id-only`, `-f/--follow`, `--dry-run`."""
+    """`--wait`, `--wait-timeout-secs`, `--id-only`, `--node-details`, `-f/--follow`,
+    `-g/--gettimeout`, `--dry-run`."""
     options = [
         click.option(
             "--wait/--no-wait",
             default=True,
             show_default=True,
-            help="Wait for the job to finish, showing its events as they happen.",
+            help="Wait for the job to finish, showing its events as they happen (--wait=false "
+            "returns as soon as the job is submitted).",
         ),
         click.option(
             "--wait-timeout-secs",
@@ -174,11 +327,18 @@ def runtime_options(func: F) -> F:
             help="How long --wait waits before giving up (the job keeps running).",
         ),
         click.option("--id-only", is_flag=True, help="Print only the job ID."),
+        click.option("--node-details", is_flag=True,
+                     help="Print the nodes that ran the job's executions (overrides --id-only)."),
         click.option(
             "-f", "--follow", is_flag=True, help="Stream the job's logs after submitting."
         ),
+        click.option("-g", "--gettimeout", type=click.IntRange(min=1), default=10,
+                     show_default=True,
+                     help="Seconds --follow waits for the job to be scheduled before streaming "
+                     "its logs."),
         click.option(
-            "--dry-run", is_flag=True, help="Print the job spec instead of submitting it."
+            "--dry-run", is_flag=True,
+            help="Print the job that would be submitted (YAML) and submit nothing.",
         ),
     ]
     return _apply(func, options)
@@ -193,6 +353,7 @@ def submit_and_watch(
     wait_timeout: float = 600.0,
     id_only: bool = False,
     follow: bool = False,
+    start_timeout: float = 10.0,
     output: str = "",
 ) -> dict[str, Any] | None:
     """Submit `job`, then wait/follow as asked. Returns the final Job when it waited."""
@@ -207,7 +368,7 @@ def submit_and_watch(
         click.echo(f"Job successfully submitted. Job ID: {job_id}")
 
     if follow:
-        client.run(progress.wait_until_started(client.aio, job_id))
+        client.run(progress.wait_until_started(client.aio, job_id, timeout=start_timeout))
         client.run(progress.follow_logs(client.aio, job_id))
         final = client.get_job(job_id).get("Job") or {}
         progress.raise_if_failed(final)

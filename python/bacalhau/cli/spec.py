@@ -10,11 +10,13 @@ raising `click.UsageError`/`click.BadParameter` with a message that says what to
 from __future__ import annotations
 
 import base64
+import posixpath
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import orjson
@@ -266,10 +268,19 @@ def input_source(uri: str, target: str, opts: dict[str, str] | None = None) -> d
             "Alias": uri,
             "Target": target,
         }
+    if scheme == "s3":
+        return {"Source": s3_source(uri, opts), "Alias": uri, "Target": target}
+    if scheme == "ipfs":
+        cid = uri[len("ipfs://") :].strip("/")
+        if not cid or "/" in cid:
+            raise click.BadParameter(
+                f"{uri!r}: an IPFS input is ipfs://CID (e.g. ipfs://QmX...)", param_hint="--input"
+            )
+        return {"Source": {"Type": "ipfs", "Params": {"CID": cid}}, "Alias": uri, "Target": target}
     if scheme:
         raise click.BadParameter(
-            f"input scheme {scheme!r} is not supported yet; use file://, http(s):// "
-            "or a local file path",
+            f"input scheme {scheme!r} is not supported yet; use ipfs://, s3://, file://, "
+            "http(s):// or a local file path",
             param_hint="--input",
         )
     path = Path(uri).expanduser()
@@ -284,6 +295,113 @@ def input_source(uri: str, target: str, opts: dict[str, str] | None = None) -> d
     raise click.BadParameter(
         f"{uri!r} is neither a local file nor a file:// or http(s):// URI", param_hint="--input"
     )
+
+
+# `-i s3://...,opt=k=v` options and the S3 source Params they set (reference §4.2).
+_S3_INPUT_OPTS = {
+    "endpoint": "Endpoint",
+    "region": "Region",
+    "versionid": "VersionID",
+    "checksum-256": "ChecksumSHA256",
+    "checksumsha256": "ChecksumSHA256",
+    "filter": "Filter",
+}
+# `-p s3://...,opt=k=v` options and the S3 publisher Params they set (reference §4.3).
+_S3_PUBLISHER_OPTS = {"endpoint": "Endpoint", "region": "Region", "encoding": "Encoding"}
+
+
+def _bucket_key(uri: str, flag: str) -> tuple[str, str]:
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise click.BadParameter(f"{uri!r} names no bucket (s3://bucket/key)", param_hint=flag)
+    return bucket, key
+
+
+def _s3_params(opts: dict[str, str], known: dict[str, str], uri: str, flag: str) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for name, value in opts.items():
+        wire = known.get(name.lower())
+        if wire is None:
+            raise click.BadParameter(
+                f"{uri!r}: unknown option {name!r}; S3 takes " + ", ".join(
+                    sorted({k for k in known if k != "checksumsha256"})
+                ),
+                param_hint=flag,
+            )
+        params[wire] = value
+    return params
+
+
+def s3_source(uri: str, opts: dict[str, str]) -> dict[str, Any]:
+    """`s3://bucket/key` plus `opt=` options into an `s3` input SpecConfig. A key ending in
+    `/` or `*` is a prefix (every object under it)."""
+    bucket, key = _bucket_key(uri, "--input")
+    params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    params.update(_s3_params(opts, _S3_INPUT_OPTS, uri, "--input"))
+    return {"Type": "s3", "Params": params}
+
+
+PUBLISHER_NAMES = ("local", "ipfs", "noop")
+
+
+def publisher_spec(value: str) -> dict[str, Any]:
+    """`-p` value into a task Publisher: `local`, `ipfs`, `noop`, or
+    `s3://bucket/key[,opt=endpoint=...,opt=region=...,opt=encoding=plain|gzip]`."""
+    text = value.strip()
+    lowered = text.lower()
+    if lowered in PUBLISHER_NAMES:
+        return {"Type": lowered}
+    if lowered.startswith("s3://"):
+        uri, *rest = _split_top_level(text)
+        opts: dict[str, str] = {}
+        for part in rest:
+            key, _, option = part.partition("=")
+            okey, osep, ovalue = option.partition("=")
+            if key.strip().lower() not in ("opt", "option") or not osep:
+                raise click.BadParameter(
+                    f"{part!r} in {value!r} is not opt=key=value", param_hint="--publisher"
+                )
+            opts[okey.strip()] = ovalue.strip()
+        bucket, key = _bucket_key(uri, "--publisher")
+        if not key:
+            raise click.BadParameter(
+                f"{value!r} names no key; use s3://bucket/key (placeholders such as "
+                "{jobID} and {executionID} are filled in by the node)",
+                param_hint="--publisher",
+            )
+        params = {"Bucket": bucket, "Key": key}
+        params.update(_s3_params(opts, _S3_PUBLISHER_OPTS, uri, "--publisher"))
+        encoding = params.get("Encoding", "")
+        if encoding and encoding.lower() not in ("gzip", "plain"):
+            raise click.BadParameter(
+                f"encoding {encoding!r} is not gzip or plain", param_hint="--publisher"
+            )
+        return {"Type": "s3", "Params": params}
+    raise click.BadParameter(
+        f"{value!r} is not a publisher; use local, ipfs, noop or s3://bucket/key",
+        param_hint="--publisher",
+    )
+
+
+_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_:|-]")
+
+
+def parse_labels(values: Iterable[str]) -> dict[str, str]:
+    """`-l` items into job Labels. Each item (or comma-separated part) is `key=value` or a bare
+    `key` (empty value); characters outside `a-zA-Z0-9_:|-` are stripped from both, as
+    Bacalhau's CLI does."""
+    out: dict[str, str] = {}
+    for item in values:
+        for part in _split_top_level(item):
+            raw_key, _, raw_value = part.partition("=")
+            key = _LABEL_CHARS.sub("", raw_key)
+            if not key:
+                raise click.BadParameter(
+                    f"{part!r} has no letters, digits or _:|- left for a label name",
+                    param_hint="--labels",
+                )
+            out[key] = _LABEL_CHARS.sub("", raw_value)
+    return out
 
 
 # ---------------------------------------------------------------- job and task builders
@@ -302,15 +420,16 @@ class TaskSettings:
     task_name: str = "main"
     inputs: Sequence[str] = ()
     outputs: Sequence[str] = ()
-    publisher: str = "local"
+    publisher: str = "local"  # a `-p` value (see `publisher_spec`)
     cpu: str = ""
     memory: str = ""
     disk: str = ""
     gpu: str = ""
     network: str = ""
     domains: Sequence[str] = ()
-    timeout: int = 0
+    timeout: int = 0  # ExecutionTimeout, seconds
     queue_timeout: int = 0
+    default_outputs: bool = False  # add `outputs:/outputs` unless /outputs is mapped
 
 
 @dataclass(slots=True)
@@ -378,18 +497,21 @@ def build_task(
     if sources is None:
         sources = [parse_input(item) for item in settings.inputs]
     task: dict[str, Any] = {"Name": settings.task_name or "main", "Engine": engine}
-    if settings.publisher in ("local", "noop"):
-        task["Publisher"] = {"Type": settings.publisher}
-    elif settings.publisher:
-        raise click.BadParameter(
-            f"publisher {settings.publisher!r} is not supported yet; use local or noop",
-            param_hint="--publisher",
-        )
+    if settings.publisher:
+        task["Publisher"] = publisher_spec(settings.publisher)
     if env:
         task["Env"] = env
     if sources:
         task["InputSources"] = sources
-    if result_paths := [parse_output(o) for o in settings.outputs]:
+    result_paths = [parse_output(o) for o in settings.outputs]
+    if settings.default_outputs and not any(r["Path"] == "/outputs" for r in result_paths):
+        if any(r["Name"] == "outputs" for r in result_paths):
+            raise click.BadParameter(
+                "the result name 'outputs' is taken by /outputs; name your path otherwise",
+                param_hint="--output",
+            )
+        result_paths.insert(0, {"Name": "outputs", "Path": "/outputs"})
+    if result_paths:
         task["ResultPaths"] = result_paths
     resources = {
         k: v
@@ -407,7 +529,10 @@ def build_task(
         task["Network"] = network
     timeouts = {
         k: v
-        for k, v in (("TotalTimeout", settings.timeout), ("QueueTimeout", settings.queue_timeout))
+        for k, v in (
+            ("ExecutionTimeout", settings.timeout),
+            ("QueueTimeout", settings.queue_timeout),
+        )
         if v
     }
     if timeouts:
@@ -428,7 +553,7 @@ def build_job(task: dict[str, Any], settings: JobSettings) -> dict[str, Any]:
         job["Priority"] = settings.priority
     if settings.constraints:
         job["Constraints"] = parse_selector(settings.constraints)
-    if label_map := parse_key_values(settings.labels, "--labels"):
+    if label_map := parse_labels(settings.labels):
         job["Labels"] = label_map
     job["Tasks"] = [task]
     return job
@@ -437,23 +562,35 @@ def build_job(task: dict[str, Any], settings: JobSettings) -> dict[str, Any]:
 # ---------------------------------------------------------------- wasm jobs
 
 
-def resolve_module(module: str, inputs: list[dict[str, Any]], default_target: str) -> str:
-    """Target path of a wasm module: a path under an input's target, or a local file to inline.
-
-    A local file is appended to `inputs` as an inline input at `default_target`.
-    """
+def resolve_module(
+    module: str, inputs: list[dict[str, Any]], default_target: str, url_dir: str = ""
+) -> str:
+    """Path of a wasm module inside the job: a path under an input's target, a local file
+    (inlined at `default_target`), or a URI (`ipfs://CID`, `s3://...` mounted at
+    `default_target`; `http(s)://...` downloaded into `url_dir`, default the folder of
+    `default_target`). The new input is appended to `inputs`."""
     if module.startswith("/"):
         for source in inputs:
             target = str(source.get("Target", "")).rstrip("/")
             if target and (module == target or module.startswith(target + "/")):
                 return module
+    if "://" in module:
+        scheme = module.partition("://")[0].lower()
+        if scheme in ("http", "https"):
+            folder = url_dir or posixpath.dirname(default_target)
+            name = posixpath.basename(urlsplit(module).path) or "module.wasm"
+            inputs.append(input_source(module, folder))
+            return f"{folder}/{name}"
+        inputs.append(input_source(module, default_target))
+        return default_target
     path = Path(module).expanduser()
     if path.is_file():
         inputs.append(inline_input(path, default_target, alias=module))
         return default_target
     raise click.BadParameter(
-        f"{module!r} is neither a local file nor a path under the target of an --input "
-        "(e.g. -i https://host/main.wasm:/wasm then /wasm/main.wasm)",
+        f"{module!r} is neither a local file, a URI (ipfs://, s3://, http(s)://) nor a path "
+        "under the target of an --input (e.g. -i https://host/main.wasm:/wasm then "
+        "/wasm/main.wasm)",
         param_hint="MODULE",
     )
 
@@ -465,6 +602,7 @@ def build_wasm_job(
     env: Iterable[str] = (),
     entry_point: str = "_start",
     import_modules: Iterable[str] = (),
+    import_module_urls: Iterable[str] = (),
     task: TaskSettings | None = None,
     job: JobSettings | None = None,
 ) -> dict[str, Any]:
@@ -474,7 +612,13 @@ def build_wasm_job(
     sources = [parse_input(item) for item in task.inputs]
     entry = resolve_module(module, sources, f"/wasm/{Path(module).name}")
     imports = [
-        resolve_module(item, sources, f"/wasm/imports/{Path(item).name}") for item in import_modules
+        resolve_module(item, sources, f"/wasm/imports/{Path(item).name}")
+        for item in import_modules
+    ]
+    imports += [
+        resolve_module(url, sources, f"/wasm/imports/{i}/module.wasm", f"/wasm/imports/{i}")
+        for i, url in enumerate(import_module_urls)
+        if _is_url(url, "--import-module-urls")
     ]
     params: dict[str, Any] = {
         "EntryModule": entry,
@@ -486,6 +630,12 @@ def build_wasm_job(
     engine = {"Type": "wasm", "Params": params}
     built = build_task(engine, task, sources=sources, env=parse_env(env))
     return build_job(built, job or JobSettings())
+
+
+def _is_url(value: str, flag: str) -> bool:
+    if not value.lower().startswith(("http://", "https://")):
+        raise click.BadParameter(f"{value!r} is not an http(s):// URL", param_hint=flag)
+    return True
 
 
 # ---------------------------------------------------------------- docker jobs

@@ -1,4 +1,5 @@
-"""`bacalhau wasm run`: build a wasm job from flags, submit it and optionally fetch results."""
+"""`bacalhau wasm run {MODULE} [--entry-point NAME] [ARGS...]`: build a wasm job from flags,
+submit it and optionally fetch results."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from typing import Any
 import click
 
 from bacalhau.cli.common import CLIContext, pass_cli
+from bacalhau.cli.flags import CobraCommand
 from bacalhau.cli.run import (
     download_options,
+    ipfs_options,
     job_options,
+    pop_run_flags,
     run_spec,
     runtime_options,
     settings_from,
@@ -23,22 +27,33 @@ def wasm() -> None:
     """Run WebAssembly jobs."""
 
 
-@wasm.command("run")
+@wasm.command("run", cls=CobraCommand)
 @click.argument("module")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.option("-e", "--env", multiple=True, metavar="K=V", help="Environment variable.")
 @click.option("--entry-point", default="_start", show_default=True, help="Function to call.")
 @click.option(
+    "-U",
+    "--import-module-urls",
+    multiple=True,
+    metavar="URL",
+    help="http(s) URL of a WASM module to import (downloaded by the node). Repeatable.",
+)
+@click.option(
     "-I",
+    "--import-module-volumes",
     "--import-modules",
+    "import_modules",
     multiple=True,
     metavar="MODULE",
-    help="Module to link (local file or input target path). Repeatable.",
+    help="WASM module to import: a local file, the target path of an --input, or a URI "
+    "(ipfs://CID, s3://...). Repeatable.",
 )
 @task_options
 @job_options
 @runtime_options
 @download_options
+@ipfs_options
 @pass_cli
 def wasm_run(
     cli: CLIContext,
@@ -46,38 +61,26 @@ def wasm_run(
     args: tuple[str, ...],
     env: tuple[str, ...],
     entry_point: str,
+    import_module_urls: tuple[str, ...],
     import_modules: tuple[str, ...],
-    wait: bool,
-    wait_timeout_secs: int,
-    id_only: bool,
-    follow: bool,
-    dry_run: bool,
-    download: bool,
-    output_dir: Any,
     **options: Any,
 ) -> None:
-    """Run MODULE (a local .wasm file, or the target path of an --input) with ARGS.
+    """Run MODULE (a local .wasm file, a URI: ipfs://CID, s3://..., http(s)://..., or the
+    target path of an --input) with ARGS.
 
     Put `--` before ARGS that start with a dash: `bacalhau wasm run main.wasm -- -v`.
     """
-    job_settings, task_settings = settings_from(options)
+    flags = pop_run_flags(options)
+    flags.ipfs.apply(cli)
+    job_settings, task_settings = settings_from(options, cli)
     spec = build_wasm_job(
         module,
         args,
         env=env,
         entry_point=entry_point,
         import_modules=import_modules,
+        import_module_urls=import_module_urls,
         task=task_settings,
         job=job_settings,
     )
-    run_spec(
-        cli,
-        spec,
-        wait=wait,
-        wait_timeout_secs=wait_timeout_secs,
-        id_only=id_only,
-        follow=follow,
-        dry_run=dry_run,
-        download=download,
-        output_dir=output_dir,
-    )
+    run_spec(cli, spec, flags)
