@@ -146,6 +146,16 @@ class Config:
     def duration(self, key: str) -> float:
         return parse_duration(self.get(key), key)
 
+    def labels(self) -> dict[str, str]:
+        """The user's node labels (`Labels`), from a mapping or a `-c Labels=a=b,c=d` string."""
+        user = self.get("Labels") or {}
+        if isinstance(user, str):
+            user = dict(item.split("=", 1) for item in user.split(",") if "=" in item)
+        if not isinstance(user, dict):
+            raise ConfigError(
+                "Labels: expected a mapping such as {region: eu} or 'region=eu,gpu=no'")
+        return {str(k).strip(): str(v).strip() for k, v in user.items()}
+
     def copy(self) -> Config:
         return Config(copy.deepcopy(self.data))
 

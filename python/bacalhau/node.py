@@ -159,12 +159,7 @@ def _runtime_labels(node_id: str) -> dict[str, str]:
 
 def _labels(config: Config, node_id: str) -> dict[str, str]:
     labels = _runtime_labels(node_id)
-    user = config.get("Labels") or {}
-    if isinstance(user, str):  # -c Labels=a=b,c=d
-        user = dict(item.split("=", 1) for item in user.split(",") if "=" in item)
-    if not isinstance(user, dict):
-        raise ConfigError("Labels: expected a mapping such as {region: eu} or 'region=eu,gpu=no'")
-    labels.update({str(k): str(v) for k, v in user.items()})
+    labels.update(config.labels())
     return labels
 
 

@@ -43,3 +43,12 @@ def test_redaction(tmp_path):
     cfg = load_config(tmp_path, ["Orchestrator.Auth.Token=s3cret"], environ={})
     assert "s3cret" not in repr(cfg.redacted())
     assert cfg.redacted()["Orchestrator"]["Auth"]["Token"] == "********"
+
+
+def test_labels_from_a_string_override_and_a_mapping() -> None:
+    from bacalhau.config import load_config
+
+    assert load_config("/tmp/none-such-dir", ["Labels=zone=eu,tier=gold"], environ={}).labels() \
+        == {"zone": "eu", "tier": "gold"}
+    assert load_config("/tmp/none-such-dir", ["Labels={zone: us}"], environ={}).labels() \
+        == {"zone": "us"}

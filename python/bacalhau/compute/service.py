@@ -199,7 +199,7 @@ class ComputeNode:
     # ----- membership -----------------------------------------------------------------------
 
     def node_info(self) -> NodeInfo:
-        labels = {str(k): str(v) for k, v in (self.config.get("Labels") or {}).items()}
+        labels = self.config.labels()
         labels.update({
             "os_type": platform.system().lower(),
             "os_arch": _ARCH.get(platform.machine().lower(), platform.machine().lower()),
