@@ -25,6 +25,7 @@ from bacalhau.cli.output import (
 from bacalhau.cli.progress import write_log_line
 from bacalhau.cli.run import get_results, runtime_options, submit_and_watch
 from bacalhau.cli.spec import parse_job_document
+from bacalhau.config import load_config
 
 
 @click.group()
@@ -537,4 +538,5 @@ def job_get(
             raw=raw,
             timeout=download_timeout_secs,
             namespace=namespace,
+            config=lambda: load_config(cli.data_dir, cli.config),  # how ipfs results are fetched
         )

@@ -260,6 +260,9 @@ def input_source(uri: str, target: str, opts: dict[str, str] | None = None) -> d
         if opts.get("rw", "").lower() in ("true", "1", "yes"):
             params["ReadWrite"] = True
         return {"Source": {"Type": "local", "Params": params}, "Alias": uri, "Target": target}
+    if scheme == "ipfs":
+        return {"Source": {"Type": "ipfs", "Params": {"CID": uri[len("ipfs://"):].strip("/")}},
+                "Alias": uri, "Target": target}
     if scheme in ("http", "https"):
         return {
             "Source": {"Type": "urlDownload", "Params": {"URL": uri}},
@@ -268,7 +271,7 @@ def input_source(uri: str, target: str, opts: dict[str, str] | None = None) -> d
         }
     if scheme:
         raise click.BadParameter(
-            f"input scheme {scheme!r} is not supported yet; use file://, http(s):// "
+            f"input scheme {scheme!r} is not supported yet; use file://, http(s)://, ipfs:// "
             "or a local file path",
             param_hint="--input",
         )
@@ -378,11 +381,11 @@ def build_task(
     if sources is None:
         sources = [parse_input(item) for item in settings.inputs]
     task: dict[str, Any] = {"Name": settings.task_name or "main", "Engine": engine}
-    if settings.publisher in ("local", "noop"):
+    if settings.publisher in ("local", "noop", "ipfs"):
         task["Publisher"] = {"Type": settings.publisher}
     elif settings.publisher:
         raise click.BadParameter(
-            f"publisher {settings.publisher!r} is not supported yet; use local or noop",
+            f"publisher {settings.publisher!r} is not supported yet; use local, ipfs or noop",
             param_hint="--publisher",
         )
     if env:

@@ -131,7 +131,7 @@ def multipart_for(root: Path) -> aiohttp.MultipartWriter:
 
 
 def _close_parts(writer: aiohttp.MultipartWriter) -> None:
-    for part, _encoding, _te in writer._parts:  # noqa: SLF001 - release file handles early
+    for part, _encoding, _te in writer._parts:
         value = getattr(part, "_value", None)
         if hasattr(value, "close"):
             value.close()
@@ -176,9 +176,10 @@ class IpfsClient:
                 url, params=query, data=data,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(limit, 30)))
         except aiohttp.ClientConnectorError as exc:
-            raise IpfsError(f"cannot reach the IPFS node at {self.base_url} ({exc.strerror or exc})",
-                            hint="start the Kubo daemon (ipfs daemon) or fix the configured "
-                            "Endpoint, or enable the embedded node (IPFS.Embedded.Enabled)") from exc
+            raise IpfsError(
+                f"cannot reach the IPFS node at {self.base_url} ({exc.strerror or exc})",
+                hint="start the Kubo daemon (ipfs daemon) or fix the configured Endpoint, "
+                "or enable the embedded node (IPFS.Embedded.Enabled)") from exc
         if response.status >= 400:
             body = await response.text()
             response.release()
