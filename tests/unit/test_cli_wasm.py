@@ -171,6 +171,7 @@ def test_wasm_run_unknown_module_explains_what_to_pass(tmp_path: Path) -> None:
         ("http://host:8080/a.txt:/data", "urlDownload", "/data"),
         ("file:///srv/x:/mnt/x", "local", "/mnt/x"),
         ("src=https://h/f,dst=/in", "urlDownload", "/in"),
+        ("ipfs://QmWhfZpyPxoAfpu4JgTDX6qdjMoLryCZWBPoRvaDSUNsFv:/data", "ipfs", "/data"),
     ],
 )
 def test_input_forms(spec: str, expected_type: str, target: str) -> None:
@@ -189,7 +190,7 @@ def test_input_local_file_is_inlined(tmp_path: Path) -> None:
     assert source["Target"] == "/inputs/a.txt"
 
 
-@pytest.mark.parametrize("spec", ["ipfs://Qm123", "s3://bucket/key", "src=,dst=/x", "x:relative"])
+@pytest.mark.parametrize("spec", ["s3://bucket/key", "src=,dst=/x", "x:relative"])
 def test_input_unsupported_or_malformed(spec: str) -> None:
     with pytest.raises(click.BadParameter):
         parse_input(spec)

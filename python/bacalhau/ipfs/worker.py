@@ -147,6 +147,18 @@ def _error(message: str, status: int = 500) -> web.Response:
     return web.json_response({"Message": message, "Code": 0, "Type": "error"}, status=status)
 
 
+@web.middleware
+async def _kubo_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Any failure as Kubo's error body, so the client shows its reason."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException as exc:
+        return _error(exc.text or exc.reason, exc.status)
+    except Exception as exc:
+        return _error(f"{request.path.rsplit('/', 1)[-1]}: {type(exc).__name__}: {exc}")
+
+
 def _seconds(text: str | None, default: float = 300.0) -> float:
     """Kubo's `timeout` option (`30s`, `1m`, `500ms`) in seconds."""
     if not text:
@@ -174,7 +186,8 @@ class Shim:
         return await asyncio.wait_for(loop.run_in_executor(self.pool, fn, *args), timeout)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=0)
+        app = web.Application(client_max_size=1 << 40,  # adds stream to disk
+                              middlewares=[_kubo_errors])
         for name, handler in (("id", self.id), ("swarm/connect", self.connect),
                               ("add", self.add), ("get", self.get), ("cat", self.cat)):
             app.router.add_post(f"/api/v0/{name}", handler)
@@ -246,7 +259,7 @@ class Shim:
             if kind == "application/x-directory":
                 target.mkdir(parents=True, exist_ok=True)
             elif kind == "application/symlink":
-                os.symlink(os.fsdecode(await part.read()), target)
+                os.symlink(os.fsdecode(bytes(await part.read())), target)
             else:
                 with open(target, "wb") as sink:
                     while chunk := await part.read_chunk(1 << 16):
