@@ -230,3 +230,29 @@ async def test_swarm_key_makes_a_private_network(tmp_path: Path) -> None:
     finally:
         for node in (a, b, outsider):
             await node.stop()
+
+
+async def test_devstack_computes_share_their_embedded_ipfs(tmp_path: Path) -> None:
+    """`devstack --ipfs`: every compute node runs an embedded node peered with the earlier
+    ones, so a CID added on one is fetched on another; all children end with the devstack."""
+    from bacalhau.config import load_config
+    from bacalhau.devstack import start_devstack
+
+    config = load_config(tmp_path, ["API.Port=0", "Network.Transport=inprocess",
+                                    "IPFS.Embedded.Enabled=true"], environ={})
+    nodes = await start_devstack(config, orchestrators=1, computes=2, base_dir=tmp_path)
+    try:
+        orchestrator, first, second = nodes
+        assert orchestrator.ipfs is None  # only compute nodes publish and fetch
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "f").write_text("shared")
+        cid = await first.ipfs.client().add_dir(data)
+        got = await second.ipfs.client().get(cid, tmp_path / "got", timeout=20)
+        assert (got / "f").read_text() == "shared"
+        assert "ipfs" in second.compute.node_info().compute_node_info.storage_sources
+        pids = [first.ipfs.pid, second.ipfs.pid]
+    finally:
+        for node in reversed(nodes):
+            await node.stop()
+    assert not any(pid_alive(pid) for pid in pids)
