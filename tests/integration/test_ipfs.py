@@ -256,3 +256,47 @@ async def test_devstack_computes_share_their_embedded_ipfs(tmp_path: Path) -> No
         for node in reversed(nodes):
             await node.stop()
     assert not any(pid_alive(pid) for pid in pids)
+
+
+async def test_unreachable_result_peer_fails_fast_and_leaves_nothing(tmp_path: Path) -> None:
+    from bacalhau.config import Config
+    from bacalhau.ipfs import IpfsError
+    from bacalhau.ipfs.results import fetch_archives
+    from tests.conftest import free_port
+
+    peer = (f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/"
+            "QmXbYGb6cj32Jc4jVYoGp4o1xUVjg9o33XoTxE3sJo3Rb1")
+    client_dir = tmp_path / "client"
+    with pytest.raises(IpfsError, match="could not connect to any IPFS peer"):
+        await fetch_archives([(MISSING_CID, [peer], tmp_path / "r.tar.gz")],
+                             config=Config({"DataDir": str(client_dir)}), timeout=30)
+    assert kubo_pids(client_dir) == []
+    assert not list(client_dir.glob("ipfs-get-*"))
+
+
+async def test_a_node_that_cannot_start_says_why_and_leaves_no_child(tmp_path: Path) -> None:
+    from bacalhau.ipfs import IpfsError
+
+    node = EmbeddedIpfs(tmp_path / "repo", listen=["/ip4/127.0.0.1/udp/notaport"])
+    with pytest.raises(IpfsError, match="did not start") as err:
+        await node.start()
+    assert "worker.log" in err.value.hint
+    assert kubo_pids(tmp_path) == [] and not node.running
+
+
+@pytest.mark.parametrize("ending", ["os._exit(0)", "sys.exit(0)"])
+def test_the_child_dies_with_its_parent(tmp_path: Path, ending: str) -> None:
+    """Whether the parent exits cleanly (atexit kills the child) or skips every cleanup
+    (os._exit: the child sees its stdin close / PDEATHSIG), no Kubo process stays behind."""
+    script = (
+        "import asyncio, os, sys\n"
+        "from bacalhau.ipfs import EmbeddedIpfs\n"
+        f"node = EmbeddedIpfs({str(tmp_path / 'repo')!r})\n"
+        "asyncio.run(node.start())\n"
+        "print(node.pid, flush=True)\n"
+        f"{ending}\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.split()[-1])
+    wait_until(lambda: not pid_alive(pid), 10, what=f"Kubo child {pid} to exit")

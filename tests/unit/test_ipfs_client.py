@@ -289,3 +289,34 @@ async def test_storage_prepare_fetches_into_its_own_folder(kubo: StandInKubo,
         with pytest.raises(StorageError, match=f'input "data".*{CID}.*timed out'):
             await storage.prepare(source, tmp_path)
         assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+async def test_job_get_fetches_through_the_configured_downloader_endpoint(
+        kubo: StandInKubo, tmp_path: Path) -> None:
+    from bacalhau import _native
+    from bacalhau.config import Config
+    from bacalhau.ipfs.results import fetch_archives, ipfs_result
+
+    result = {"Type": "ipfs", "Params": {"CID": CID, "SwarmAddrs": ["/ip4/127.0.0.1/tcp/9/p2p/Q"]}}
+    assert ipfs_result(result) == (CID, ["/ip4/127.0.0.1/tcp/9/p2p/Q"])
+    assert ipfs_result({"Type": "urlDownload", "Params": {"URL": "http://x"}}) is None
+    kubo.tar = tar_of({CID: None, f"{CID}/stdout": b"out"})
+    config = Config({"DataDir": str(tmp_path / "client"),
+                     "ResultDownloaders": {"Types": {"IPFS": {"Endpoint": kubo.url}}}})
+    archive = tmp_path / "r.tar.gz"
+    await fetch_archives([(CID, [], archive)], config=config, timeout=5)
+    _native.unpack(str(archive), str(tmp_path / "unpacked"))
+    assert (tmp_path / "unpacked" / "stdout").read_bytes() == b"out"
+    assert [r["path"] for r in kubo.requests] == ["/api/v0/get"]  # no embedded node started
+    assert not (tmp_path / "client").exists()
+
+
+async def test_job_get_without_any_ipfs_source_says_what_to_configure(tmp_path: Path) -> None:
+    from bacalhau.config import Config
+    from bacalhau.ipfs.results import fetch_archives
+
+    config = Config({"DataDir": str(tmp_path)})
+    with pytest.raises(IpfsError, match="no IPFS node to fetch it from") as err:
+        await fetch_archives([(CID, [], tmp_path / "r.tar.gz")], config=config, timeout=5)
+    assert "ResultDownloaders.Types.IPFS.Endpoint" in err.value.hint
+    assert list(tmp_path.iterdir()) == []

