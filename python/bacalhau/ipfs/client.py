@@ -25,6 +25,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -120,9 +121,9 @@ def multipart_for(root: Path) -> aiohttp.MultipartWriter:
         elif kind == "symlink":
             payload = aiohttp.payload.BytesPayload(
                 os.fsencode(os.readlink(path)), content_type="application/symlink")
-        else:
-            payload = aiohttp.payload.BufferedReaderPayload(
-                open(path, "rb"), content_type="application/octet-stream")  # noqa: SIM115
+        else:  # opened when the writer gets there: one file handle at a time
+            payload = aiohttp.payload.AsyncIterablePayload(
+                _file_chunks(path), content_type="application/octet-stream")
         # aiohttp would quote the name itself; Kubo reads it URL-unescaped (QueryEscape form)
         payload.headers["Content-Disposition"] = (
             f'form-data; name="file"; filename="{quote_plus(name, safe="")}"')
@@ -130,11 +131,10 @@ def multipart_for(root: Path) -> aiohttp.MultipartWriter:
     return writer
 
 
-def _close_parts(writer: aiohttp.MultipartWriter) -> None:
-    for part, _encoding, _te in writer._parts:
-        value = getattr(part, "_value", None)
-        if hasattr(value, "close"):
-            value.close()
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := await asyncio.to_thread(f.read, 1 << 20):
+            yield chunk
 
 
 class IpfsClient:
@@ -237,8 +237,6 @@ class IpfsClient:
             raise IpfsTimeout(f"IPFS add of {root} timed out after {limit:.0f}s",
                               hint="the node is slow or stuck; raise the timeout or check "
                               "the node") from exc
-        finally:
-            _close_parts(writer)
         if "Hash" not in last:
             raise IpfsError(f"IPFS add of {root}: the node answered no CID ({last or 'nothing'})")
         return str(last["Hash"])

@@ -11,7 +11,8 @@ the server), and the parent (`bacalhau.ipfs.embedded`) ends this process by clos
 
 The repo is configured private on every start: no bootstrap peers, no mDNS, no relays, no NAT
 port mapping, TCP on the given loopback addresses only; `--swarm-key` makes it a Kubo private
-network. Once listening, one JSON line goes to stdout: `{"api", "id", "addresses"}`.
+network. Its blockstore does not fsync every block (see `configure_repo`). Once listening,
+one JSON line goes to stdout: `{"api", "id", "addresses", "pid"}`.
 """
 
 from __future__ import annotations
@@ -132,6 +133,12 @@ def configure_repo(repo: Path, listen: list[str], swarm_key: str) -> None:
     for transport in ("QUIC", "WebTransport", "Websocket"):
         network[transport] = False  # TCP only: QUIC cannot run in a private network
     cfg.setdefault("AutoNAT", {})["ServiceMode"] = "disabled"
+    # flatfs without an fsync per block: adding 3000 small files takes 2 s instead of 15 s; a
+    # process crash loses nothing (the OS has the writes), a power loss may lose recent blocks
+    for mount in cfg.get("Datastore", {}).get("Spec", {}).get("mounts", []):
+        child = mount.get("child", {})
+        if child.get("type") == "flatfs":
+            child["sync"] = False
     tmp = path.with_name("config.tmp")
     tmp.write_text(json.dumps(cfg, indent=2))
     os.replace(tmp, path)
