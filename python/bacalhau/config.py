@@ -55,9 +55,19 @@ DEFAULTS: dict[str, Any] = {
     },
     "Publishers": {
         "Types": {"Local": {"Address": "127.0.0.1", "Port": 6001, "Directory": ""},
-                  "S3": {"PreSignedURLDisabled": False, "PreSignedURLExpiration": "1h"}},
+                  "S3": {"PreSignedURLDisabled": False, "PreSignedURLExpiration": "1h"},
+                  # Kubo RPC of the `ipfs` publisher; "" = the embedded node, if enabled
+                  "IPFS": {"Endpoint": ""}},
     },
-    "InputSources": {"ReadTimeout": "300s", "MaxRetryCount": 3, "MaxSize": "10GB"},
+    "InputSources": {"ReadTimeout": "300s", "MaxRetryCount": 3, "MaxSize": "10GB",
+                     # Kubo RPC for `ipfs` inputs; "" = the embedded node, if enabled
+                     "Types": {"IPFS": {"Endpoint": ""}}},
+    # `job get` of `ipfs` results: Kubo RPC; "" = a short-lived embedded node
+    "ResultDownloaders": {"Types": {"IPFS": {"Endpoint": ""}}},
+    # Embedded Kubo node (child process, repo <DataDir>/ipfs; bacalhau.ipfs.embedded):
+    # loopback-only and private by default; Peers = multiaddrs ending in /p2p/<peer id>.
+    "IPFS": {"Embedded": {"Enabled": False, "SwarmKeyPath": "", "Peers": [],
+                          "Listen": ["/ip4/127.0.0.1/tcp/0"]}},
     "JobDefaults": {
         kind: {"Task": {"Resources": {"CPU": "500m", "Memory": "512Mb"}}}
         for kind in ("Batch", "Ops", "Daemon", "Service")

@@ -27,6 +27,7 @@ from bacalhau.node import (
     TRANSPORT_INPROCESS,
     TRANSPORT_LIBP2P,
     Node,
+    config_list,
     read_run_file,
     transport_kind,
     wait_for_shutdown,
@@ -71,16 +72,21 @@ async def start_devstack(config: Config, *, computes: int = 3, orchestrators: in
     api_port = int(config.get("API.Port"))
     nodes: list[Node] = []
     requester_addrs: list[str] = []
+    ipfs_addrs: list[str] = []  # embedded IPFS nodes (IPFS.Embedded.Enabled) peer up too
     next_port = api_port
     try:
         for name, is_orch, is_compute in _plan(orchestrators, hybrids, computes):
             cfg = node_config(config, base_dir / name, orchestrator=is_orch, compute=is_compute,
                               api_port=next_port, peers=requester_addrs)
+            cfg.set("IPFS.Embedded.Peers", [*config_list(cfg, "IPFS.Embedded.Peers"),
+                                            *ipfs_addrs])
             if is_orch:
                 next_port += 1
             node = Node(cfg, network)
             await node.start()
             nodes.append(node)
+            if node.ipfs is not None:
+                ipfs_addrs = [*ipfs_addrs, *node.ipfs.addresses]
             if is_orch and kind == TRANSPORT_LIBP2P:
                 requester_addrs = [*requester_addrs, *node.addresses()]
     except BaseException:
@@ -151,6 +157,7 @@ async def start_devstack_processes(config: Config, *, computes: int = 3, orchest
     host = str(config.get("API.Host"))
     children: list[ChildNode] = []
     requester_addrs: list[str] = []
+    ipfs_addrs: list[str] = []
     next_port = api_port
     try:
         for name, is_orch, is_compute in _plan(orchestrators, hybrids, computes):
@@ -165,12 +172,15 @@ async def start_devstack_processes(config: Config, *, computes: int = 3, orchest
             for key in ("Network.SwarmKeyPath", "Network.AllowList",
                         "Compute.AllowListedLocalPaths", "Compute.Heartbeat.Interval",
                         "Orchestrator.NodeManager.DisconnectTimeout",
-                        "Orchestrator.NodeManager.ManualApproval"):
+                        "Orchestrator.NodeManager.ManualApproval", "IPFS.Embedded.Enabled",
+                        "IPFS.Embedded.SwarmKeyPath"):
                 value = config.get(key)
                 if value not in (None, "", []):
                     cmd += ["-c", f"{key}={json.dumps(value)}"]
             if requester_addrs:
                 cmd += ["--peers", ",".join(requester_addrs)]
+            if ipfs_addrs:
+                cmd += ["-c", f"IPFS.Embedded.Peers={json.dumps(ipfs_addrs)}"]
             for item in overrides or []:
                 cmd += ["-c", item]
             if is_orch:
@@ -183,6 +193,8 @@ async def start_devstack_processes(config: Config, *, computes: int = 3, orchest
             child.info = await _wait_for_run_file(child, CHILD_START_TIMEOUT)
             if is_orch:
                 requester_addrs = [*requester_addrs, *child.addresses()]
+            ipfs_addrs += [a for a in child.info.get("BACALHAU_IPFS_SWARM_ADDRESSES",
+                                                     "").split(",") if a]
     except BaseException:
         await stop_processes(children)
         raise

@@ -204,6 +204,8 @@ class Node:
         self.requester: Any = None
         self.compute: Any = None
         self.local_publisher: Any = None
+        self.ipfs: Any = None  # the embedded IPFS node (IPFS.Embedded.Enabled)
+        self._ipfs_clients: list[Any] = []
         self._docker: Any = None
         self._stores: list[Any] = []
         self._api_runner: Any = None
@@ -260,6 +262,12 @@ class Node:
         publishers = {"local": self.local_publisher, "noop": NoopPublisher()}
         if (s3_publisher := S3Publisher(self.node_id)).is_installed():
             publishers["s3"] = s3_publisher
+        from bacalhau.ipfs.wiring import compute_parts
+
+        ipfs_storages, ipfs_publishers = compute_parts(cfg, self.ipfs)
+        storages.update({kind.lower(): p for p in ipfs_storages for kind in p.types})
+        publishers.update(ipfs_publishers)
+        self._ipfs_clients = [p.client for p in [*ipfs_storages, *ipfs_publishers.values()]]
         self.compute = ComputeNode(
             cfg, store, self.transport, executors=executors, storages=storages,
             publishers=publishers, node_id=self.node_id, data_dir=self.data_dir,
@@ -323,6 +331,7 @@ class Node:
         await self.transport.start()
         if self.is_compute:
             await self._probe_host()
+            await self._start_ipfs()
             self._build_compute()
             await self.local_publisher.start()
             await self.compute.start()
@@ -336,6 +345,13 @@ class Node:
         self.write_run_file()
         log.info("node %s started (requester=%s compute=%s)", self.node_id,
                  self.is_requester, self.is_compute)
+
+    async def _start_ipfs(self) -> None:
+        from bacalhau.ipfs.wiring import embedded_enabled, embedded_node
+
+        if embedded_enabled(self.config):
+            self.ipfs = embedded_node(self.config)
+            await self.ipfs.start()
 
     # -- network ------------------------------------------------------------------------------
 
@@ -354,6 +370,8 @@ class Node:
             info["BACALHAU_API_PORT"] = port
         if self.addresses():
             info["BACALHAU_NETWORK_PEERS"] = ",".join(self.addresses())
+        if self.ipfs is not None and self.ipfs.addresses:
+            info["BACALHAU_IPFS_SWARM_ADDRESSES"] = ",".join(self.ipfs.addresses)
         return info
 
     def roles(self) -> list[str]:
@@ -420,6 +438,10 @@ class Node:
             await self.compute.stop()
         if self.local_publisher is not None:
             await self.local_publisher.stop()
+        for client in self._ipfs_clients:
+            await client.close()
+        if self.ipfs is not None:
+            await self.ipfs.stop()
         await self.transport.close()
         for store in reversed(self._stores):
             with contextlib.suppress(Exception):

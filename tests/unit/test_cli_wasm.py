@@ -172,6 +172,7 @@ def test_wasm_run_unknown_module_explains_what_to_pass(tmp_path: Path) -> None:
         ("http://host:8080/a.txt:/data", "urlDownload", "/data"),
         ("file:///srv/x:/mnt/x", "local", "/mnt/x"),
         ("src=https://h/f,dst=/in", "urlDownload", "/in"),
+        ("ipfs://QmWhfZpyPxoAfpu4JgTDX6qdjMoLryCZWBPoRvaDSUNsFv:/data", "ipfs", "/data"),
     ],
 )
 def test_input_forms(spec: str, expected_type: str, target: str) -> None:

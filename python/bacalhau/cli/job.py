@@ -34,6 +34,7 @@ from bacalhau.cli.run import (
     runtime_options,
 )
 from bacalhau.cli.spec import parse_job_document
+from bacalhau.config import load_config
 
 
 @click.group()
@@ -539,4 +540,5 @@ def job_get(
             raw=raw,
             timeout=download_timeout_secs,
             namespace=namespace,
+            config=lambda: load_config(cli.data_dir, cli.config),  # how ipfs results are fetched
         )

@@ -63,6 +63,7 @@ class Download:
     execution_id: str = ""
     s3: SpecConfig | None = None  # an `s3` result fetched with boto3 (cli/s3results.py)
     presigned: bool = False
+    swarm: list[str] | None = None  # ipfs results: peers that hold the CID
 
 
 def result_cid(result: dict[str, Any]) -> str:
@@ -114,6 +115,8 @@ def result_url(result: dict[str, Any]) -> str:
 
 def raw_file_name(url: str) -> str:
     """`host_port_path` with anything but `[A-Za-z0-9._-]` replaced by `_`."""
+    if url.startswith("ipfs://"):  # an ipfs result (bacalhau.ipfs.results)
+        return re.sub(r"[^A-Za-z0-9._-]", "_", f"ipfs_{url[len('ipfs://'):]}.tar.gz")
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     name = f"{parts.hostname or 'result'}_{port}_{parts.path.strip('/')}"
@@ -157,11 +160,16 @@ async def download_results(
     timeout: float = 300.0,
     namespace: str = "",
     echo: Any = click.echo,
+    config: Any = None,
 ) -> list[str]:
     """Download and merge the job's results into `out_dir`; return the merged file paths.
+    `config` (a `Config` or a callable making one) says how `ipfs` results are fetched
+    (`bacalhau.ipfs.wiring.downloader`); None: the default config.
 
     Raises `NoResults` when the job published nothing downloadable.
     """
+    from bacalhau.ipfs.results import fetch_archives, ipfs_result
+
     items = (await client.job_results(job_id, namespace=namespace)).get("Items") or []
     downloads: list[Download] = []
     for result in items:
@@ -170,6 +178,8 @@ async def download_results(
                                       presigned=str(result.get("Type")).lower() == "s3presigned"))
         elif (s3 := s3_source(result)) is not None:
             downloads.append(Download(s3_url(s3), Path(), cid=result_cid(result), s3=s3))
+        elif ipfs := ipfs_result(result):
+            downloads.append(Download(f"ipfs://{ipfs[0]}", Path(), cid=ipfs[0], swarm=ipfs[1]))
         else:
             echo(
                 f"Cannot download a result of type {result.get('Type')!r}; its description:\n"
@@ -197,7 +207,13 @@ async def download_results(
         d.target = raw_dir / name
     try:
         await asyncio.wait_for(
-            asyncio.gather(*(_fetch(client, d, timeout) for d in downloads)),
+            asyncio.gather(
+                *(_fetch(client, d, timeout) for d in downloads if d.swarm is None),
+                fetch_archives([(d.cid, d.swarm, d.target) for d in downloads
+                                if d.swarm is not None], config=config,
+                               # its own deadline first, so the error names the CID
+                               timeout=max(1.0, timeout * 0.9)),
+            ),
             timeout=timeout,
         )
         # Results of nodes that attach no CID (e.g. upstream Bacalhau) are merged unverified;

@@ -422,13 +422,15 @@ def get_results(
     raw: bool = False,
     timeout: float = 300.0,
     namespace: str = "",
+    config: Any = None,
 ) -> None:
     """Download and merge a job's results, printing where they went."""
     out_dir = output_dir or default_output_dir(job_id, namespace)
     try:
         client.run(
             download_results(
-                client.aio, job_id, out_dir, raw=raw, timeout=timeout, namespace=namespace
+                client.aio, job_id, out_dir, raw=raw, timeout=timeout, namespace=namespace,
+                config=config,
             )
         )
     except (ResultMismatch, S3DownloadError) as exc:

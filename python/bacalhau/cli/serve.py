@@ -122,6 +122,9 @@ def serve(cli: CLIContext, orchestrator: bool, compute: bool, name: str,
               help="Run each node as its own `bacalhau serve` process (libp2p only).")
 @click.option("--swarm-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Make the devstack a private network with this swarm.key.")
+@click.option("--ipfs", "embedded_ipfs", is_flag=True,
+              help="Give every compute node an embedded IPFS node (peered with each other) "
+                   "for ipfs inputs and the ipfs publisher [config IPFS.Embedded.Enabled].")
 @pass_cli
 def devstack(
     cli: CLIContext,
@@ -133,6 +136,7 @@ def devstack(
     transport: str | None,
     processes: bool,
     swarm_key: Path | None,
+    embedded_ipfs: bool,
 ) -> None:
     """Run a local network of orchestrators, compute nodes and hybrids on 127.0.0.1."""
     if orchestrators + hybrids == 0:
@@ -149,6 +153,8 @@ def devstack(
     if transport:
         overrides.append(f"Network.Transport={transport.lower()}")
     overrides += _network_overrides((), (), swarm_key)
+    if embedded_ipfs:
+        overrides.append("IPFS.Embedded.Enabled=true")
 
     from bacalhau.config import load_config
     from bacalhau.devstack import run_devstack
