@@ -68,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
         "Docker": {"Registries": {}, "StopTimeout": "1s"},
     }},
     "Logging": {"Level": "info"},
+    # The web UI at <API>/ui/ on requester nodes; Listen (host:port) serves it on its own too.
+    "WebUI": {"Enabled": True, "Listen": ""},
 }
 
 _SECRET_KEY = re.compile(r"(token|password|secret|apikey|api_key|key)$", re.IGNORECASE)
