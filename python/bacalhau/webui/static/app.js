@@ -34,9 +34,10 @@ function makeContext(path, query) {
   const timers = new Set();
   const cleanups = [];
   let active = true;
-  return {
+  const ctx = {
     path,
     query,
+    hash: location.hash,
     active: () => active,
     banner: showBanner,
     /** Run `fn` now and then every `ms` (never two at once) while the view is shown. */
@@ -60,6 +61,7 @@ function makeContext(path, query) {
       for (const [k, v] of Object.entries(values)) if (v) params.set(k, v);
       const text = params.toString();
       history.replaceState(null, "", `#${path}${text ? "?" + text : ""}`);
+      ctx.hash = location.hash;
     },
     dispose() {
       active = false;
@@ -67,12 +69,14 @@ function makeContext(path, query) {
       for (const fn of cleanups) fn();
     },
   };
+  return ctx;
 }
 
 function route() {
-  const hash = location.hash.replace(/^#/, "") || "/jobs";
+  const hash = location.hash.replace(/^#/, "");
+  if (!hash || hash === "/") { location.replace("#/jobs"); return; }
   const [path, queryText = ""] = hash.split("?");
-  if (current && current.path === path) return;
+  if (current && current.hash === location.hash) return; // the view's own setQuery
   if (current) current.dispose();
   showBanner(null);
   for (const [pattern, module, nav] of ROUTES) {
