@@ -190,6 +190,24 @@ def test_filters_and_api_text_rendered_as_text(network: UiNetwork, browser: UiBr
     _no_console_errors(browser)
 
 
+def test_job_page_says_why_a_job_is_not_scheduled(network: UiNetwork,
+                                                  browser: UiBrowser) -> None:
+    spec = wordcount_job(extra={
+        "Constraints": [{"Key": "zone", "Operator": "=", "Values": ["nowhere"]}]})
+    spec["Tasks"][0]["Timeouts"] = {"QueueTimeout": 600}
+    status, doc = network.requester.api("PUT", "/api/v1/orchestrator/jobs", {"Job": spec})
+    assert status == 200, doc
+    job_id = doc["JobID"]
+    try:
+        browser.open(network.ui(f"/jobs/{job_id}"))
+        browser.wait(lambda: _state_badge(browser) == "Queued", 30, what="Queued badge")
+        reason = browser.wait_text("#job-not-scheduled", "not enough nodes")
+        assert "zone" in reason, reason  # the constraint that rules every node out
+        _no_console_errors(browser)
+    finally:
+        network.requester.api("DELETE", f"/api/v1/orchestrator/jobs/{job_id}", {"reason": "done"})
+
+
 def test_overview_draws_charts(network: UiNetwork, browser: UiBrowser) -> None:
     browser.open(network.ui("/overview"))
     browser.wait(lambda: browser.find_all("#chart-created svg rect"), what="created chart bars")

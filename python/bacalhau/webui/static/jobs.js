@@ -98,7 +98,7 @@ export function render(root, _params, ctx) {
     const now = Date.now();
     const rows = items.map((j) => h("tr", { "data-job-id": j.ID },
       h("td", { class: "nowrap mono" }, routeLink(`/jobs/${encodeURIComponent(j.ID)}`, shortId(j.ID), { title: j.ID })),
-      h("td", {}, j.Name && j.Name !== j.ID ? j.Name : h("span", { class: "muted" }, "—")),
+      h("td", { class: "nowrap" }, j.Name && j.Name !== j.ID ? j.Name : h("span", { class: "muted" }, "—")),
       h("td", {}, j.Type || ""),
       h("td", { "data-col": "state" }, badge(jobState(j))),
       h("td", { class: "nowrap", title: time(j.CreateTime) }, ago(j.CreateTime, now)),

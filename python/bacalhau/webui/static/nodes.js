@@ -18,15 +18,25 @@ function connection(node) {
 }
 
 /** A bar filled to the used share, labelled "available / max". */
-export function capacityBar(available, max, fmt) {
+export function capacityBar(available, max, fmt, offline = false) {
   const a = Number(available || 0);
   const m = Number(max || 0);
   if (!m) return h("span", { class: "muted" }, "—");
+  if (offline) { // a disconnected node's availability is unknown (the API zeroes it)
+    return h("div", { class: "bar", title: `disconnected: ${fmt(m)} max` },
+      h("span", { class: "label muted" }, `? / ${fmt(m)}`));
+  }
   const used = Math.min(1, Math.max(0, (m - a) / m));
   const fill = h("div", { class: ["fill", used >= 0.95 ? "full" : used >= 0.7 ? "high" : ""] });
   fill.style.width = `${(used * 100).toFixed(1)}%`; // CSSOM, allowed by the page's CSP
   return h("div", { class: "bar", title: `${fmt(a)} available of ${fmt(m)} (${Math.round(used * 100)}% in use)` },
-    fill, h("span", { class: "label" }, `${fmt(a)} / ${fmt(m)}`));
+    fill, h("span", { class: "label" }, pair(fmt(a), fmt(m))));
+}
+
+/** "20 / 216 GB" rather than "20 GB / 216 GB" when both share a unit. */
+function pair(a, m) {
+  const unit = / [A-Z]+$/.exec(m)?.[0];
+  return unit && a.endsWith(unit) ? `${a.slice(0, -unit.length)} / ${m}` : `${a} / ${m}`;
 }
 
 let manualApproval = null; // from /api/v1/agent/config, read once
@@ -95,7 +105,8 @@ function renderList(root, ctx) {
         h("td", {}, chips(info.Labels, (k) => SYSTEM_LABELS.has(k))),
         h("td", {}, compute ? (c.ExecutionEngines || []).map((e) => h("span", { class: "chip" }, e)) : "—"),
         DIMENSIONS.map(([key, , fmt]) => h("td", {}, compute
-          ? capacityBar(c.AvailableCapacity?.[key], c.MaxCapacity?.[key], fmt) : h("span", { class: "muted" }, "—"))),
+          ? capacityBar(c.AvailableCapacity?.[key], c.MaxCapacity?.[key], fmt, connection(n) !== "CONNECTED")
+          : h("span", { class: "muted" }, "—"))),
         h("td", { class: "nowrap" }, compute ? `${c.RunningExecutions || 0} / ${c.EnqueuedExecutions || 0}` : "—"),
         withActions ? h("td", { class: "nowrap" }, actionButtons(n, ctx, refresh)) : null);
     });
@@ -103,7 +114,7 @@ function renderList(root, ctx) {
     summary.textContent = `${list.length} known · ${connected} connected`;
     summary.className = "muted small";
     replace(holder, table(["Node", "Type", "Membership", "Connection", "Labels", "Engines",
-      "CPU", "Memory", "Disk", "GPU", "Running / queued", ...(withActions ? [""] : [])], rows, "No nodes known yet."));
+      "CPU", "Memory", "Disk", "GPU", "Run / queue", ...(withActions ? [""] : [])], rows, "No nodes known yet."));
   }
   ctx.every(2000, refresh);
 }
@@ -150,7 +161,7 @@ function renderNode(root, nodeId, ctx) {
           ])) : null)),
       compute ? h("div", { class: "panel" }, h("h2", {}, "Capacity"),
         h("div", { class: "toolbar" }, DIMENSIONS.map(([key, label, fmt]) => h("label", {}, label,
-          capacityBar(c.AvailableCapacity?.[key], c.MaxCapacity?.[key], fmt)))),
+          capacityBar(c.AvailableCapacity?.[key], c.MaxCapacity?.[key], fmt, connection(n) !== "CONNECTED")))),
         table(["", "CPU", "Memory", "Disk", "GPU"], [
           resourceRow("Max", c.MaxCapacity), resourceRow("Available", c.AvailableCapacity),
           resourceRow("Queued", c.QueueCapacity), resourceRow("Largest job", c.MaxJobRequirements)]),
