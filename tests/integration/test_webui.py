@@ -240,3 +240,39 @@ def test_killed_compute_node_is_shown_disconnected(network: UiNetwork,
     browser.wait(lambda: "DISCONNECTED" in browser.text("h1"), what="node page DISCONNECTED")
     browser.wait_text("main", "Disconnected since")
     _no_console_errors(browser)
+
+
+def test_manual_approval_buttons_approve_a_pending_node(tmp_path: Path,
+                                                        browser: UiBrowser) -> None:
+    requester = ServeProcess(
+        data_dir=tmp_path / "requester", roles=("--orchestrator",),
+        extra_args=["--listen", "/ip4/127.0.0.1/tcp/0",
+                    "-c", "Orchestrator.NodeManager.ManualApproval=true"])
+    compute: ServeProcess | None = None
+    try:
+        requester.start()
+        compute = ServeProcess(
+            data_dir=tmp_path / "compute", host="127.0.0.4", roles=("--compute",),
+            extra_args=["--listen", "/ip4/127.0.0.4/tcp/0",
+                        "--peers", ",".join(requester.addresses()),
+                        "-c", f"Compute.Heartbeat.Interval={HEARTBEAT}s"])
+        compute.start()
+        node_id = compute.node_id
+        row = f'tr[data-node-id="{node_id}"]'
+        browser.open(f"{requester.url}/ui/#/nodes")
+        browser.wait(lambda: browser.text(f'{row} td[data-col="membership"]') == "PENDING", 30,
+                     what="the new node PENDING")
+        browser.click(f'{row} [data-action="approve"]')
+        browser.wait(lambda: browser.text(f'{row} td[data-col="membership"]') == "APPROVED",
+                     what="the node APPROVED")
+        status, doc = requester.api("GET", f"/api/v1/orchestrator/nodes/{node_id}")
+        assert status == 200 and doc["Node"]["Membership"] == "APPROVED", doc
+        # under manual approval an approved node can still be rejected from its page
+        browser.click(f"{row} a")
+        browser.click('h1 [data-action="reject"]')
+        browser.wait(lambda: "REJECTED" in browser.text("h1"), what="the node REJECTED")
+        _no_console_errors(browser)
+    finally:
+        if compute is not None:
+            compute.stop()
+        requester.stop()
