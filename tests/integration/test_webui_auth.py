@@ -149,3 +149,27 @@ def test_a_401_asks_for_a_key_kept_in_the_session_and_sent_as_bearer(
     # the only console errors are the refused (401) requests themselves
     errors = [e for e in browser.console_errors() if "401" not in e["message"]]
     assert errors == [], errors
+
+
+def test_declining_the_prompt_shows_the_error_without_asking_again(
+        stub_api: StubAPI, browser: UiBrowser) -> None:
+    browser.open(f"{stub_api.url}/ui/#/jobs")
+    browser.wait(lambda: browser.find("#auth-dialog").get_attribute("open") is not None,
+                 what="the API key dialog")
+    browser.click("#auth-cancel")
+    browser.wait_text("#banner", "Request Unauthorized")
+    assert "API key button" in browser.text("#banner")
+
+    def job_requests() -> int:
+        return sum(1 for path, _ in stub_api.seen if path == "/api/v1/orchestrator/jobs")
+
+    after_cancel = job_requests()
+    # the page keeps refreshing (and failing) without opening the dialog again
+    browser.wait(lambda: job_requests() >= after_cancel + 2, what="two more refreshes")
+    assert browser.find("#auth-dialog").get_attribute("open") is None
+    # the API key button brings the prompt back
+    browser.click("#auth-button")
+    field = browser.wait(lambda: browser.find("#auth-key"), what="key field")
+    field.send_keys(API_KEY)
+    browser.click("#auth-save")
+    browser.wait_text("#jobs-table", "secret-job")

@@ -18,6 +18,7 @@ export class ApiError extends Error {
 
 let askForKey = null; // async (message) => key | null
 let pendingAsk = null;
+let declined = false; // the user cancelled the prompt: do not ask again on every refresh
 const keyListeners = new Set();
 
 /** Install the function that asks the user for a key (returns null when they decline). */
@@ -27,6 +28,7 @@ export function apiKey() {
   try { return sessionStorage.getItem(KEY_NAME) || ""; } catch { return ""; }
 }
 export function setApiKey(key) {
+  declined = false;
   try {
     if (key) sessionStorage.setItem(KEY_NAME, key);
     else sessionStorage.removeItem(KEY_NAME);
@@ -51,9 +53,12 @@ function withQuery(path, query) {
 }
 
 async function keyAfter401(error) {
-  if (!askForKey) return null;
+  if (!askForKey || declined) return null;
   // Concurrent 401s share one prompt.
-  pendingAsk ??= askForKey(error.message).finally(() => { pendingAsk = null; });
+  pendingAsk ??= askForKey(error.message).then((key) => {
+    if (!key) declined = true;
+    return key;
+  }).finally(() => { pendingAsk = null; });
   return pendingAsk;
 }
 
@@ -77,9 +82,11 @@ export async function api(method, path, { query, body } = {}) {
     try { data = text ? JSON.parse(text) : null; } catch { data = null; }
     if (resp.ok) return data;
     const error = new ApiError(resp.status, data, text.slice(0, 200));
-    if (resp.status === 401 && attempt < 3) {
-      const key = await keyAfter401(error);
+    if (resp.status === 401) {
+      const key = attempt < 3 ? await keyAfter401(error) : null;
       if (key) { setApiKey(key); continue; }
+      error.hint ||= "This API needs a key: use the API key button at the top right.";
+      for (const fn of keyListeners) fn(Boolean(apiKey()));
     }
     throw error;
   }

@@ -20,8 +20,11 @@ const viewEl = document.getElementById("view");
 const bannerEl = document.getElementById("banner");
 let current = null; // {path, dispose()}
 
+let bannerKind = "";
+
 function showBanner(error, kind = "error") {
-  if (!error) { bannerEl.hidden = true; return; }
+  if (!error) { bannerEl.hidden = true; bannerKind = ""; return; }
+  bannerKind = kind;
   const message = typeof error === "string" ? error : error.message;
   const hint = typeof error === "string" ? "" : error.hint;
   replace(bannerEl, message, hint ? h("div", { class: "small" }, hint) : null);
@@ -46,7 +49,7 @@ function makeContext(path, query) {
         if (!active) return;
         try {
           await fn();
-          showBanner(null);
+          if (bannerKind === "error") showBanner(null); // recovered; notices stay
         } catch (err) {
           if (active) showBanner(err);
         }

@@ -259,12 +259,19 @@ function logStream(jobId, pre, status, ctx) {
   return {
     update(job, execs) {
       if (!ctx.active() || finished || socket) return;
+      const terminal = TERMINAL.has(jobState(job));
       const live = execs.filter((e) => !isDiscarded(e) || computeState(e.ComputeState) === "Failed");
-      const pick = [...live].sort((a, b) => toMillis(b.ModifyTime) - toMillis(a.ModifyTime))[0];
-      if (!pick) { status.textContent = "waiting for an execution…"; return; }
+      // Once the job is over, a cancelled execution's logs are worth showing too.
+      const candidates = live.length || !terminal ? live : execs.filter((e) => e.NodeID);
+      const pick = [...candidates].sort((a, b) => toMillis(b.ModifyTime) - toMillis(a.ModifyTime))[0];
+      if (!pick) {
+        if (terminal) { finished = true; status.textContent = "no execution ran"; }
+        else status.textContent = "waiting for an execution…";
+        return;
+      }
       // A stream that ends while the job runs is reopened (a bounded number of times); once
       // the job is over, it is read once more in full.
-      if (attempts >= 30 && !TERMINAL.has(jobState(job))) return;
+      if (attempts >= 30 && !terminal) return;
       open(job, pick);
     },
     close() {
