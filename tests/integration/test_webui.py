@@ -208,6 +208,29 @@ def test_job_page_says_why_a_job_is_not_scheduled(network: UiNetwork,
         network.requester.api("DELETE", f"/api/v1/orchestrator/jobs/{job_id}", {"reason": "done"})
 
 
+def test_jobs_table_pages_through_the_server_listing(network: UiNetwork,
+                                                    browser: UiBrowser) -> None:
+    status, doc = network.requester.api(
+        "GET", "/api/v1/orchestrator/jobs?order_by=created_at&reverse=true")
+    assert status == 200, doc
+    newest_first = [j["ID"] for j in doc["Items"]]
+    assert len(newest_first) >= 4, newest_first
+
+    def shown() -> list[str]:
+        return [r.get_attribute("data-job-id")
+                for r in browser.find_all("#jobs-table tbody tr[data-job-id]")]
+
+    browser.open(network.ui("/jobs?size=2"))
+    browser.wait(lambda: shown() == newest_first[:2], what="page 1: the two newest jobs")
+    browser.click('[data-action="next"]')
+    browser.wait(lambda: shown() == newest_first[2:4], what="page 2")
+    browser.wait_text(".pager", "page 2")
+    browser.click('[data-action="prev"]')
+    browser.wait(lambda: shown() == newest_first[:2], what="back on page 1")
+    assert not browser.find('[data-action="prev"]').is_enabled()
+    _no_console_errors(browser)
+
+
 def test_overview_draws_charts(network: UiNetwork, browser: UiBrowser) -> None:
     browser.open(network.ui("/overview"))
     browser.wait(lambda: browser.find_all("#chart-created svg rect"), what="created chart bars")

@@ -20,7 +20,7 @@ export function render(root, _params, ctx) {
     state: q.get("state") || "",
     type: q.get("type") || "",
     labels: q.get("labels") || "",
-    size: PAGE_SIZES.includes(Number(q.get("size"))) ? Number(q.get("size")) : 20,
+    size: pageSize(q.get("size")),
     page: 0,
     tokens: [""], // tokens[i] = NextToken that starts page i (server paging)
     live: true,
@@ -39,7 +39,8 @@ export function render(root, _params, ctx) {
     select("state", "State", [["", "Any state"], ...JOB_STATES.map((s) => [s, s])], state.state),
     select("type", "Type", [["", "Any type"], ...JOB_TYPES.map((t) => [t, t])], state.type),
     h("label", {}, "Labels", labelsInput),
-    select("size", "Per page", PAGE_SIZES.map((n) => [String(n), String(n)]), String(state.size)),
+    select("size", "Per page", [...new Set([...PAGE_SIZES, state.size])].sort((a, b) => a - b)
+      .map((n) => [String(n), String(n)]), String(state.size)),
     h("label", { class: "check" }, liveBox, "Live refresh"),
     h("span", { class: "spacer" }),
     summary);
@@ -116,6 +117,12 @@ export function render(root, _params, ctx) {
   ctx.every(() => 2000, async () => {
     if (state.live || !tableHolder.firstChild) await load();
   });
+}
+
+/** `?size=` of the URL: 1..100 rows a page, 20 when absent or invalid. */
+function pageSize(text) {
+  const n = Number(text);
+  return Number.isInteger(n) && n >= 1 && n <= 100 ? n : 20;
 }
 
 function truncate(text, n) {
