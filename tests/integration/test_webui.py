@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bacalhau.executors.docker import TEST_IMAGE
 from tests.conftest import ASSETS, ServeProcess, wait_until
 from tests.jobspecs import wordcount_job
 from tests.webui_browser import UiBrowser, browser_missing
@@ -169,6 +170,31 @@ def test_stop_button_stops_a_running_job(network: UiNetwork, browser: UiBrowser)
     assert network.job(job_id)["State"]["StateType"] == "Stopped"
     assert browser.find_all('[data-action="stop"]') == []  # no Stop on a terminal job
     _no_console_errors(browser)
+
+
+def test_logs_stream_while_a_docker_job_runs(network: UiNetwork, browser: UiBrowser) -> None:
+    status, doc = network.requester.api("GET", "/api/v1/orchestrator/nodes")
+    assert status == 200, doc
+    engines = {e for n in doc["Nodes"]
+               for e in n["Info"]["ComputeNodeInfo"].get("ExecutionEngines") or []}
+    if "docker" not in engines:
+        pytest.skip("no compute node has a Docker engine (none answers on this machine)")
+    done = network.requester.cli(
+        "docker", "run", "--no-wait", "--id-only", TEST_IMAGE, "--",
+        "sh", "-c", "echo first line; echo to stderr >&2; sleep 120")
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.strip()
+    try:
+        browser.open(network.ui(f"/jobs/{job_id}"))
+        browser.wait(lambda: _state_badge(browser) == "Running", 60, what="Running badge")
+        # the lines arrive over the WebSocket while the container still runs
+        browser.wait_text("#job-logs", "first line", 30)
+        browser.wait_text("#job-logs .stderr", "to stderr")
+        assert _state_badge(browser) == "Running"
+        assert "streaming" in browser.text("#job-logs-status")
+        _no_console_errors(browser)
+    finally:
+        network.requester.api("DELETE", f"/api/v1/orchestrator/jobs/{job_id}", {"reason": "done"})
 
 
 def test_filters_and_api_text_rendered_as_text(network: UiNetwork, browser: UiBrowser) -> None:
