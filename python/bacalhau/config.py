@@ -79,6 +79,8 @@ DEFAULTS: dict[str, Any] = {
         "Docker": {"Registries": {}, "StopTimeout": "1s"},
     }},
     "Logging": {"Level": "info"},
+    # The web UI at <API>/ui/ on requester nodes; Listen (host:port) serves it on its own too.
+    "WebUI": {"Enabled": True, "Listen": ""},
 }
 
 # AWS-style names too: AccessKeyID, SecretAccessKey, SessionToken, Credentials

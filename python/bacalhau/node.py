@@ -210,6 +210,7 @@ class Node:
         self._stores: list[Any] = []
         self._api_runner: Any = None
         self.api_url = ""
+        self.webui_url = ""
 
     # -- construction -------------------------------------------------------------------------
 
@@ -420,6 +421,12 @@ class Node:
         port = int(self.config.get("API.Port"))
         self._api_runner, bound = await start_api(app, host, port)
         self.api_url = f"http://{host}:{bound}"
+        if self.requester is not None:
+            from bacalhau.webui import start_webui_site, webui_enabled
+
+            if webui_enabled(self.config):
+                own_site = await start_webui_site(self._api_runner, self.config)
+                self.webui_url = own_site or f"{self.api_url}/ui/"
 
     async def stop(self) -> None:
         for handle in self._republish:
@@ -489,6 +496,8 @@ async def run_node(config: Config) -> None:
         host, _, port = node.api_url.removeprefix("http://").rpartition(":")
         print(f"API: {node.api_url}\nexport BACALHAU_API_HOST={host}\n"
               f"export BACALHAU_API_PORT={port}", flush=True)
+    if node.webui_url:
+        print(f"Web UI: {node.webui_url}", flush=True)
     print(f"Run file: {node.data_dir / RUN_FILE}", flush=True)
     try:
         await wait_for_shutdown()

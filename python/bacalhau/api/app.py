@@ -15,6 +15,7 @@ from aiohttp import WSCloseCode, web
 
 from bacalhau.config import Config
 from bacalhau.models import NodeInfo
+from bacalhau.webui import setup_webui_routes, webui_enabled
 
 from .middleware import (
     add_response_headers,
@@ -65,6 +66,8 @@ def create_app(
     if requester is not None:
         app[REQUESTER] = requester
         setup_orchestrator_routes(app)
+        if webui_enabled(config):
+            setup_webui_routes(app)  # the web UI (/ui/), requester nodes only
     setup_agent_routes(app)
     app.on_response_prepare.append(add_response_headers)
     app.on_shutdown.append(_close_websockets)
