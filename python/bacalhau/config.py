@@ -15,7 +15,18 @@ from bacalhau.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
     "DataDir": "~/.bacalhau",
-    "API": {"Host": "127.0.0.1", "Port": 1234},
+    "API": {
+        "Host": "127.0.0.1", "Port": 1234,
+        # Users: [{Username, Password (plain or bcrypt) | APIKey, Capabilities: [{Actions}]}];
+        # none = anonymous access (docs/api.md).
+        "Auth": {"Users": []},
+        # CertFile + KeyFile serve HTTPS; SelfSigned makes a pair in <DataDir>/tls. Clients:
+        # UseTLS, Insecure (skip verification), CAFile.
+        "TLS": {"CertFile": "", "KeyFile": "", "SelfSigned": False,
+                "UseTLS": False, "Insecure": False, "CAFile": ""},
+        # Per client (credential or address); 0 = no limit.
+        "RateLimit": {"RequestsPerSecond": 1000, "Burst": 1000},
+    },
     "NameProvider": "puuid",
     "Labels": {},
     "Orchestrator": {
@@ -70,7 +81,9 @@ DEFAULTS: dict[str, Any] = {
     "Logging": {"Level": "info"},
 }
 
-_SECRET_KEY = re.compile(r"(token|password|secret|apikey|api_key|key)$", re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"(token|password|passphrase|secret|apikey|api_key|key|credentials?|privatekey)$",
+    re.IGNORECASE)
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
                    "h": 3600.0, None: 1.0}
 

@@ -348,7 +348,7 @@ class Node:
                 "BACALHAU_NODE_TYPE": ",".join(self.roles()),
                 "BACALHAU_NODE_PID": str(os.getpid())}
         if self.api_url:
-            host, _, port = self.api_url.removeprefix("http://").rpartition(":")
+            host, _, port = self.api_url.split("://", 1)[-1].rpartition(":")
             info["BACALHAU_API_HOST"] = host
             info["BACALHAU_API_PORT"] = port
         if self.addresses():
@@ -395,12 +395,16 @@ class Node:
 
     async def _start_api(self) -> None:
         from bacalhau.api.app import create_app, start_api
+        from bacalhau.api.auth import warn_if_exposed
+        from bacalhau.api.limits import server_ssl_context
 
         app = create_app(self.requester, node_info_provider=self.node_info, config=self.config)
         host = str(self.config.get("API.Host"))
         port = int(self.config.get("API.Port"))
-        self._api_runner, bound = await start_api(app, host, port)
-        self.api_url = f"http://{host}:{bound}"
+        ssl_context = server_ssl_context(self.config)
+        warn_if_exposed(self.config)
+        self._api_runner, bound = await start_api(app, host, port, ssl_context=ssl_context)
+        self.api_url = f"{'https' if ssl_context else 'http'}://{host}:{bound}"
 
     async def stop(self) -> None:
         for handle in self._republish:
@@ -463,7 +467,7 @@ async def run_node(config: Config) -> None:
     if node.addresses() and node.is_requester:
         print(f"Join it: bacalhau serve --compute --peers {node.addresses()[0]}", flush=True)
     if node.api_url:
-        host, _, port = node.api_url.removeprefix("http://").rpartition(":")
+        host, _, port = node.api_url.split("://", 1)[-1].rpartition(":")
         print(f"API: {node.api_url}\nexport BACALHAU_API_HOST={host}\n"
               f"export BACALHAU_API_PORT={port}", flush=True)
     print(f"Run file: {node.data_dir / RUN_FILE}", flush=True)

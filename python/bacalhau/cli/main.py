@@ -66,7 +66,8 @@ class BacalhauGroup(click.Group):
             raise
         except Exception as exc:
             cli = ctx.find_object(CLIContext)
-            url = f"http://{cli.api_host}:{cli.api_port}" if cli else "the API"
+            scheme = "https" if cli and (cli.tls or cli.insecure) else "http"
+            url = f"{scheme}://{cli.api_host}:{cli.api_port}" if cli else "the API"
             friendly = friendly_error(exc, url)
             if friendly is None:
                 raise
@@ -113,6 +114,11 @@ class BacalhauGroup(click.Group):
     default=None,
     help="Log level [env LOG_LEVEL; info for serve/devstack, warning otherwise].",
 )
+@click.option("--tls", is_flag=True, envvar="BACALHAU_API_TLS_USETLS",
+              help="Talk to the API over HTTPS [env BACALHAU_API_TLS_USETLS].")
+@click.option("--insecure", is_flag=True, envvar="BACALHAU_API_TLS_INSECURE",
+              help="HTTPS without verifying the certificate (self-signed test nodes) "
+                   "[env BACALHAU_API_TLS_INSECURE].")
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -121,6 +127,8 @@ def cli(
     data_dir: Path | None,
     config: tuple[str, ...],
     log_level: str | None,
+    tls: bool,
+    insecure: bool,
 ) -> None:
     """Bacalhau: run compute jobs where the data is."""
     source = ctx.get_parameter_source
@@ -132,6 +140,8 @@ def cli(
         log_level=log_level,
         host_from_flag=source("api_host") != click.core.ParameterSource.DEFAULT,
         port_from_flag=source("api_port") != click.core.ParameterSource.DEFAULT,
+        tls=tls,
+        insecure=insecure,
     )
     if ctx.invoked_subcommand not in ("serve", "devstack"):
         ctx.obj.setup_logging("warning")
