@@ -49,6 +49,13 @@ ANY_MAP: Schema = {"type": "object", "additionalProperties": True}
 NS: Schema = {"type": "integer", "format": "int64", "description": "Unix nanoseconds"}
 
 
+EXAMPLE_JOB: Schema = {
+    "Name": "openapi-example", "Type": "batch", "Count": 1,
+    "Tasks": [{"Name": "main", "Engine": {"Type": "noop"},
+               "Timeouts": {"QueueTimeout": 600}}],
+}
+
+
 def _schemas() -> dict[str, Schema]:
     resources = _obj({"CPU": NUM, "Memory": INT, "Disk": INT, "GPU": INT,
                       "GPUs": _arr(_obj({"Index": INT, "Name": STR, "Vendor": STR,
@@ -168,7 +175,8 @@ def _schemas() -> dict[str, Schema]:
         "PagedExecutions": _page("Execution"),
         "PagedHistory": _page("JobHistory"),
         "PagedResults": _page("SpecConfig"),
-        "PutJobRequest": _obj({"Job": _ref("JobSpec"), "Force": BOOL}, ("Job",)),
+        "PutJobRequest": _obj({"Job": _ref("JobSpec"), "Force": BOOL}, ("Job",),
+                              example={"Job": EXAMPLE_JOB, "Force": False}),
         "PutJobResponse": _obj({"JobID": STR, "EvaluationID": STR, "Warnings": _arr(STR)},
                                ("JobID", "EvaluationID", "Warnings")),
         "DiffJobRequest": _obj({"Job": _ref("JobSpec")}, ("Job",)),
@@ -319,7 +327,10 @@ def _paths() -> dict[str, Any]:
             },
         },
         NODES: {
-            "get": _op("listNodes", "List nodes", "ListNodesResponse", params=[
+            "get": _op("listNodes", "List nodes", "ListNodesResponse", links={
+                "GetNode": {"operationId": "getNode",
+                            "parameters": {"id": "$response.body#/Nodes/0/Info/NodeID"}}},
+                params=[
                 LIMIT, NEXT_TOKEN, REVERSE, LABELS,
                 _q("order_by", {"type": "string", "enum": [
                     "id", "type", "available_cpu", "available_memory", "available_disk",
