@@ -213,6 +213,7 @@ class Node:
         self._stores: list[Any] = []
         self._api_runner: Any = None
         self.api_url = ""
+        self.api_ca_file = ""  # the self-signed API certificate, which clients may trust
 
     # -- construction -------------------------------------------------------------------------
 
@@ -351,6 +352,10 @@ class Node:
             host, _, port = self.api_url.split("://", 1)[-1].rpartition(":")
             info["BACALHAU_API_HOST"] = host
             info["BACALHAU_API_PORT"] = port
+            if self.api_url.startswith("https://"):
+                info["BACALHAU_API_TLS_USETLS"] = "true"
+                if self.api_ca_file:
+                    info["BACALHAU_API_TLS_CAFILE"] = self.api_ca_file
         if self.addresses():
             info["BACALHAU_NETWORK_PEERS"] = ",".join(self.addresses())
         return info
@@ -405,6 +410,8 @@ class Node:
         warn_if_exposed(self.config)
         self._api_runner, bound = await start_api(app, host, port, ssl_context=ssl_context)
         self.api_url = f"{'https' if ssl_context else 'http'}://{host}:{bound}"
+        if ssl_context is not None and not self.config.get("API.TLS.CertFile"):
+            self.api_ca_file = str(self.data_dir / "tls" / "api.crt")
 
     async def stop(self) -> None:
         for handle in self._republish:
@@ -470,6 +477,10 @@ async def run_node(config: Config) -> None:
         host, _, port = node.api_url.split("://", 1)[-1].rpartition(":")
         print(f"API: {node.api_url}\nexport BACALHAU_API_HOST={host}\n"
               f"export BACALHAU_API_PORT={port}", flush=True)
+        if node.api_url.startswith("https://"):
+            print("export BACALHAU_API_TLS_USETLS=true", flush=True)
+            if node.api_ca_file:
+                print(f"export BACALHAU_API_TLS_CAFILE={node.api_ca_file}", flush=True)
     print(f"Run file: {node.data_dir / RUN_FILE}", flush=True)
     try:
         await wait_for_shutdown()

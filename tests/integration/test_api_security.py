@@ -54,7 +54,9 @@ class SecureServe(ServeProcess):
 
 def _cli(server: ServeProcess, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = server.env()
-    for name in ("BACALHAU_API_KEY", "BACALHAU_API_USERNAME", "BACALHAU_API_PASSWORD"):
+    for name in ("BACALHAU_API_KEY", "BACALHAU_API_USERNAME", "BACALHAU_API_PASSWORD",
+                 "BACALHAU_API_TLS_USETLS", "BACALHAU_API_TLS_INSECURE",
+                 "BACALHAU_API_TLS_CAFILE"):
         environ.pop(name, None)
     environ.update(env)
     return subprocess.run([sys.executable, "-m", "bacalhau", *args], capture_output=True,
@@ -130,6 +132,25 @@ def test_users_tls_and_no_secret_leaks(secure_server: SecureServe) -> None:
     # the read-only key cannot stop anything
     stop = run("job", "stop", "j-1234", BACALHAU_API_KEY=READ_KEY)
     assert stop.returncode == 1 and "Request Forbidden" in stop.stderr
+
+    # the logs WebSocket carries the credential too: the lookup answers, not a 401
+    logs = run("job", "logs", "j-00000000", BACALHAU_API_KEY=API_KEY)
+    assert logs.returncode == 1 and "not found" in logs.stderr, logs.stderr
+    info = run("auth", "info", BACALHAU_API_KEY=READ_KEY)
+    assert "Credentials: an API key" in info.stdout
+    assert "Access: refused (403 Request Forbidden" in info.stdout  # no read:agent
+    assert "Access: accepted" in run("auth", "info", BACALHAU_API_KEY=API_KEY).stdout
+
+    # verified HTTPS: the run file names the self-signed certificate to trust
+    run_file = server.run_info()
+    assert run_file["BACALHAU_API_TLS_USETLS"] == "true"
+    ca_file = run_file["BACALHAU_API_TLS_CAFILE"]
+    assert Path(ca_file) == server.data_dir / "tls" / "api.crt"
+    trusted = _cli(server, "job", "list", BACALHAU_API_KEY=API_KEY,
+                   BACALHAU_API_TLS_CAFILE=ca_file)
+    outputs.extend([trusted.stdout, trusted.stderr])
+    assert trusted.returncode == 0, trusted.stderr
+    assert (server.data_dir / "tls" / "api.key").stat().st_mode & 0o777 == 0o600
 
     config = run("agent", "config", "--output", "json", BACALHAU_API_KEY=API_KEY)
     assert config.returncode == 0, config.stderr

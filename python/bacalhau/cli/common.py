@@ -33,6 +33,7 @@ class CLIContext:
     timeout: float = 30.0
     tls: bool = False
     insecure: bool = False
+    ca_file: str = ""
 
     def client(self) -> Client:
         """A client for the API named by the flags, else `-c API.Host/API.Port`, else defaults."""
@@ -46,7 +47,7 @@ class CLIContext:
             host = "127.0.0.1"
         tls = self.tls or _truthy(overrides.get("API.TLS.UseTLS"))
         insecure = self.insecure or _truthy(overrides.get("API.TLS.Insecure"))
-        ca_file = str(overrides.get("API.TLS.CAFile") or "")
+        ca_file = self.ca_file or str(overrides.get("API.TLS.CAFile") or "")
         return Client(host, port, timeout=self.timeout, tls=tls or insecure or bool(ca_file),
                       headers=auth_headers(), insecure=insecure, ca_file=ca_file)
 
