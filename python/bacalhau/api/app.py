@@ -65,7 +65,8 @@ def create_app(
     if limiter is not None:
         app[RATE_LIMITER] = limiter
     auth.setup(app, config)
-    openapi.setup(app, orchestrator=requester is not None)
+    openapi.setup(app, orchestrator=requester is not None,
+                  auth_required=app[auth.AUTHENTICATOR].enabled)
     app[NODE_INFO] = node_info_provider
     app[CONFIG] = config
     app[DEBUG_INFO] = dict(debug_info or {})

@@ -386,9 +386,10 @@ def _paths() -> dict[str, Any]:
     }
 
 
-def build_document(*, orchestrator: bool = True) -> dict[str, Any]:
+def build_document(*, orchestrator: bool = True, auth_required: bool = False) -> dict[str, Any]:
     """The OpenAPI 3.0 document; `orchestrator=False` leaves out `/api/v1/orchestrator/*`
-    (a compute-only node serves only the agent, auth and document paths)."""
+    (a compute-only node serves only the agent, auth and document paths); `auth_required`
+    (users configured) makes Basic or Bearer credentials required outside the open paths."""
     version = build_version_info()
     paths = _paths()
     if not orchestrator:
@@ -404,7 +405,7 @@ def build_document(*, orchestrator: bool = True) -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "tags": [{"name": n} for n in ("orchestrator", "agent", "auth", "meta")],
-        "security": [{}, {"basic": []}, {"apiKey": []}],
+        "security": [{"basic": []}, {"apiKey": []}] if auth_required else [],
         "paths": paths,
         "components": {
             "schemas": _schemas(),
@@ -426,8 +427,9 @@ async def serve_document(request: web.Request) -> web.Response:
     return json_response(request.app[OPENAPI_DOC])
 
 
-def setup(app: web.Application, *, orchestrator: bool = True) -> None:
-    app[OPENAPI_DOC] = build_document(orchestrator=orchestrator)
+def setup(app: web.Application, *, orchestrator: bool = True, auth_required: bool = False
+          ) -> None:
+    app[OPENAPI_DOC] = build_document(orchestrator=orchestrator, auth_required=auth_required)
     app.router.add_get(OPENAPI_PATH, serve_document)
 
 
