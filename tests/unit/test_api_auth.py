@@ -150,8 +150,10 @@ async def test_wrong_or_missing_credentials_are_401(client: TestClient) -> None:
         (basic("admin", "wrong-password"), "invalid username or password"),
         (basic("nobody", ADMIN_PASSWORD), "invalid username or password"),
         ({"Authorization": "Basic !!!"}, "malformed basic credentials"),
-        ({"Authorization": "Digest abc"}, "unsupported Authorization scheme 'Digest' "
+        ({"Authorization": "Digest abc"}, "unsupported Authorization scheme "
                                           "(use Basic or Bearer)"),
+        ({"Authorization": "bare-secret"}, "unsupported Authorization scheme "
+                                           "(use Basic or Bearer)"),
     ]:
         status, body = await _status(await client.get(JOBS, headers=headers))
         assert status == 401, headers

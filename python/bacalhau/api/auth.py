@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
 import hmac
 import ipaddress
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -179,7 +179,7 @@ class Authenticator:
         self.users = users
         self._by_name = {u.username: u for u in users if u.password}
         self._keyed = [u for u in users if u.api_key]
-        self._salt = hashlib.sha256(repr(id(self)).encode()).digest()
+        self._salt = os.urandom(32)
         self._verified: set[bytes] = set()
 
     @classmethod
@@ -240,7 +240,8 @@ class Authenticator:
             if user is None:
                 raise _unauthorized("invalid username or password")
             return user
-        raise _unauthorized(f"unsupported Authorization scheme {scheme!r} (use Basic or Bearer)")
+        # the header is not echoed: a client may have put a bare secret there
+        raise _unauthorized("unsupported Authorization scheme (use Basic or Bearer)")
 
 
 def _unauthorized(reason: str) -> UnauthorizedError:
