@@ -81,9 +81,7 @@ DEFAULTS: dict[str, Any] = {
     "Logging": {"Level": "info"},
 }
 
-_SECRET_KEY = re.compile(
-    r"(token|password|passphrase|secret|apikey|api_key|key|credentials?|privatekey)$",
-    re.IGNORECASE)
+_SECRET_KEY = re.compile(r"(token|password|secret|apikey|api_key|key)$", re.IGNORECASE)
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
                    "h": 3600.0, None: 1.0}
 

@@ -213,7 +213,6 @@ class Node:
         self._stores: list[Any] = []
         self._api_runner: Any = None
         self.api_url = ""
-        self.api_ca_file = ""  # the self-signed API certificate, which clients may trust
 
     # -- construction -------------------------------------------------------------------------
 
@@ -354,8 +353,8 @@ class Node:
             info["BACALHAU_API_PORT"] = port
             if self.api_url.startswith("https://"):
                 info["BACALHAU_API_TLS_USETLS"] = "true"
-                if self.api_ca_file:
-                    info["BACALHAU_API_TLS_CAFILE"] = self.api_ca_file
+                if not self.config.get("API.TLS.CertFile"):  # self-signed: clients may trust it
+                    info["BACALHAU_API_TLS_CAFILE"] = str(self.data_dir / "tls" / "api.crt")
         if self.addresses():
             info["BACALHAU_NETWORK_PEERS"] = ",".join(self.addresses())
         return info
@@ -410,8 +409,6 @@ class Node:
         warn_if_exposed(self.config)
         self._api_runner, bound = await start_api(app, host, port, ssl_context=ssl_context)
         self.api_url = f"{'https' if ssl_context else 'http'}://{host}:{bound}"
-        if ssl_context is not None and not self.config.get("API.TLS.CertFile"):
-            self.api_ca_file = str(self.data_dir / "tls" / "api.crt")
 
     async def stop(self) -> None:
         for handle in self._republish:
@@ -473,14 +470,13 @@ async def run_node(config: Config) -> None:
         print(f"Peer address: {address}", flush=True)
     if node.addresses() and node.is_requester:
         print(f"Join it: bacalhau serve --compute --peers {node.addresses()[0]}", flush=True)
+    for name, value in node.run_info().items():  # HTTPS: how a client reaches the API
+        if name.startswith("BACALHAU_API_TLS_"):
+            print(f"export {name}={value}", flush=True)
     if node.api_url:
         host, _, port = node.api_url.split("://", 1)[-1].rpartition(":")
         print(f"API: {node.api_url}\nexport BACALHAU_API_HOST={host}\n"
               f"export BACALHAU_API_PORT={port}", flush=True)
-        if node.api_url.startswith("https://"):
-            print("export BACALHAU_API_TLS_USETLS=true", flush=True)
-            if node.api_ca_file:
-                print(f"export BACALHAU_API_TLS_CAFILE={node.api_ca_file}", flush=True)
     print(f"Run file: {node.data_dir / RUN_FILE}", flush=True)
     try:
         await wait_for_shutdown()

@@ -162,10 +162,10 @@ cli.add_command(wasm)
 cli.add_command(docker)
 cli.add_command(node)
 cli.add_command(agent)
+cli.add_command(auth)
 cli.add_command(version)
 cli.add_command(cid)
 cli.add_command(swarm_key)
-cli.add_command(auth)
 
 
 def main() -> None:
