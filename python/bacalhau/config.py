@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
         # UseTLS, Insecure (skip verification), CAFile.
         "TLS": {"CertFile": "", "KeyFile": "", "SelfSigned": False,
                 "UseTLS": False, "Insecure": False, "CAFile": ""},
-        # Per client (credential or address); 0 = no limit.
+        # Per client address; 0 = no limit.
         "RateLimit": {"RequestsPerSecond": 1000, "Burst": 1000},
     },
     "NameProvider": "puuid",
