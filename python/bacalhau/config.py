@@ -15,7 +15,18 @@ from bacalhau.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
     "DataDir": "~/.bacalhau",
-    "API": {"Host": "127.0.0.1", "Port": 1234},
+    "API": {
+        "Host": "127.0.0.1", "Port": 1234,
+        # Users: [{Username, Password (plain or bcrypt) | APIKey, Capabilities: [{Actions}]}];
+        # none = anonymous access (docs/api.md).
+        "Auth": {"Users": []},
+        # CertFile + KeyFile serve HTTPS; SelfSigned makes a pair in <DataDir>/tls. Clients:
+        # UseTLS, Insecure (skip verification), CAFile.
+        "TLS": {"CertFile": "", "KeyFile": "", "SelfSigned": False,
+                "UseTLS": False, "Insecure": False, "CAFile": ""},
+        # Per client address; 0 = no limit.
+        "RateLimit": {"RequestsPerSecond": 1000, "Burst": 1000},
+    },
     "NameProvider": "puuid",
     "Labels": {},
     "Orchestrator": {

@@ -218,7 +218,7 @@ async def stop_processes(children: list[ChildNode], timeout: float = 20.0) -> No
 def _print_ready(count: int, api_urls: list[str]) -> None:
     print(f"Devstack is ready: {count} nodes ({len(api_urls)} with an API)", flush=True)
     for i, url in enumerate(api_urls):
-        host, _, port = url.removeprefix("http://").rpartition(":")
+        host, _, port = url.split("://", 1)[-1].rpartition(":")
         suffix = "" if i == 0 else f"_{i}"
         print(f"export BACALHAU_API_HOST{suffix}={host}\n"
               f"export BACALHAU_API_PORT{suffix}={port}", flush=True)

@@ -366,9 +366,13 @@ class Node:
                 "BACALHAU_NODE_TYPE": ",".join(self.roles()),
                 "BACALHAU_NODE_PID": str(os.getpid())}
         if self.api_url:
-            host, _, port = self.api_url.removeprefix("http://").rpartition(":")
+            host, _, port = self.api_url.split("://", 1)[-1].rpartition(":")
             info["BACALHAU_API_HOST"] = host
             info["BACALHAU_API_PORT"] = port
+            if self.api_url.startswith("https://"):
+                info["BACALHAU_API_TLS_USETLS"] = "true"
+                if not self.config.get("API.TLS.CertFile"):  # self-signed: clients may trust it
+                    info["BACALHAU_API_TLS_CAFILE"] = str(self.data_dir / "tls" / "api.crt")
         if self.addresses():
             info["BACALHAU_NETWORK_PEERS"] = ",".join(self.addresses())
         if self.ipfs is not None and self.ipfs.addresses:
@@ -415,12 +419,16 @@ class Node:
 
     async def _start_api(self) -> None:
         from bacalhau.api.app import create_app, start_api
+        from bacalhau.api.auth import warn_if_exposed
+        from bacalhau.api.limits import server_ssl_context
 
         app = create_app(self.requester, node_info_provider=self.node_info, config=self.config)
         host = str(self.config.get("API.Host"))
         port = int(self.config.get("API.Port"))
-        self._api_runner, bound = await start_api(app, host, port)
-        self.api_url = f"http://{host}:{bound}"
+        ssl_context = server_ssl_context(self.config)
+        warn_if_exposed(self.config)
+        self._api_runner, bound = await start_api(app, host, port, ssl_context=ssl_context)
+        self.api_url = f"{'https' if ssl_context else 'http'}://{host}:{bound}"
         if self.requester is not None:
             from bacalhau.webui import start_webui_site, webui_enabled
 
@@ -492,8 +500,11 @@ async def run_node(config: Config) -> None:
         print(f"Peer address: {address}", flush=True)
     if node.addresses() and node.is_requester:
         print(f"Join it: bacalhau serve --compute --peers {node.addresses()[0]}", flush=True)
+    for name, value in node.run_info().items():  # HTTPS: how a client reaches the API
+        if name.startswith("BACALHAU_API_TLS_"):
+            print(f"export {name}={value}", flush=True)
     if node.api_url:
-        host, _, port = node.api_url.removeprefix("http://").rpartition(":")
+        host, _, port = node.api_url.split("://", 1)[-1].rpartition(":")
         print(f"API: {node.api_url}\nexport BACALHAU_API_HOST={host}\n"
               f"export BACALHAU_API_PORT={port}", flush=True)
     if node.webui_url:

@@ -365,11 +365,21 @@ async def test_rerun_answers_an_api_error_or_a_new_evaluation(api: Harness) -> N
     resp = await api.client.put(f"{JOBS}/{job_id}/rerun", json={"JobVersion": 0,
                                                                  "Reason": "again"})
     body = await resp.json()
-    if resp.status == 501:
-        assert body["Code"] == "NotImplemented"
-    else:
-        assert resp.status == 200, body
-        assert set(body) == {"EvaluationID", "JobID", "JobVersion", "Warnings"}
+    assert resp.status == 200, body
+    assert set(body) == {"EvaluationID", "JobID", "JobVersion", "Warnings"}
+    assert body["JobID"] == job_id and body["JobVersion"] == 2 and body["EvaluationID"]
+    versions = await api.json(f"{JOBS}/{job_id}/versions")
+    assert [v["Version"] for v in versions["Items"]] == [1, 2]
+
+
+async def test_rerun_of_a_queued_job_is_refused(api: Harness) -> None:
+    job_id = await api.submit(_job(queue_timeout=600))
+    await api.until_state(job_id, "Queued")
+    resp = await api.client.put(f"{JOBS}/{job_id}/rerun", json={})
+    body = await resp.json()
+    assert resp.status == 400 and "cannot be rerun while it is Queued" in body["Message"]
+    unknown = await api.client.put(f"{JOBS}/j-nope/rerun", json={})
+    assert unknown.status == 404
 
 
 # ---------------------------------------------------------------------------------- logs
@@ -480,3 +490,21 @@ async def test_nodes_paging(api: Harness) -> None:
     assert first["Nodes"][0]["Info"]["NodeID"] != second["Nodes"][0]["Info"]["NodeID"]
     raw = base64.urlsafe_b64decode(first["NextToken"] + "=" * (-len(first["NextToken"]) % 4))
     assert raw == b"id:N:1:1"
+
+
+async def test_results_of_a_long_running_job_are_a_400(api: Harness) -> None:
+    job_id = await api.submit({**_job(), "Type": "service"})
+    body = await api.json(f"{JOBS}/{job_id}/results", status=400)
+    assert "results exist for batch and ops jobs only" in body["Message"]
+
+
+async def test_integers_beyond_64_bits_are_a_400(api: Harness) -> None:
+    job_id = await api.submit(_job())
+    body = await api.json(f"{JOBS}/{job_id}/history", status=400, job_version=2**64)
+    assert body["Message"].startswith("job_version: must be <=")
+    # a `since` far in the future matches nothing instead of overflowing the store
+    far = await api.json(f"{JOBS}/{job_id}/history", since=2**62)
+    assert far["Items"] == []
+    huge = PagingToken("created_at", False, 2**64, 0).encode()
+    assert (await api.json(JOBS, status=400, next_token=huge))["Message"].startswith(
+        "next_token: invalid paging token")

@@ -7,6 +7,7 @@ A node with a `Requester` (an orchestrator) serves `/api/v1/orchestrator/*`; eve
 
 from __future__ import annotations
 
+import ssl
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,6 +18,8 @@ from bacalhau.config import Config
 from bacalhau.models import NodeInfo
 from bacalhau.webui import setup_webui_routes, webui_enabled
 
+from . import auth, openapi
+from .limits import RATE_LIMITER, RateLimiter, rate_limit_middleware
 from .middleware import (
     add_response_headers,
     client_version_middleware,
@@ -56,8 +59,15 @@ def create_app(
     """
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[error_middleware, cors_middleware, client_version_middleware],
+        middlewares=[error_middleware, rate_limit_middleware, cors_middleware,
+                     client_version_middleware, auth.auth_middleware],
     )
+    limiter = RateLimiter.from_config(config)
+    if limiter is not None:
+        app[RATE_LIMITER] = limiter
+    auth.setup(app, config)
+    openapi.setup(app, orchestrator=requester is not None,
+                  auth_required=app[auth.AUTHENTICATOR].enabled)
     app[NODE_INFO] = node_info_provider
     app[CONFIG] = config
     app[DEBUG_INFO] = dict(debug_info or {})
@@ -79,12 +89,15 @@ async def _close_websockets(app: web.Application) -> None:
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
-async def start_api(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serve `app` on host:port (0 picks a free port). Returns the runner and the bound port;
-    `await runner.cleanup()` stops the server and closes open log streams."""
+async def start_api(
+    app: web.Application, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
+    """Serve `app` on host:port (0 picks a free port), over TLS with `ssl_context`. Returns the
+    runner and the bound port; `await runner.cleanup()` stops the server and closes open log
+    streams."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     try:
         await site.start()
     except BaseException:

@@ -9,7 +9,10 @@ text is the server's `Message` followed by its `Hint`. Network failures surface 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
+import base64
+import os
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -35,7 +38,7 @@ class ClientError(Exception):
         self.status = status
         self.body = body
         self.message: str = str(body.get("Message") or body.get("Error") or f"HTTP {status}")
-        self.hint: str = str(body.get("Hint") or "")
+        self.hint: str = str(body.get("Hint") or (AUTH_ENV_HINT if status == 401 else ""))
         self.code: str = str(body.get("Code") or "")
         self.request_id: str = str(body.get("RequestID") or "")
         super().__init__(self.message)
@@ -54,6 +57,36 @@ class ClientError(Exception):
             text = raw.decode("utf-8", "replace").strip()
             body = {"Message": f"HTTP {status}: {text[:300]}" if text else f"HTTP {status}"}
         return cls(status, body)
+
+
+AUTH_ENV_HINT = (
+    "the node requires credentials: set BACALHAU_API_KEY (an API key, sent as a Bearer "
+    "token) or BACALHAU_API_USERNAME and BACALHAU_API_PASSWORD (basic auth)"
+)
+
+
+def auth_headers(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`Authorization` from BACALHAU_API_KEY (Bearer) or BACALHAU_API_USERNAME +
+    BACALHAU_API_PASSWORD (Basic), as Bacalhau's CLI reads them; {} when none is set."""
+    env = os.environ if environ is None else environ
+    key = env.get("BACALHAU_API_KEY", "").strip()
+    if key:
+        return {"Authorization": f"Bearer {key}"}
+    user, password = env.get("BACALHAU_API_USERNAME", ""), env.get("BACALHAU_API_PASSWORD", "")
+    if user and password:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+    return {}
+
+
+def client_ssl_context(*, insecure: bool = False, ca_file: str = "") -> ssl.SSLContext:
+    """Client TLS: the system CAs (plus `ca_file`), or no verification at all with `insecure`
+    (self-signed test nodes)."""
+    context = ssl.create_default_context(cafile=ca_file or None)
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def version_headers() -> dict[str, str]:
@@ -103,6 +136,8 @@ class AsyncClient:
         timeout: float = 30.0,
         tls: bool = False,
         headers: dict[str, str] | None = None,
+        insecure: bool = False,
+        ca_file: str = "",
     ) -> None:
         self.host = host
         self.port = port
@@ -110,7 +145,12 @@ class AsyncClient:
         self.tls = tls
         self.base_url = f"{'https' if tls else 'http'}://{host}:{port}"
         self._ws_base = f"{'wss' if tls else 'ws'}://{host}:{port}"
-        self._headers = {**version_headers(), **(headers or {})}
+        merged = {**version_headers(), **(headers or {})}
+        # Credentials go only to this API, never to result URLs (S3 presigned, other hosts).
+        self._auth = {k: v for k, v in merged.items() if k.lower() == "authorization"}
+        self._headers = {k: v for k, v in merged.items() if k.lower() != "authorization"}
+        self._ssl: ssl.SSLContext | None = (
+            client_ssl_context(insecure=insecure, ca_file=ca_file) if tls else None)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
@@ -144,7 +184,7 @@ class AsyncClient:
         body: Any = None,
     ) -> Any:
         data = None
-        headers = {}
+        headers = dict(self._auth)
         if body is not None:
             data = orjson.dumps(body)
             headers["Content-Type"] = "application/json"
@@ -154,6 +194,7 @@ class AsyncClient:
             params=params or None,
             data=data,
             headers=headers,
+            ssl=self._ssl if self._ssl is not None else True,
             timeout=aiohttp.ClientTimeout(total=self.timeout),
         ) as resp:
             raw = await resp.read()
@@ -332,6 +373,8 @@ class AsyncClient:
             ws = await session.ws_connect(
                 self._ws_base + path,
                 params=params or None,
+                headers=self._auth,
+                ssl=self._ssl if self._ssl is not None else True,
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=self.timeout),
                 heartbeat=None,
             )
@@ -449,9 +492,12 @@ class Client:
         timeout: float = 30.0,
         tls: bool = False,
         headers: dict[str, str] | None = None,
+        insecure: bool = False,
+        ca_file: str = "",
     ) -> None:
         self._loop = asyncio.new_event_loop()
-        self.aio = AsyncClient(host, port, timeout=timeout, tls=tls, headers=headers)
+        self.aio = AsyncClient(host, port, timeout=timeout, tls=tls, headers=headers,
+                               insecure=insecure, ca_file=ca_file)
         self.base_url = self.aio.base_url
 
     def __enter__(self) -> Self:

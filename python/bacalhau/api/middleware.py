@@ -91,7 +91,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:  # redirects
             raise
-        return json_response(_http_error_body(exc, request, request_id), exc.status)
+        response = json_response(_http_error_body(exc, request, request_id), exc.status)
+        if "Allow" in exc.headers:  # 405 must say what is allowed (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except BacalhauError as exc:
         return json_response(api_error_from_exception(exc, request_id), exc.status)
     except _HandlerTimeout as exc:

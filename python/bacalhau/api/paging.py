@@ -44,7 +44,7 @@ class PagingToken:
             limit, offset = int(parts[2]), int(parts[3])
         except ValueError:
             raise PagingTokenError(f"{param}: invalid paging token {token!r}") from None
-        if limit < 0 or offset < 0:
+        if not (0 <= limit < 2**63 and 0 <= offset < 2**63):
             raise PagingTokenError(f"{param}: invalid paging token {token!r}")
         return cls(sort_by=parts[0], reverse=parts[1] == "Y", limit=limit, offset=offset)
 

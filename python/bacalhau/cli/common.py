@@ -13,7 +13,7 @@ import aiohttp
 import click
 import yaml
 
-from bacalhau.api.client import Client, ClientError
+from bacalhau.api.client import Client, ClientError, auth_headers
 from bacalhau.cli.output import DOC_FORMATS, OUTPUT_FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,6 +31,9 @@ class CLIContext:
     host_from_flag: bool = False
     port_from_flag: bool = False
     timeout: float = 30.0
+    tls: bool = False
+    insecure: bool = False
+    ca_file: str = ""
 
     def client(self) -> Client:
         """A client for the API named by the flags, else `-c API.Host/API.Port`, else defaults."""
@@ -42,8 +45,11 @@ class CLIContext:
             port = int(overrides["API.Port"])
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
-        tls = str(overrides.get("API.TLS.UseTLS", "")).lower() == "true"
-        return Client(host, port, timeout=self.timeout, tls=tls)
+        tls = self.tls or _truthy(overrides.get("API.TLS.UseTLS"))
+        insecure = self.insecure or _truthy(overrides.get("API.TLS.Insecure"))
+        ca_file = self.ca_file or str(overrides.get("API.TLS.CAFile") or "")
+        return Client(host, port, timeout=self.timeout, tls=tls or insecure or bool(ca_file),
+                      headers=auth_headers(), insecure=insecure, ca_file=ca_file)
 
     def setup_logging(self, default: str) -> None:
         level = (self.log_level or default).upper()
@@ -51,6 +57,10 @@ class CLIContext:
             level=getattr(logging, level, logging.INFO),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+
+
+def _truthy(value: Any) -> bool:
+    return str(value or "").strip().lower() in ("true", "1", "yes")
 
 
 pass_cli = click.make_pass_decorator(CLIContext, ensure=True)

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from bacalhau.cli.agent import agent, version
+from bacalhau.cli.auth import auth
 from bacalhau.cli.cid import cid
 from bacalhau.cli.classic import register_classic
 from bacalhau.cli.common import CLIContext, friendly_error
@@ -26,7 +27,8 @@ from bacalhau.cli.wasm import wasm
 
 # Global options that may also be written after the subcommand (`bacalhau serve -c K=V`,
 # `bacalhau job list --api-port 1235`), as cobra's persistent flags allow.
-_GLOBAL_WITH_VALUE = ("--api-host", "--api-port", "--data-dir", "--log-level", "--config", "-c")
+_GLOBAL_WITH_VALUE = ("--api-host", "--api-port", "--data-dir", "--log-level", "--config", "-c",
+                      "--cacert")
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
@@ -67,7 +69,8 @@ class BacalhauGroup(click.Group):
             raise
         except Exception as exc:
             cli = ctx.find_object(CLIContext)
-            url = f"http://{cli.api_host}:{cli.api_port}" if cli else "the API"
+            scheme = "https" if cli and (cli.tls or cli.insecure or cli.ca_file) else "http"
+            url = f"{scheme}://{cli.api_host}:{cli.api_port}" if cli else "the API"
             friendly = friendly_error(exc, url)
             if friendly is None:
                 raise
@@ -114,6 +117,15 @@ class BacalhauGroup(click.Group):
     default=None,
     help="Log level [env LOG_LEVEL; info for serve/devstack, warning otherwise].",
 )
+@click.option("--tls", is_flag=True, envvar="BACALHAU_API_TLS_USETLS",
+              help="Talk to the API over HTTPS [env BACALHAU_API_TLS_USETLS].")
+@click.option("--insecure", is_flag=True, envvar="BACALHAU_API_TLS_INSECURE",
+              help="HTTPS without verifying the certificate (self-signed test nodes) "
+                   "[env BACALHAU_API_TLS_INSECURE].")
+@click.option("--cacert", envvar="BACALHAU_API_TLS_CAFILE", default="",
+              type=click.Path(dir_okay=False),
+              help="CA certificate to verify the API with (implies --tls), e.g. a self-signed "
+                   "node's <DataDir>/tls/api.crt [env BACALHAU_API_TLS_CAFILE].")
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -122,6 +134,9 @@ def cli(
     data_dir: Path | None,
     config: tuple[str, ...],
     log_level: str | None,
+    tls: bool,
+    insecure: bool,
+    cacert: str,
 ) -> None:
     """Bacalhau: run compute jobs where the data is."""
     source = ctx.get_parameter_source
@@ -133,6 +148,9 @@ def cli(
         log_level=log_level,
         host_from_flag=source("api_host") != click.core.ParameterSource.DEFAULT,
         port_from_flag=source("api_port") != click.core.ParameterSource.DEFAULT,
+        tls=tls,
+        insecure=insecure,
+        ca_file=cacert,
     )
     if ctx.invoked_subcommand not in ("serve", "devstack"):
         ctx.obj.setup_logging("warning")
@@ -145,6 +163,7 @@ cli.add_command(wasm)
 cli.add_command(docker)
 cli.add_command(node)
 cli.add_command(agent)
+cli.add_command(auth)
 cli.add_command(version)
 cli.add_command(cid)
 cli.add_command(swarm_key)

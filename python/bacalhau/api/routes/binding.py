@@ -101,12 +101,17 @@ def body_int(body: dict[str, Any], key: str, default: int = 0) -> int:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
         raise BindError(f"{key}: expected an integer, got {_kind(value)}")
+    if not -INT64_MAX - 1 <= value <= INT64_MAX:
+        raise BindError(f"{key}: {value} does not fit in 64 bits")
     return value
 
 
 def query_str(request: web.Request, name: str, default: str = "") -> str:
     value = request.query.get(name)
     return default if value is None else value.strip()
+
+
+INT64_MAX = 2**63 - 1  # what the stores (SQLite INTEGER) and Go's int64 hold
 
 
 def query_int(request: web.Request, name: str, default: int = 0, *, minimum: int = 0) -> int:
@@ -119,6 +124,8 @@ def query_int(request: web.Request, name: str, default: int = 0, *, minimum: int
         raise BindError(f"{name}: expected an integer, got {raw!r}") from None
     if value < minimum:
         raise BindError(f"{name}: must be >= {minimum}, got {value}")
+    if value > INT64_MAX:
+        raise BindError(f"{name}: must be <= {INT64_MAX}, got {value}")
     return value
 
 

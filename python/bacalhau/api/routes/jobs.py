@@ -9,6 +9,7 @@ everywhere.
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -24,8 +25,8 @@ from ..middleware import json_response
 from ..paging import PagingToken, next_page_token
 from ..state import CONFIG, requester_of
 from .binding import (
+    INT64_MAX,
     BindError,
-    NotImplementedAPIError,
     body_bool,
     body_int,
     body_object,
@@ -255,13 +256,10 @@ async def rerun_job(request: web.Request) -> web.Response:
     job_version = body_int(body, "JobVersion")
     reason = body_str(body, "Reason")
     requester = requester_of(request)
+    job = _resolve(request)
     rerun = getattr(requester, "rerun_job", None)
     if rerun is None:
-        raise NotImplementedAPIError(
-            "rerunning jobs is not implemented by this orchestrator yet",
-            hint="submit the job spec again with `bacalhau job run --force`",
-        )
-    job = _resolve(request)
+        rerun = _rerun_by_resubmitting(request)
     result = await rerun(job.id, job_version=job_version, reason=reason)
     return json_response({
         "EvaluationID": result.evaluation_id,
@@ -269,6 +267,43 @@ async def rerun_job(request: web.Request) -> web.Response:
         "JobVersion": result.job_version,
         "Warnings": list(result.warnings or []),
     })
+
+
+@dataclass(slots=True)
+class _RerunResult:
+    evaluation_id: str
+    job_id: str
+    job_version: int
+    warnings: list[str]
+
+
+_NOT_RERUNNABLE = ("Pending", "Queued", "Undefined")
+
+
+def _rerun_by_resubmitting(request: web.Request) -> Any:
+    """Rerun for an orchestrator without its own: submit the stored spec of that version
+    again with Force, which makes a new version of the same job (Version+1)."""
+    requester = requester_of(request)
+    namespace = namespace_of(request)
+
+    async def rerun(job_id: str, *, job_version: int = 0, reason: str = "") -> _RerunResult:
+        job = requester.get_job(job_id, namespace, job_version)
+        latest = requester.get_job(job_id, namespace)
+        if latest.state.state_type in _NOT_RERUNNABLE:
+            raise ValidationError(
+                f"job {job_id} cannot be rerun while it is {latest.state.state_type}",
+                hint="wait until it runs or ends, or stop it first")
+        spec = Job.from_dict({k: v for k, v in job.to_dict().items()
+                              if k not in ("ID", "State", "Version", "Revision",
+                                           "CreateTime", "ModifyTime")})
+        spec.meta = {k: v for k, v in spec.meta.items()
+                     if not k.startswith(RESERVED_META_PREFIX)}
+        submitted = await requester.submit_job(spec, force=True)
+        version = requester.get_job(submitted.job_id, namespace).version
+        return _RerunResult(submitted.evaluation_id, submitted.job_id, version,
+                            list(submitted.warnings or []))
+
+    return rerun
 
 
 # ---------------------------------------------------------------------------------- sub-resources
@@ -286,7 +321,8 @@ async def job_history(request: web.Request) -> web.Response:
     """GET /jobs/{id}/history -> `{"Items": [JobHistory], "NextToken"}`."""
     event_type = query_choice(request, "event_type", HISTORY_EVENT_TYPES, "all")
     execution_id = query_str(request, "execution_id")
-    since = query_int(request, "since")
+    # Unix seconds, compared in nanoseconds: later than year 2262 matches nothing anyway
+    since = min(query_int(request, "since"), INT64_MAX // 1_000_000_000)
     job_version = query_int(request, "job_version")
     all_versions = query_bool(request, "all_job_versions")
     token_text = query_str(request, "next_token")
@@ -349,6 +385,11 @@ async def job_versions(request: web.Request) -> web.Response:
 async def job_results(request: web.Request) -> web.Response:
     """GET /jobs/{id}/results -> `{"Items": [SpecConfig], "NextToken": ""}`."""
     job = _resolve(request)
+    if job.type not in ("batch", "ops"):
+        # Bacalhau answers 500 here; it is the caller's mistake, so a 400 (no 5xx by design)
+        raise ValidationError(
+            f"job {job.id} is a {job.type} job: results exist for batch and ops jobs only",
+            hint="read a long-running job's output with `bacalhau job logs`")
     results = requester_of(request).job_results(job.id)
     # gzip s3 results as presigned GET URLs when this node has AWS credentials (§4.3)
     results = await presign_results_async(results, request.app[CONFIG])
