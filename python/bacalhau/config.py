@@ -169,6 +169,21 @@ class Config:
     def duration(self, key: str) -> float:
         return parse_duration(self.get(key), key)
 
+    def strings(self, key: str) -> list[str]:
+        """A list-valued key that may also be given as one comma-separated string (env, `-c`)."""
+        value = self.get(key)
+        if value in (None, ""):
+            return []
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        if isinstance(value, (list, tuple)):
+            return [str(item).strip() for item in value if str(item).strip()]
+        raise ConfigError(f"{key}: expected a list or a comma-separated string, got {value!r}")
+
+    def flag(self, key: str) -> bool:
+        """A boolean key: true for `true`/`1`/`yes` (any case), from YAML, env or `-c`."""
+        return str(self.get(key, False)).strip().lower() in ("true", "1", "yes")
+
     def labels(self) -> dict[str, str]:
         """The user's node labels (`Labels`), from a mapping or a `-c Labels=a=b,c=d` string."""
         user = self.get("Labels") or {}

@@ -83,14 +83,7 @@ def node_identity(data_dir: Path, name: str = "", *, node_id: str = "") -> tuple
 
 def config_list(config: Config, key: str) -> list[str]:
     """A list-valued key that may also be given as one comma-separated string (env, `-c`)."""
-    value = config.get(key)
-    if value in (None, ""):
-        return []
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    if isinstance(value, (list, tuple)):
-        return [str(item).strip() for item in value if str(item).strip()]
-    raise ConfigError(f"{key}: expected a list or a comma-separated string, got {value!r}")
+    return config.strings(key)
 
 
 def transport_kind(config: Config) -> str:

@@ -109,7 +109,7 @@ def _path(config: Config, key: str) -> str:
 def server_ssl_context(config: Config) -> ssl.SSLContext | None:
     """The TLS context of the API, or None for plain HTTP (no cert configured)."""
     cert, key = _path(config, "API.TLS.CertFile"), _path(config, "API.TLS.KeyFile")
-    self_signed = str(config.get("API.TLS.SelfSigned") or "").lower() in ("true", "1", "yes")
+    self_signed = config.flag("API.TLS.SelfSigned")
     if bool(cert) != bool(key):
         raise ConfigError("API.TLS.CertFile and API.TLS.KeyFile go together: set both")
     if not cert and self_signed:

@@ -21,26 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from bacalhau.config import Config
-from bacalhau.errors import ConfigError
 from bacalhau.ipfs.client import IpfsClient, IpfsError
 from bacalhau.ipfs.embedded import EmbeddedIpfs
 
 PUBLISH_TIMEOUT = 300.0
 
 
-def _list(config: Config, key: str) -> list[str]:
-    value = config.get(key)
-    if value in (None, ""):
-        return []
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    if isinstance(value, (list, tuple)):
-        return [str(item).strip() for item in value if str(item).strip()]
-    raise ConfigError(f"{key}: expected a list or a comma-separated string, got {value!r}")
-
-
 def embedded_enabled(config: Config) -> bool:
-    return str(config.get("IPFS.Embedded.Enabled", False)).strip().lower() in ("true", "1", "yes")
+    return config.flag("IPFS.Embedded.Enabled")
 
 
 def embedded_node(config: Config, repo: Path | None = None, *,
@@ -49,9 +37,9 @@ def embedded_node(config: Config, repo: Path | None = None, *,
     """The embedded node the config describes (not started); repo `<DataDir>/ipfs`."""
     return EmbeddedIpfs(
         repo or config.data_dir / "ipfs",
-        listen=listen or _list(config, "IPFS.Embedded.Listen") or ["/ip4/127.0.0.1/tcp/0"],
+        listen=listen or config.strings("IPFS.Embedded.Listen") or ["/ip4/127.0.0.1/tcp/0"],
         swarm_key=str(config.get("IPFS.Embedded.SwarmKeyPath") or ""),
-        peers=_list(config, "IPFS.Embedded.Peers") + list(extra_peers or []),
+        peers=config.strings("IPFS.Embedded.Peers") + list(extra_peers or []),
     )
 
 
