@@ -20,5 +20,3 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
 else
   echo "no Docker engine answers: skipping the test image (docker tests will skip)" >&2
 fi
-# headless Chromium + chromedriver for the web UI's browser tests (skips when present)
-scripts/install_browser.sh

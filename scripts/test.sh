@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bacalhau-py/target}"
 scripts/setup.sh
+echo "== headless Chromium for the web UI tests (Debian packages)"
+scripts/install_browser.sh \
+  || echo "warning: chromium could not be installed; the web UI browser tests will skip" >&2
 echo "== cargo test (pure crates)"
 cargo test -q --workspace --exclude bacalhau-native
 echo "== cargo clippy"
