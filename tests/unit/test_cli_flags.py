@@ -57,6 +57,15 @@ def dry_run(*args: str) -> dict[str, Any]:
          {"Type": "s3", "Params": {"Bucket": "b", "Key": "k", "Endpoint": "http://127.0.0.1:9000",
                                    "Region": "eu-west-1", "VersionID": "v1",
                                    "ChecksumSHA256": "abc=", "Filter": ".*csv"}}, "/d"),
+        ("s3://b/data/*,opt=endpoint=http://127.0.0.1:9000,opt=region=eu-west-1",
+         {"Type": "s3", "Params": {"Bucket": "b", "Key": "data/*",
+                                   "Endpoint": "http://127.0.0.1:9000", "Region": "eu-west-1"}},
+         "/inputs"),
+        ("s3://b/k:/in,opt=region=r,dst=/d", {"Type": "s3", "Params": {
+            "Bucket": "b", "Key": "k", "Region": "r"}}, "/d"),
+        ("https://example.com/a?x=1,2", {"Type": "urlDownload",
+                                         "Params": {"URL": "https://example.com/a?x=1,2"}},
+         "/inputs"),
         ("https://example.com/a.txt", {"Type": "urlDownload",
                                        "Params": {"URL": "https://example.com/a.txt"}},
          "/inputs"),
@@ -71,7 +80,7 @@ def test_input_uris_make_the_wire_specconfig(spec: str, source: dict[str, Any],
     parsed = parse_input(spec)
     assert parsed["Source"] == source
     assert parsed["Target"] == target
-    uri = spec.split(",")[0].removeprefix("src=")
+    uri = re.split(r",(?=(?:opt|dst)=)", spec)[0].removeprefix("src=")
     assert parsed["Alias"] == re.sub(r":/[a-z]+$", "", uri)  # alias = the source URI
 
 
