@@ -88,8 +88,9 @@ def task_options(func: F) -> F:
         click.option("-p", "--publisher", default=None, metavar="PUBLISHER",
                      help="Where results are published: ipfs, local, noop, or "
                      "s3://bucket/key[,opt=endpoint=URL,opt=region=R,opt=encoding=plain] "
-                     "[default: ipfs when an IPFS node is configured (--ipfs-connect or "
-                     "ResultDownloaders.Types.IPFS.Endpoint), else local]."),
+                     "[default: ipfs when the client knows an IPFS node (--ipfs-connect, or "
+                     "ResultDownloaders.Types.IPFS.Endpoint or IPFS.Embedded.Enabled in its "
+                     "config), else local]."),
         click.option("--cpu", default="", help="CPU the job needs, e.g. 500m or 2."),
         click.option("--memory", default="", help="Memory the job needs, e.g. 512Mb or 1Gi."),
         click.option("--disk", default="", help="Disk the job needs, e.g. 1Gb."),
@@ -136,7 +137,7 @@ def ipfs_options(func: F) -> F:
                      "ResultDownloaders.Types.IPFS.Endpoint), e.g. /ip4/127.0.0.1/tcp/5001."),
         click.option("--ipfs-serve-path", default="", metavar="PATH",
                      help="Repository folder of the embedded IPFS node that downloads IPFS "
-                     "results; kept afterwards (blocks fetched once are not fetched again) "
+                     "results; kept afterwards, with the blocks it fetched "
                      "[default: a temporary folder in the data dir, removed afterwards]."),
         click.option("--ipfs-swarm-addrs", multiple=True, metavar="MULTIADDR",
                      help="IPFS peer the embedded node connects to, to find the results "
