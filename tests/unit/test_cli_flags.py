@@ -57,6 +57,15 @@ def dry_run(*args: str) -> dict[str, Any]:
          {"Type": "s3", "Params": {"Bucket": "b", "Key": "k", "Endpoint": "http://127.0.0.1:9000",
                                    "Region": "eu-west-1", "VersionID": "v1",
                                    "ChecksumSHA256": "abc=", "Filter": ".*csv"}}, "/d"),
+        ("s3://b/data/*,opt=endpoint=http://127.0.0.1:9000,opt=region=eu-west-1",
+         {"Type": "s3", "Params": {"Bucket": "b", "Key": "data/*",
+                                   "Endpoint": "http://127.0.0.1:9000", "Region": "eu-west-1"}},
+         "/inputs"),
+        ("s3://b/k:/in,opt=region=r,dst=/d", {"Type": "s3", "Params": {
+            "Bucket": "b", "Key": "k", "Region": "r"}}, "/d"),
+        ("https://example.com/a?x=1,2", {"Type": "urlDownload",
+                                         "Params": {"URL": "https://example.com/a?x=1,2"}},
+         "/inputs"),
         ("https://example.com/a.txt", {"Type": "urlDownload",
                                        "Params": {"URL": "https://example.com/a.txt"}},
          "/inputs"),
@@ -71,7 +80,7 @@ def test_input_uris_make_the_wire_specconfig(spec: str, source: dict[str, Any],
     parsed = parse_input(spec)
     assert parsed["Source"] == source
     assert parsed["Target"] == target
-    uri = spec.split(",")[0].removeprefix("src=")
+    uri = re.split(r",(?=(?:opt|dst)=)", spec)[0].removeprefix("src=")
     assert parsed["Alias"] == re.sub(r":/[a-z]+$", "", uri)  # alias = the source URI
 
 
@@ -110,13 +119,38 @@ def test_bad_publishers_say_what_to_write(value: str, message: str) -> None:
         publisher_spec(value)
 
 
-def test_default_publisher_is_ipfs_when_an_ipfs_node_is_configured() -> None:
-    assert dry_run(IMAGE)["Tasks"][0]["Publisher"] == {"Type": "local"}
-    job = dry_run("--ipfs-connect", "/ip4/127.0.0.1/tcp/5001", IMAGE)
-    assert job["Tasks"][0]["Publisher"] == {"Type": "ipfs"}
-    result = run_cli(None, "-c", "ResultDownloaders.Types.IPFS.Endpoint=/ip4/127.0.0.1/tcp/5001",
-                     "docker", "run", "--dry-run", IMAGE)
-    assert yaml.safe_load(result.output)["Tasks"][0]["Publisher"] == {"Type": "ipfs"}
+@pytest.mark.parametrize(
+    ("args", "env", "config_file", "publisher"),
+    [
+        ([], {}, "", "local"),
+        (["--ipfs-swarm-addrs", "/ip4/127.0.0.1/tcp/1/p2p/QmA"], {}, "", "local"),
+        (["--ipfs-connect", "/ip4/127.0.0.1/tcp/5001"], {}, "", "ipfs"),
+        (["-c", "ResultDownloaders.Types.IPFS.Endpoint=/ip4/127.0.0.1/tcp/5001"], {}, "", "ipfs"),
+        ([], {"BACALHAU_RESULTDOWNLOADERS_TYPES_IPFS_ENDPOINT": "http://127.0.0.1:5001"}, "",
+         "ipfs"),
+        ([], {}, "ResultDownloaders:\n  Types:\n    IPFS:\n      Endpoint: /ip4/1.2.3.4/tcp/5001\n",
+         "ipfs"),
+        ([], {}, "IPFS:\n  Embedded:\n    Enabled: true\n", "ipfs"),
+        (["-c", "IPFS.Embedded.Enabled=false"], {}, "IPFS:\n  Embedded:\n    Enabled: true\n",
+         "local"),
+        (["-p", "local", "--ipfs-connect", "/ip4/127.0.0.1/tcp/5001"], {}, "", "local"),
+    ],
+)
+def test_default_publisher_is_ipfs_when_the_client_knows_an_ipfs_node(
+        args: list[str], env: dict[str, str], config_file: str, publisher: str,
+        tmp_path: Path) -> None:
+    """-p defaults to ipfs when the client can fetch IPFS results: --ipfs-connect, or an IPFS
+    endpoint / the embedded node enabled in its config (-c, env, <data dir>/config.yaml)."""
+    data_dir = tmp_path / "client"
+    data_dir.mkdir()
+    if config_file:
+        (data_dir / "config.yaml").write_text(config_file)
+    global_args = [a for i, a in enumerate(args) if a == "-c" or (i and args[i - 1] == "-c")]
+    run_args = [a for a in args if a not in global_args]
+    result = run_cli(None, *global_args, "docker", "run", "--dry-run", *run_args, IMAGE,
+                     env={"BACALHAU_DIR": str(data_dir), **env})
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.output)["Tasks"][0]["Publisher"] == {"Type": publisher}
 
 
 # ---------------------------------------------------------------- job and task flags
@@ -204,26 +238,79 @@ def test_dry_run_submits_nothing(fake_api: FakeBacalhau) -> None:
     assert fake_api.requests == []
 
 
+PEER = "/ip4/127.0.0.1/tcp/4001/p2p/QmXbYGb6cj32Jc4jVYoGp4o1xUVjg9o33XoTxE3sJo3Rb1"
+
+
+def _invoke(command: list[str], flags: list[str], tmp_path: Path) -> Result:
+    args = {"get": [*command, *flags, "j-x"], "create": [*command, *flags, "-"]}.get(
+        command[0], [*command, *flags, IMAGE])
+    return CliRunner().invoke(cli, ["--api-port", "1", *args], input="Type: batch\n",
+                              env={"BACALHAU_DIR": str(tmp_path / "client")})
+
+
+COMMANDS = [["docker", "run", "--dry-run"], ["get"], ["create"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_public_ipfs_is_refused_clearly(command: list[str], tmp_path: Path) -> None:
+    result = _invoke(command, ["--private-internal-ipfs=false"], tmp_path)
+    assert result.exit_code == 2, result.output
+    assert "never joins the public network" in result.output
+    assert "--ipfs-connect" in result.output
+
+
 @pytest.mark.parametrize(
-    ("flag", "name"),
+    ("flags", "message"),
     [
-        (["--ipfs-serve-path", "/tmp/x"], "--ipfs-serve-path"),
-        (["--ipfs-swarm-addrs", "/ip4/1.2.3.4/tcp/4001"], "--ipfs-swarm-addrs"),
-        (["--ipfs-swarm-key", "swarm.key"], "--ipfs-swarm-key"),
-        (["--private-internal-ipfs=false"], "--private-internal-ipfs=false"),
+        (["--ipfs-swarm-addrs", "/ip4/1.2.3.4/tcp/4001"], "not an IPFS peer address"),
+        (["--ipfs-swarm-addrs", f"{PEER},nonsense"], "'nonsense' is not an IPFS peer address"),
+        (["--ipfs-swarm-key", "missing.key"], "missing.key"),
+        (["--ipfs-connect", "/ip4/127.0.0.1/tcp/5001", "--ipfs-swarm-addrs", PEER],
+         "--ipfs-swarm-addrs tune(s) the embedded IPFS node, which --ipfs-connect replaces"),
+        (["--ipfs-connect", "/ip4/127.0.0.1/tcp/5001", "--ipfs-serve-path", "x"],
+         "--ipfs-serve-path tune(s)"),
     ],
 )
-@pytest.mark.parametrize("command", [["docker", "run", "--dry-run"], ["get"], ["create"]])
-def test_embedded_ipfs_flags_fail_clearly(command: list[str], flag: list[str], name: str) -> None:
-    args = [*command, *flag, "j-x" if command == ["get"] else IMAGE]
-    if command == ["docker", "run", "--dry-run"]:
-        args = [*command, *flag, IMAGE]
-    elif command == ["create"]:
-        args = [*command, *flag, "-"]
-    result = CliRunner().invoke(cli, ["--api-port", "1", *args], input="Type: batch\n")
+@pytest.mark.parametrize("command", COMMANDS)
+def test_bad_ipfs_flags_fail_before_anything_is_sent(command: list[str], flags: list[str],
+                                                      message: str, tmp_path: Path) -> None:
+    result = _invoke(command, flags, tmp_path)
     assert result.exit_code == 2, result.output
-    assert f"not supported yet: {name}" in result.output
-    assert "--ipfs-connect" in result.output
+    assert message in " ".join(result.output.split()), result.output
+
+
+def test_a_serve_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    result = _invoke(["get"], ["--ipfs-serve-path", str(tmp_path / "file")], tmp_path)
+    assert result.exit_code == 2 and "is not a folder" in result.output, result.output
+
+
+def test_swarm_flags_reach_the_download_config(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """--ipfs-swarm-addrs adds to IPFS.Embedded.Peers of the client's config, --ipfs-swarm-key
+    replaces IPFS.Embedded.SwarmKeyPath (absolute), --ipfs-serve-path is the kept repo."""
+    from bacalhau.cli.common import CLIContext
+    from bacalhau.cli.run import IPFSFlags
+    from bacalhau.transport import swarmkey
+
+    key = tmp_path / "swarm.key"
+    swarmkey.write(key)
+    data_dir = tmp_path / "client"
+    data_dir.mkdir()
+    (data_dir / "config.yaml").write_text(
+        "IPFS:\n  Embedded:\n    Peers: [/ip4/10.0.0.1/tcp/1/p2p/QmA]\n"
+        "    SwarmKeyPath: /elsewhere/swarm.key\n")
+    ctx = CLIContext(data_dir=data_dir)
+    flags = IPFSFlags(ipfs_swarm_addrs=(PEER,), ipfs_swarm_key=str(key.relative_to(tmp_path)),
+                      ipfs_serve_path="repo")
+    monkeypatch.chdir(tmp_path)  # relative paths are resolved where the CLI runs
+    flags.apply(ctx)
+    config = flags.download_config(ctx)()
+    assert config.strings("IPFS.Embedded.Peers") == ["/ip4/10.0.0.1/tcp/1/p2p/QmA", PEER]
+    assert config.get("IPFS.Embedded.SwarmKeyPath") == str(key)
+    assert flags.repo == tmp_path / "repo"
+    assert ctx.config == []  # nothing but --ipfs-connect becomes a -c override
+    assert IPFSFlags().repo is None
 
 
 # ---------------------------------------------------------------- help and classic verbs

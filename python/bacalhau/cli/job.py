@@ -34,7 +34,6 @@ from bacalhau.cli.run import (
     runtime_options,
 )
 from bacalhau.cli.spec import parse_job_document
-from bacalhau.config import load_config
 
 
 @click.group()
@@ -531,7 +530,8 @@ def job_get(
     **options: Any,
 ) -> None:
     """Download a job's results and merge them into one folder."""
-    pop_ipfs_flags(options).apply(cli)
+    ipfs = pop_ipfs_flags(options)
+    ipfs.apply(cli)
     with cli.client() as client:
         get_results(
             client,
@@ -540,5 +540,6 @@ def job_get(
             raw=raw,
             timeout=download_timeout_secs,
             namespace=namespace,
-            config=lambda: load_config(cli.data_dir, cli.config),  # how ipfs results are fetched
+            config=ipfs.download_config(cli),  # how ipfs results are fetched
+            ipfs_repo=ipfs.repo,
         )

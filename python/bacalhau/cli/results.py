@@ -161,10 +161,12 @@ async def download_results(
     namespace: str = "",
     echo: Any = click.echo,
     config: Any = None,
+    ipfs_repo: Path | None = None,
 ) -> list[str]:
     """Download and merge the job's results into `out_dir`; return the merged file paths.
     `config` (a `Config` or a callable making one) says how `ipfs` results are fetched
-    (`bacalhau.ipfs.wiring.downloader`); None: the default config.
+    (`bacalhau.ipfs.wiring.downloader`); None: the default config. `ipfs_repo`: the
+    short-lived embedded node's repo (kept afterwards), else a temporary one.
 
     Raises `NoResults` when the job published nothing downloadable.
     """
@@ -210,7 +212,7 @@ async def download_results(
             asyncio.gather(
                 *(_fetch(client, d, timeout) for d in downloads if d.swarm is None),
                 fetch_archives([(d.cid, d.swarm, d.target) for d in downloads
-                                if d.swarm is not None], config=config,
+                                if d.swarm is not None], config=config, repo=ipfs_repo,
                                # its own deadline first, so the error names the CID
                                timeout=max(1.0, timeout * 0.9)),
             ),

@@ -3,7 +3,6 @@ submit-and-watch flow (`job run`/`create`, `wasm run`, `docker run`) and the `jo
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ import click
 
 from bacalhau.api.client import Client
 from bacalhau.cli import progress
-from bacalhau.cli.common import CLIContext, config_values
+from bacalhau.cli.common import CLIContext
 from bacalhau.cli.flags import Seconds
 from bacalhau.cli.output import compute_state, echo_doc, table
 from bacalhau.cli.results import (
@@ -30,6 +29,8 @@ from bacalhau.cli.spec import (
     JobSettings,
     TaskSettings,
 )
+from bacalhau.config import Config, load_config
+from bacalhau.errors import ConfigError
 
 F = Callable[..., Any]
 
@@ -87,8 +88,9 @@ def task_options(func: F) -> F:
         click.option("-p", "--publisher", default=None, metavar="PUBLISHER",
                      help="Where results are published: ipfs, local, noop, or "
                      "s3://bucket/key[,opt=endpoint=URL,opt=region=R,opt=encoding=plain] "
-                     "[default: ipfs when an IPFS node is configured (--ipfs-connect or "
-                     "ResultDownloaders.Types.IPFS.Endpoint), else local]."),
+                     "[default: ipfs when the client knows an IPFS node (--ipfs-connect, or "
+                     "ResultDownloaders.Types.IPFS.Endpoint or IPFS.Embedded.Enabled in its "
+                     "config), else local]."),
         click.option("--cpu", default="", help="CPU the job needs, e.g. 500m or 2."),
         click.option("--memory", default="", help="Memory the job needs, e.g. 512Mb or 1Gi."),
         click.option("--disk", default="", help="Disk the job needs, e.g. 1Gb."),
@@ -125,36 +127,35 @@ def download_options(func: F) -> F:
 
 
 def ipfs_options(func: F) -> F:
-    """The IPFS client flags (`IPFSFlags`). `--ipfs-connect` sets the endpoint that IPFS results
-    are downloaded through; the flags that tune the embedded IPFS node fail with a clear
-    error naming the config key that does it."""
+    """The IPFS client flags (`IPFSFlags`): how `--download`/`get` fetch `ipfs` results, through
+    an external IPFS node (`--ipfs-connect`) or the short-lived embedded node the CLI starts
+    (`--ipfs-swarm-addrs`, `--ipfs-swarm-key`, `--ipfs-serve-path`)."""
     return _apply(func, [
         click.option("--ipfs-connect", default="", metavar="MULTIADDR|URL",
-                     help="The API of an external IPFS node to download IPFS results through "
-                     "(sets ResultDownloaders.Types.IPFS.Endpoint), e.g. /ip4/127.0.0.1/tcp/5001."),
+                     help="The RPC API of an external IPFS node (Kubo) to download IPFS results "
+                     "through instead of starting an embedded node (sets "
+                     "ResultDownloaders.Types.IPFS.Endpoint), e.g. /ip4/127.0.0.1/tcp/5001."),
         click.option("--ipfs-serve-path", default="", metavar="PATH",
-                     help="Where the embedded IPFS node keeps its data (not supported yet: it "
-                     "uses <data dir>/ipfs)."),
+                     help="Repository folder of the embedded IPFS node that downloads IPFS "
+                     "results; kept afterwards, with the blocks it fetched "
+                     "[default: a temporary folder in the data dir, removed afterwards]."),
         click.option("--ipfs-swarm-addrs", multiple=True, metavar="MULTIADDR",
-                     help="Peers of the embedded IPFS node (not supported yet: use -c "
-                     "IPFS.Embedded.Peers)."),
+                     help="IPFS peer the embedded node connects to, to find the results "
+                     "(/ip4/HOST/tcp/PORT/p2p/PEERID), besides IPFS.Embedded.Peers and the "
+                     "addresses a result names. Repeatable or comma separated."),
         click.option("--ipfs-swarm-key", default="", metavar="PATH",
-                     help="Swarm key of the embedded IPFS node (not supported yet: use -c "
+                     help="Swarm key file (Kubo swarm.key) of the private IPFS network the "
+                     "results are in; the embedded node joins it (overrides "
                      "IPFS.Embedded.SwarmKeyPath)."),
         click.option("--private-internal-ipfs/--no-private-internal-ipfs", default=True,
                      show_default=True,
-                     help="The embedded IPFS node does not join the public IPFS network; only "
-                     "true is supported."),
+                     help="The embedded IPFS node stays off the public IPFS network (it only "
+                     "connects to the peers it is given); false is not supported."),
     ])
 
 
 IPFS_ENDPOINT_KEY = "ResultDownloaders.Types.IPFS.Endpoint"
-_CONFIGURED_WITH = {
-    "--ipfs-serve-path": "keeps its repository in <data dir>/ipfs",
-    "--ipfs-swarm-addrs": "is configured with -c IPFS.Embedded.Peers=MULTIADDR",
-    "--ipfs-swarm-key": "is configured with -c IPFS.Embedded.SwarmKeyPath=PATH",
-    "--private-internal-ipfs=false": "is always private (loopback only)",
-}
+_EMBEDDED_FLAGS = ("--ipfs-serve-path", "--ipfs-swarm-addrs", "--ipfs-swarm-key")
 
 
 @dataclass(slots=True)
@@ -168,28 +169,86 @@ class IPFSFlags:
     private_internal_ipfs: bool = True
 
     def apply(self, cli: CLIContext) -> None:
-        """Refuse the flags that tune the embedded node; `--ipfs-connect` becomes the CLI's
+        """Check the flags (bad ones raise `click.UsageError`/`BadParameter` before anything
+        is submitted) and normalise them; `--ipfs-connect` becomes the CLI's
         `ResultDownloaders.Types.IPFS.Endpoint` (a `-c` override: `cli.config`)."""
-        for flag, value in (("--ipfs-serve-path", self.ipfs_serve_path),
-                            ("--ipfs-swarm-addrs", self.ipfs_swarm_addrs),
-                            ("--ipfs-swarm-key", self.ipfs_swarm_key),
-                            ("--private-internal-ipfs=false", not self.private_internal_ipfs)):
-            if value:
+        if not self.private_internal_ipfs:
+            raise click.UsageError(
+                "--private-internal-ipfs=false is not supported: this build's embedded IPFS "
+                "node never joins the public network. Use --ipfs-connect with an IPFS node "
+                "that does, or --ipfs-swarm-addrs to name the peers holding the results")
+        if self.ipfs_connect:
+            given = [flag for flag, value in zip(
+                _EMBEDDED_FLAGS,
+                (self.ipfs_serve_path, self.ipfs_swarm_addrs, self.ipfs_swarm_key),
+                strict=True) if value]
+            if given:
                 raise click.UsageError(
-                    f"not supported yet: {flag} (the embedded IPFS node "
-                    f"{_CONFIGURED_WITH[flag]}; or use an external IPFS node with "
-                    "--ipfs-connect)"
-                )
-        if self.ipfs_connect and f"{IPFS_ENDPOINT_KEY}={self.ipfs_connect}" not in cli.config:
-            cli.config.append(f"{IPFS_ENDPOINT_KEY}={self.ipfs_connect}")
+                    f"{', '.join(given)} tune(s) the embedded IPFS node, which --ipfs-connect "
+                    "replaces: give the external node's peers and key to that node instead, "
+                    "or drop --ipfs-connect")
+            if f"{IPFS_ENDPOINT_KEY}={self.ipfs_connect}" not in cli.config:
+                cli.config.append(f"{IPFS_ENDPOINT_KEY}={self.ipfs_connect}")
+        addrs = [a.strip() for value in self.ipfs_swarm_addrs for a in value.split(",")
+                 if a.strip()]
+        for addr in addrs:
+            if not addr.startswith("/") or "/p2p/" not in addr:
+                raise click.BadParameter(
+                    f"{addr!r} is not an IPFS peer address; expected a multiaddr with the "
+                    "peer id, /ip4/HOST/tcp/PORT/p2p/PEERID", param_hint="--ipfs-swarm-addrs")
+        self.ipfs_swarm_addrs = tuple(addrs)
+        if self.ipfs_swarm_key:
+            from bacalhau.transport import swarmkey
+
+            key = Path(self.ipfs_swarm_key).expanduser().resolve()
+            try:
+                swarmkey.read(key)
+            except ConfigError as exc:
+                raise click.BadParameter(str(exc), param_hint="--ipfs-swarm-key") from None
+            self.ipfs_swarm_key = str(key)
+        if self.ipfs_serve_path:
+            repo = Path(self.ipfs_serve_path).expanduser().resolve()
+            if repo.exists() and not repo.is_dir():
+                raise click.BadParameter(f"{repo} exists and is not a folder",
+                                         param_hint="--ipfs-serve-path")
+            self.ipfs_serve_path = str(repo)
+
+    def download_config(self, cli: CLIContext) -> Callable[[], Config]:
+        """What `job get` fetches `ipfs` results with (`bacalhau.ipfs.wiring.downloader`):
+        the CLI's config plus `--ipfs-swarm-addrs` (added to `IPFS.Embedded.Peers`) and
+        `--ipfs-swarm-key` (`IPFS.Embedded.SwarmKeyPath`). Built when needed."""
+        def build() -> Config:
+            config = cli_config(cli)
+            if self.ipfs_swarm_addrs:
+                peers = config.strings("IPFS.Embedded.Peers")
+                config.set("IPFS.Embedded.Peers",
+                           peers + [a for a in self.ipfs_swarm_addrs if a not in peers])
+            if self.ipfs_swarm_key:
+                config.set("IPFS.Embedded.SwarmKeyPath", self.ipfs_swarm_key)
+            return config
+        return build
+
+    @property
+    def repo(self) -> Path | None:
+        """`--ipfs-serve-path`: the short-lived embedded node's repo, kept afterwards."""
+        return Path(self.ipfs_serve_path) if self.ipfs_serve_path else None
 
 
-def ipfs_endpoint(cli: CLIContext) -> str:
-    """The IPFS API the CLI may use: `--ipfs-connect`, `-c`, or the environment; "" if none."""
-    value = config_values(cli.config).get(IPFS_ENDPOINT_KEY) or os.environ.get(
-        "BACALHAU_RESULTDOWNLOADERS_TYPES_IPFS_ENDPOINT", ""
-    )
-    return str(value or "")
+def cli_config(cli: CLIContext) -> Config:
+    """The client's effective config: `<data dir>/config.yaml`, `BACALHAU_*` env, `-c`."""
+    try:
+        return load_config(cli.data_dir, cli.config)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def ipfs_configured(cli: CLIContext) -> bool:
+    """Whether the client knows an IPFS node, so `-p` defaults to ipfs: `--ipfs-connect`, or
+    `ResultDownloaders.Types.IPFS.Endpoint` or `IPFS.Embedded.Enabled` in the client's config
+    (`-c`, env, `<data dir>/config.yaml`: the user runs an IPFS-enabled node there)."""
+    config = cli_config(cli)
+    return bool(str(config.get(IPFS_ENDPOINT_KEY) or "").strip()) or config.flag(
+        "IPFS.Embedded.Enabled")
 
 
 @dataclass(slots=True)
@@ -242,7 +301,7 @@ def settings_from(
     task = {key: options.pop(key) for key in _TASK_KEYS}
     task["network"] = task["network"] or ""
     if not task["publisher"]:
-        task["publisher"] = "ipfs" if cli is not None and ipfs_endpoint(cli) else "local"
+        task["publisher"] = "ipfs" if cli is not None and ipfs_configured(cli) else "local"
     job_settings = JobSettings(**job)
     task_settings = TaskSettings(**task)
     task_settings.default_outputs = job_settings.job_type() not in LONG_RUNNING_TYPES
@@ -286,6 +345,8 @@ def run_spec(cli: CLIContext, spec: dict[str, Any], flags: RunFlags, *, force: b
                 raw=flags.raw,
                 timeout=flags.download_timeout_secs,
                 namespace=str(final.get("Namespace", "")),
+                config=flags.ipfs.download_config(cli),  # how ipfs results are fetched
+                ipfs_repo=flags.ipfs.repo,
             )
 
 
@@ -422,15 +483,17 @@ def get_results(
     raw: bool = False,
     timeout: float = 300.0,
     namespace: str = "",
-    config: Any = None,
+    config: Callable[[], Config] | Config | None = None,
+    ipfs_repo: Path | None = None,
 ) -> None:
-    """Download and merge a job's results, printing where they went."""
+    """Download and merge a job's results, printing where they went. `config` and `ipfs_repo`
+    say how `ipfs` results are fetched (`IPFSFlags.download_config`, `IPFSFlags.repo`)."""
     out_dir = output_dir or default_output_dir(job_id, namespace)
     try:
         client.run(
             download_results(
                 client.aio, job_id, out_dir, raw=raw, timeout=timeout, namespace=namespace,
-                config=config,
+                config=config, ipfs_repo=ipfs_repo,
             )
         )
     except (ResultMismatch, S3DownloadError) as exc:

@@ -215,30 +215,41 @@ def _split_shorthand(spec: str) -> tuple[str, str]:
     return spec, DEFAULT_INPUT_TARGET
 
 
+_TRAILING_KEY = re.compile(r"^\s*(opt|option|dst|destination|target)=", re.IGNORECASE)
+
+
 def parse_input(spec: str) -> dict[str, Any]:
-    """`-i` value (`src=URI,dst=/path,opt=k=v` or `URI:/path` or `URI`) into an InputSource."""
+    """`-i` value (`src=URI,dst=/path,opt=k=v`, or `URI[:/path]` optionally followed by
+    `,opt=k=v` / `,dst=/path` parts) into an InputSource."""
     opts: dict[str, str] = {}
     if spec.startswith(("src=", "source=")):
         uri, target = "", DEFAULT_INPUT_TARGET
-        for part in spec.split(","):
-            key, _, value = part.partition("=")
-            key = key.strip().lower()
-            if key in ("src", "source"):
-                uri = value
-            elif key in ("dst", "destination", "target"):
-                target = value
-            elif key in ("opt", "option"):
-                okey, osep, ovalue = value.partition("=")
-                if not osep:
-                    raise click.BadParameter(f"option {value!r} is not k=v", param_hint="--input")
-                opts[okey.strip().lower()] = ovalue.strip()
-            else:
-                raise click.BadParameter(
-                    f"unknown key {key!r} in {spec!r}; use src=, dst= and opt=",
-                    param_hint="--input",
-                )
+        parts = spec.split(",")
     else:
-        uri, target = _split_shorthand(spec)
+        # trailing key=value parts; commas elsewhere (e.g. in a URL's query) stay in the URI
+        parts = spec.split(",")
+        tail: list[str] = []
+        while len(parts) > 1 and _TRAILING_KEY.match(parts[-1]):
+            tail.insert(0, parts.pop())
+        uri, target = _split_shorthand(",".join(parts))
+        parts = tail
+    for part in parts:
+        key, _, value = part.partition("=")
+        key = key.strip().lower()
+        if key in ("src", "source"):
+            uri = value
+        elif key in ("dst", "destination", "target"):
+            target = value
+        elif key in ("opt", "option"):
+            okey, osep, ovalue = value.partition("=")
+            if not osep:
+                raise click.BadParameter(f"option {value!r} is not k=v", param_hint="--input")
+            opts[okey.strip().lower()] = ovalue.strip()
+        else:
+            raise click.BadParameter(
+                f"unknown key {key!r} in {spec!r}; use src=, dst= and opt=",
+                param_hint="--input",
+            )
     if not uri:
         raise click.BadParameter(f"{spec!r} names no source (src=...)", param_hint="--input")
     if not target.startswith("/"):

@@ -37,8 +37,11 @@ async def fetch_archives(
     *,
     config: Callable[[], Config] | Config | None = None,
     timeout: float = 300.0,
+    repo: Path | None = None,
 ) -> None:
-    """Fetch each (cid, swarm addrs, archive path) and write it as a tar.gz at the path."""
+    """Fetch each (cid, swarm addrs, archive path) and write it as a tar.gz at the path.
+    `repo`: where a short-lived embedded node keeps its repo (kept afterwards; see
+    `wiring.downloader`)."""
     from bacalhau import _native
     from bacalhau.ipfs.wiring import downloader
 
@@ -46,7 +49,7 @@ async def fetch_archives(
         return
     cfg = config() if callable(config) else config
     peers = sorted({a for _cid, addrs, _target in wanted for a in addrs})
-    async with downloader(cfg, peers) as client:
+    async with downloader(cfg, peers, repo=repo) as client:
         for cid, _addrs, target in wanted:
             scratch = Path(tempfile.mkdtemp(prefix=".ipfs-", dir=target.parent))
             try:

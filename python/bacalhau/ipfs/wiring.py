@@ -7,8 +7,9 @@
   node's, else no `ipfs` inputs on this node);
 - `Publishers.Types.IPFS.Endpoint`: the `ipfs` publisher's (same fallback);
 - `ResultDownloaders.Types.IPFS.Endpoint`: what `job get` fetches `ipfs` results through; unset,
-  it starts a short-lived embedded node in the client's data dir that connects to the
-  result's `SwarmAddrs` and to `IPFS.Embedded.Peers`.
+  it starts a short-lived embedded node in the client's data dir (or the CLI's
+  `--ipfs-serve-path`) that connects to the result's `SwarmAddrs` and to `IPFS.Embedded.Peers`
+  (the CLI adds `--ipfs-swarm-addrs`; `--ipfs-swarm-key` sets `IPFS.Embedded.SwarmKeyPath`).
 """
 
 from __future__ import annotations
@@ -72,33 +73,38 @@ def compute_parts(config: Config,
 
 
 @contextlib.asynccontextmanager
-async def downloader(config: Config | None, peers: list[str]) -> AsyncIterator[IpfsClient]:
+async def downloader(config: Config | None, peers: list[str], *,
+                     repo: Path | None = None) -> AsyncIterator[IpfsClient]:
     """The client `job get` fetches `ipfs` results with: `ResultDownloaders.Types.IPFS.Endpoint`,
-    or a short-lived embedded node (repo `<DataDir>/ipfs-get-<pid>`, removed afterwards: the
-    client's data dir may belong to a running node whose repo is locked) connected to `peers`
-    and `IPFS.Embedded.Peers`."""
+    or a short-lived embedded node connected to `peers` and `IPFS.Embedded.Peers`, with the
+    `IPFS.Embedded.SwarmKeyPath` key. Its repo is `repo` (`--ipfs-serve-path`: kept, so blocks
+    fetched once stay), else `<DataDir>/ipfs-get-<pid>`, removed afterwards (the client's data
+    dir may belong to a running node whose repo is locked)."""
     config = config or Config()
     endpoint = str(config.get("ResultDownloaders.Types.IPFS.Endpoint") or "").strip()
     if endpoint:
         async with IpfsClient(endpoint) as client:
             yield client
         return
-    repo = config.data_dir / f"ipfs-get-{os.getpid()}"
+    keep = repo is not None
+    repo = repo or config.data_dir / f"ipfs-get-{os.getpid()}"
     # any free port: the configured one may be held by a node running on this data dir
     node = embedded_node(config, repo, extra_peers=peers, listen=["/ip4/127.0.0.1/tcp/0"])
     if not node.peers:
         raise IpfsError(
             "the result is on IPFS, but no IPFS node to fetch it from is known",
-            hint="set ResultDownloaders.Types.IPFS.Endpoint to a Kubo RPC that can reach it, "
-            "or IPFS.Embedded.Peers to the swarm address of a node holding it")
+            hint="name a peer holding it with --ipfs-swarm-addrs (or IPFS.Embedded.Peers), or "
+            "an IPFS node's RPC API with --ipfs-connect (ResultDownloaders.Types.IPFS.Endpoint)")
     try:
         await node.start()
         if not node.connected_peers:
             raise IpfsError(
                 f"could not connect to any IPFS peer holding the result ({', '.join(node.peers)})",
-                hint="check that the publishing node is running and reachable from here, or "
-                "set ResultDownloaders.Types.IPFS.Endpoint")
+                hint="check that the publishing node is running and reachable from here and, "
+                "for a private IPFS network, that --ipfs-swarm-key (IPFS.Embedded.SwarmKeyPath) "
+                "is its swarm key; or use --ipfs-connect")
         yield node.client()
     finally:
         await node.stop()
-        shutil.rmtree(repo, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(repo, ignore_errors=True)
