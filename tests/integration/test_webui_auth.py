@@ -5,10 +5,11 @@ other processes (`BACALHAU_API_KEY` of a writer), and the page in headless Chrom
 
 The page asks for a key; a wrong key is refused with a clear message and asked for again; a
 read-only key (`read:job`, `read:node`) lists the CLI's jobs and reads their logs over the logs
-WebSocket (the key offered as the `bacalhau-auth` subprotocol), but Stop answers a clear
-"Forbidden" and the job keeps running; a writer's key stops it. The key lives in this tab's
-sessionStorage only: a new browser session asks again. The logs WebSocket's accept and refuse
-paths are also checked at the API level with aiohttp's client.
+WebSocket (the key offered as the `bacalhau-auth` subprotocol), live while a container runs
+(when Docker answers here), but Stop answers a clear "Forbidden" and the job keeps running; a
+writer's key stops it. The key lives in this tab's sessionStorage only: a new browser session
+asks again. The logs WebSocket's accept and refuse paths are also checked at the API level
+with aiohttp's client.
 
 Console errors: the only ones allowed are Chromium's own lines for the refused requests,
 `<node url>/api/v1/... - Failed to load resource: the server responded with a status of 401
@@ -34,6 +35,7 @@ import aiohttp
 import pytest
 import yaml
 
+from bacalhau.executors.docker import TEST_IMAGE
 from tests.conftest import ASSETS, ServeProcess, wait_until
 from tests.webui_browser import UiBrowser, browser_missing
 
@@ -81,11 +83,14 @@ class AuthNode:
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
-    def state(self, job_id: str) -> str:
-        request = urllib.request.Request(f"{self.url}{JOBS}/{job_id}",
+    def get(self, path: str) -> Any:
+        request = urllib.request.Request(self.url + path,
                                          headers={"Authorization": f"Bearer {WRITER_KEY}"})
         with urllib.request.urlopen(request, timeout=10) as resp:
-            return str(json.loads(resp.read())["Job"]["State"]["StateType"])
+            return json.loads(resp.read())
+
+    def state(self, job_id: str) -> str:
+        return str(self.get(f"{JOBS}/{job_id}")["Job"]["State"]["StateType"])
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +219,31 @@ def test_read_only_key_lists_and_reads_logs_but_cannot_stop_a_writer_can(
         assert _session(fresh) == [None, 0, ""]
     finally:
         fresh.close()
+
+
+def test_read_only_key_follows_a_running_containers_logs(
+        node: AuthNode, browser: UiBrowser) -> None:
+    nodes = node.get("/api/v1/orchestrator/nodes")["Nodes"]
+    engines = {e for n in nodes for e in n["Info"]["ComputeNodeInfo"].get("ExecutionEngines") or []}
+    if "docker" not in engines:
+        pytest.skip("the node has no Docker engine (no Docker daemon answers on this machine)")
+    done = node.cli("docker", "run", "--no-wait", "--id-only", TEST_IMAGE, "--",
+                    "sh", "-c", "echo first line; echo to stderr >&2; sleep 300")
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.strip()
+    try:
+        browser.open(node.ui(f"/jobs/{job_id}"))
+        _enter_key(browser, READER_KEY, "needs an API key")
+        browser.wait(lambda: _badge(browser) == "Running", 60, what="Running badge")
+        # the lines arrive over the authenticated WebSocket while the container still runs
+        browser.wait_text("#job-logs", "first line", 30)
+        browser.wait_text("#job-logs .stderr", "to stderr")
+        assert _badge(browser) == "Running"
+        assert "streaming" in browser.text("#job-logs-status")
+        errors = _unexpected_console_errors(browser, node)
+        assert errors == [], errors
+    finally:
+        node.cli("job", "stop", job_id)
 
 
 def test_declining_the_prompt_shows_the_error_without_asking_again(
