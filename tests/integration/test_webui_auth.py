@@ -132,10 +132,14 @@ def _dialog_open(browser: UiBrowser) -> bool:
     return browser.find("#auth-dialog").get_attribute("open") is not None
 
 
-def _enter_key(browser: UiBrowser, key: str, expect: str) -> None:
-    """Wait for the key dialog saying `expect`, then type `key` into it."""
+def _wait_dialog(browser: UiBrowser, expect: str) -> None:
     browser.wait(lambda: _dialog_open(browser) and expect in browser.text("#auth-message"),
                  what=f"the API key dialog saying {expect!r}")
+
+
+def _enter_key(browser: UiBrowser, key: str, expect: str) -> None:
+    """Wait for the key dialog saying `expect`, then type `key` into it."""
+    _wait_dialog(browser, expect)
     field = browser.find("#auth-key")
     field.clear()
     field.send_keys(key)
@@ -165,7 +169,9 @@ def test_read_only_key_lists_and_reads_logs_but_cannot_stop_a_writer_can(
         browser.open(node.ui("/jobs"))
         _enter_key(browser, "wrong-" + secrets.token_hex(16), "needs an API key")
         # refused with the reason, and asked again; the refused key is not kept
-        _enter_key(browser, READER_KEY, "The API refused this key (invalid API key)")
+        _wait_dialog(browser, "The API refused this key (invalid API key)")
+        assert _session(browser) == [None, 0, ""]
+        _enter_key(browser, READER_KEY, "The API refused this key")
         for job_id in (finished_job, running):
             browser.wait(lambda j=job_id: browser.find(f'tr[data-job-id="{j}"]'),
                          what=f"the CLI's job {job_id} in the jobs table")

@@ -113,7 +113,7 @@ export async function api(method, path, { query, body } = {}) {
 export const get = (path, query) => api("GET", path, { query });
 
 /** The logs WebSocket URL of a job: no credential in it. */
-export function logsUrl(jobId, query) {
+function logsUrl(jobId, query) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${location.host}${withQuery(`${JOBS}/${encodeURIComponent(jobId)}/logs`, query)}`;
 }
