@@ -26,6 +26,9 @@ DEFAULTS: dict[str, Any] = {
                 "UseTLS": False, "Insecure": False, "CAFile": ""},
         # Per client address; 0 = no limit.
         "RateLimit": {"RequestsPerSecond": 1000, "Burst": 1000},
+        # Largest request body (413 beyond) and longest handler run (503 beyond; the logs
+        # WebSocket is exempt).
+        "MaxBodySize": "10MiB", "HandlerTimeout": "30s",
     },
     "NameProvider": "puuid",
     "Labels": {},

@@ -14,8 +14,10 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
-from bacalhau.config import Config
+from bacalhau.config import Config, parse_duration
+from bacalhau.errors import BacalhauError, ConfigError
 from bacalhau.models import NodeInfo
+from bacalhau.models.resources import parse_bytes
 from bacalhau.webui import setup_webui_routes, webui_enabled
 
 from . import auth, openapi
@@ -37,8 +39,23 @@ from .state import (
     RequesterFacade,
 )
 
-MAX_BODY_BYTES = 10 * 1024 * 1024
-HANDLER_TIMEOUT_S = 30.0
+MAX_BODY_BYTES = 10 * 1024 * 1024  # the default of API.MaxBodySize
+HANDLER_TIMEOUT_S = 30.0  # the default of API.HandlerTimeout
+
+
+def api_limits(config: Config) -> tuple[int, float]:
+    """(`API.MaxBodySize` in bytes, `API.HandlerTimeout` in seconds); ConfigError naming the
+    key when either is not a positive size / duration."""
+    try:
+        size = parse_bytes(str(config.get("API.MaxBodySize", "10MiB")), "API.MaxBodySize")
+        timeout = parse_duration(config.get("API.HandlerTimeout", "30s"), "API.HandlerTimeout")
+    except BacalhauError as exc:
+        raise ConfigError(str(exc)) from None
+    if size <= 0:
+        raise ConfigError('API.MaxBodySize: must be a positive size such as "10MiB"')
+    if timeout <= 0:
+        raise ConfigError('API.HandlerTimeout: must be a positive duration such as "30s"')
+    return size, timeout
 
 
 def create_app(
@@ -47,7 +64,7 @@ def create_app(
     node_info_provider: Callable[[], NodeInfo],
     config: Config,
     debug_info: Mapping[str, Callable[[], Any]] | None = None,
-    handler_timeout: float = HANDLER_TIMEOUT_S,
+    handler_timeout: float | None = None,
 ) -> web.Application:
     """Build the API app of one node.
 
@@ -55,10 +72,14 @@ def create_app(
     endpoints exist). `node_info_provider` returns this node's current NodeInfo (for
     `/agent/node`); `debug_info` maps component names to callables returning JSON-able debug
     data (for `/agent/debug`). Handlers other than WebSockets are cut off after
-    `handler_timeout` seconds with a 503.
+    `handler_timeout` seconds (default `API.HandlerTimeout`) with a 503; bodies larger than
+    `API.MaxBodySize` get a 413.
     """
+    max_body, configured_timeout = api_limits(config)
+    if handler_timeout is None:
+        handler_timeout = configured_timeout
     app = web.Application(
-        client_max_size=MAX_BODY_BYTES,
+        client_max_size=max_body,
         middlewares=[error_middleware, rate_limit_middleware, cors_middleware,
                      client_version_middleware, auth.auth_middleware],
     )

@@ -12,6 +12,12 @@ Capabilities are `<read|write>:<job|node|agent>` with the wildcards `read:*`, `w
 from the path: `/api/v1/orchestrator/jobs` job, `/api/v1/orchestrator/nodes` node,
 `/api/v1/agent` agent; any other `/api/` path needs `write:node`. Paths outside `/api/` (the
 web UI's static files, the legacy redirects to open endpoints) carry no data and stay open.
+
+Browsers cannot set headers on a WebSocket, so the web UI offers its API key as a subprotocol
+pair on the logs WebSocket: `Sec-WebSocket-Protocol: bacalhau-auth, <base64url(key)>` (see
+`websocket_credential`). The logs route echoes only `bacalhau-auth`, never the key. Unlike a
+query parameter, the key never lands in a URL (access logs, proxies, history); unlike a ticket
+from a `POST`, it needs no server state and no `write` capability for a read-only user.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 USERS_KEY = "API.Auth.Users"
+WS_AUTH_PROTOCOL = "bacalhau-auth"
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 OPEN_PATHS = frozenset({
     "/api/v1/auth",
     "/api/v1/version",
@@ -244,6 +252,32 @@ class Authenticator:
         raise _unauthorized("unsupported Authorization scheme (use Basic or Bearer)")
 
 
+def websocket_credential(request: web.Request) -> str:
+    """`Bearer <key>` from a WebSocket upgrade offering the subprotocols `bacalhau-auth,
+    <base64url(key)>` (how the web UI authenticates its logs WebSocket); "" when the request
+    offers no `bacalhau-auth`. An offer without a well-formed key is a 401."""
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return ""
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    if WS_AUTH_PROTOCOL not in offered:
+        return ""
+    index = offered.index(WS_AUTH_PROTOCOL)
+    encoded = offered[index + 1] if index + 1 < len(offered) else ""
+    if not encoded:
+        raise _unauthorized(f"the {WS_AUTH_PROTOCOL} WebSocket subprotocol must be followed by "
+                            "the base64url-encoded API key")
+    try:
+        if not _BASE64URL.match(encoded):
+            raise ValueError(encoded)
+        padded = encoded.rstrip("=") + "=" * (-len(encoded.rstrip("=")) % 4)
+        key = base64.urlsafe_b64decode(padded).decode("utf-8")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        # the offer is not echoed: it may be a bare secret
+        raise _unauthorized(f"malformed API key in the {WS_AUTH_PROTOCOL} WebSocket "
+                            "subprotocol (expected base64url)") from None
+    return f"Bearer {key}"
+
+
 def _unauthorized(reason: str) -> UnauthorizedError:
     return UnauthorizedError("Request Unauthorized", hint=ENV_HINT, details={"reason": reason})
 
@@ -260,7 +294,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     needed = required_capability(request.method, request.path)
     if needed is None or request.method == "OPTIONS":
         return await handler(request)
-    user = await auth.authenticate(request.headers.get("Authorization", ""))
+    header = request.headers.get("Authorization", "") or websocket_credential(request)
+    user = await auth.authenticate(header)
     if not user.may(needed):
         raise ForbiddenError(
             "Request Forbidden",
@@ -323,5 +358,6 @@ def setup(app: web.Application, config: Config) -> None:
     app.router.add_post("/api/v1/auth/{method}", auth_method)
 
 
-__all__ = ["AUTHENTICATOR", "Authenticator", "ForbiddenError", "User", "auth_middleware",
-           "has_capability", "parse_users", "required_capability", "setup", "warn_if_exposed"]
+__all__ = ["AUTHENTICATOR", "WS_AUTH_PROTOCOL", "Authenticator", "ForbiddenError", "User",
+           "auth_middleware", "has_capability", "parse_users", "required_capability", "setup",
+           "warn_if_exposed", "websocket_credential"]

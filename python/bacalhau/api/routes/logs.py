@@ -4,6 +4,10 @@ Each text frame is `{"value": {"Type": 1|2, "Line": str}}` (1 stdout, 2 stderr);
 one `{"error": str}` frame; the stream always ends with a normal close. As in Bacalhau, the
 socket is upgraded first and errors (job not found, no execution) travel as frames. A plain GET
 without the upgrade gets the lookup's APIError, or a 400 saying a WebSocket is needed.
+
+With API users, the CLI authenticates with its `Authorization` header; a browser offers its key
+as the subprotocols `bacalhau-auth, <base64url key>` (checked by `auth.auth_middleware`, needs
+`read:job`), and the handshake answers `Sec-WebSocket-Protocol: bacalhau-auth`, never the key.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bacalhau.errors import BacalhauError
 from bacalhau.models.codec import dumps
 
+from ..auth import WS_AUTH_PROTOCOL
 from ..middleware import request_id_of
 from ..state import WEBSOCKETS, requester_of
 from .binding import BindError, namespace_of, query_bool, query_int, query_str
@@ -83,7 +88,8 @@ async def job_logs(request: web.Request) -> web.StreamResponse:
     query_bool(request, "tail")
     query_int(request, "job_version")
     query_bool(request, "all_job_versions")
-    ws = web.WebSocketResponse(autoping=True)
+    # A browser that offered `bacalhau-auth` must get it back or it drops the connection.
+    ws = web.WebSocketResponse(autoping=True, protocols=(WS_AUTH_PROTOCOL,))
     if not ws.can_prepare(request).ok:
         requester_of(request).get_job(request.match_info["id"], namespace_of(request))
         raise BindError(

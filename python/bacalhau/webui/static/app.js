@@ -20,6 +20,8 @@ const viewEl = document.getElementById("view");
 const bannerEl = document.getElementById("banner");
 let current = null; // {path, dispose()}
 
+// "error": a refresh failed (cleared when a refresh succeeds again); "alert": an action
+// failed (stays until the next banner or view); "info": a notice.
 let bannerKind = "";
 
 function showBanner(error, kind = "error") {

@@ -2,7 +2,7 @@
 // state, timings), results (links and CIDs), the history timeline, logs streamed over the logs
 // WebSocket while it runs, and a Stop button.
 
-import { JOBS, api, get, logsUrl } from "./api.js";
+import { JOBS, api, get, openLogs } from "./api.js";
 import { badge, chips, facts, h, replace, routeLink, safeLink, table } from "./dom.js";
 import {
   TERMINAL, ago, computeState, desiredState, duration, isDiscarded, jobState, shortId, time, toMillis,
@@ -74,7 +74,7 @@ export function render(root, [jobId], ctx) {
         { body: { reason: "stopped from the web UI" } });
       ctx.banner(`Stop requested${out?.EvaluationID ? ` (evaluation ${out.EvaluationID})` : ""}.`, "info");
     } catch (err) {
-      ctx.banner(err);
+      ctx.banner(err, "alert"); // stays until the next action or view, unlike refresh errors
     } finally {
       confirming = false;
     }
@@ -226,9 +226,11 @@ function logStream(jobId, pre, status, ctx) {
   function open(job, execution) {
     const terminal = TERMINAL.has(jobState(job));
     attempts++;
-    const ws = new WebSocket(logsUrl(job.ID, { execution_id: execution.ID, follow: !terminal }));
+    const ws = openLogs(job.ID, { execution_id: execution.ID, follow: !terminal });
     socket = ws;
     let lines = 0;
+    let opened = false;
+    ws.addEventListener("open", () => { opened = true; });
     pre.replaceChildren();
     status.textContent = terminal ? "loading…" : `streaming from ${shortId(execution.ID)}…`;
     ws.addEventListener("message", (msg) => {
@@ -251,6 +253,12 @@ function logStream(jobId, pre, status, ctx) {
       if (socket !== ws) return;
       socket = null;
       if (terminal) finished = true;
+      if (!opened) {
+        // The handshake failed: unreachable, or the key was refused (401/403).
+        status.textContent = "log stream refused or unreachable (is the API key still valid?)";
+        status.dataset.state = "refused";
+        return;
+      }
       status.textContent = `${lines} line${lines === 1 ? "" : "s"} · ${terminal ? "complete" : "stream ended"}`;
       status.dataset.state = terminal ? "complete" : "ended";
     });

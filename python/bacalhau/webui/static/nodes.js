@@ -66,7 +66,7 @@ function actionButtons(node, ctx, refresh) {
         { body: { Action: action, NodeID: id, Message: `${action}d from the web UI` } });
       ctx.banner(`Node ${shortId(id)}: ${action} done.`, "info");
     } catch (err) {
-      ctx.banner(err);
+      ctx.banner(err, "alert");
     }
     await refresh().catch(ctx.banner);
   };
