@@ -323,7 +323,10 @@ def _paths() -> dict[str, Any]:
                               _q("follow", BOOL), _q("tail", BOOL), JOB_VERSION,
                               ALL_VERSIONS]),
                 "description": "Connect with `Upgrade: websocket`; a plain GET answers the "
-                               "job lookup's APIError, or 400.",
+                               "job lookup's APIError, or 400. With users configured, send "
+                               "`Authorization`, or (browsers) the subprotocols "
+                               "`bacalhau-auth` and the base64url API key; the server echoes "
+                               "only `bacalhau-auth`.",
             },
         },
         NODES: {
