@@ -1,14 +1,14 @@
 """Scenario `backlog`: does the requester stay fast with a large job store?
 
-1 requester + 1 compute node (separate `bacalhau serve` processes over libp2p). First ~100
-jobs are run through the API; then submit p50 (PUT round trip of a trivial WASM job, one at
-a time) and `job list --limit 100` p50 (the request the CLI sends: GET /jobs?limit=100, over
-HTTP, without the CLI's process start) are measured, and the requester's RSS (VmRSS of its
-process) read. The nodes stop; the job store is filled to `--backlog` jobs (default 100k)
-directly through the store API (`JobStore.create_or_update_job` + `update_job_state`, in
-batches of 2000 per transaction: real stored jobs, copies of a job that ran, each Completed,
-listed by the API); the nodes start again on the same data dirs and the same figures are
-measured. Both rounds start fresh processes and do the same work before RSS is read.
+Two networks of 1 requester + 1 compute node each (separate `bacalhau serve` processes over
+libp2p). Each first runs 100 jobs through the API; then, with its nodes stopped, the second
+network's job store is filled to `--backlog` jobs (default 100k) directly through the store
+API (`JobStore.create_or_update_job` + `update_job_state`, 2000 jobs per transaction: real
+stored jobs, copies of a job that ran, each Completed, listed by the API). Both networks
+start again (fresh processes) and take turns: submit p50 (PUT round trip of a trivial WASM
+job; each job runs to completion, untimed, before the next PUT) and `job list --limit 100`
+p50 (the request the CLI sends, GET /jobs?limit=100, over HTTP, without the CLI's process
+start); then each requester's RSS (VmRSS) is read, after the same work in both.
 Targets: submit p50 at 100k stored <= 1.5x at 100; RSS growth per stored job <= 2x the
 average stored job JSON size.
 """
@@ -34,26 +34,30 @@ TARGET_SUBMIT = 1.5
 TARGET_RSS = 2.0
 
 
-async def measure(url: str, samples: int) -> dict[str, list[float]]:
-    """Submit latency (one at a time), then, once those jobs completed, list latency."""
-    base = f"{url}/api/v1/orchestrator/jobs"
-    submit, listing, ids = [], [], []
+async def measure(urls: dict[str, str], samples: int) -> dict[str, dict[str, list[float]]]:
+    """Per network: submit latency (one at a time, each job run to completion before the
+    next PUT), then list latency; the networks take turns, so both see the same machine."""
+    out: dict[str, dict[str, list[float]]] = {k: {"submit": [], "list": []} for k in urls}
     async with aiohttp.ClientSession() as session:
         for i in range(samples):
-            t0 = time.perf_counter()
-            async with session.put(base, json={"Job": wordcount_job(f"b {i}\n")}) as resp:
-                ids.append((await resp.json())["JobID"])
-            submit.append(time.perf_counter() - t0)
-    await completions(url, ids, 300)
-    async with aiohttp.ClientSession() as session:
+            for label, url in urls.items():
+                t0 = time.perf_counter()
+                async with session.put(f"{url}/api/v1/orchestrator/jobs",
+                                       json={"Job": wordcount_job(f"b {i}\n")}) as resp:
+                    job_id = (await resp.json())["JobID"]
+                out[label]["submit"].append(time.perf_counter() - t0)
+                # untimed: the next PUT meets an idle network
+                await completions(url, [job_id], 60, poll=0.002)
         for _ in range(samples):
-            t0 = time.perf_counter()
-            async with session.get(base, params={"limit": "100"}) as resp:
-                items = (await resp.json())["Items"]
-            listing.append(time.perf_counter() - t0)
-            if len(items) != 100:
-                raise RuntimeError(f"job list returned {len(items)} jobs, not 100")
-    return {"submit": submit, "list": listing}
+            for label, url in urls.items():
+                t0 = time.perf_counter()
+                async with session.get(f"{url}/api/v1/orchestrator/jobs",
+                                       params={"limit": "100"}) as resp:
+                    items = (await resp.json())["Items"]
+                out[label]["list"].append(time.perf_counter() - t0)
+                if len(items) != 100:
+                    raise RuntimeError(f"job list returned {len(items)} jobs, not 100")
+    return out
 
 
 def stored(db: Path) -> tuple[int, float]:
@@ -93,27 +97,29 @@ def fill(db: Path, total: int, batch: int = 2000) -> float:
 def run(quick: bool, out_dir: Path, backlog: int | None = None,
         samples: int | None = None) -> dict[str, Any]:
     big = backlog or (10_000 if quick else 100_000)
-    k = samples or (30 if quick else 100)
+    k = samples or (50 if quick else 200)
     started = time.monotonic()
     rounds: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-backlog-") as tmp:
-        base = Path(tmp) / "stack"
-        db = base / "orchestrator-0" / "orchestrator" / "jobs.db"
-        fill_s = 0.0
-        for label in ("small", "big"):
-            if label == "big":
-                fill_s = fill(db, big)
+        bases = {label: Path(tmp) / label for label in ("small", "big")}
+        dbs = {label: b / "orchestrator-0" / "orchestrator" / "jobs.db"
+               for label, b in bases.items()}
+        for base in bases.values():  # ~100 jobs that ran, in each store
             with cluster(base, computes=1) as net:
-                if label == "small":
-                    ids = asyncio.run(submit_all(net.api_url, 100, 8))[0]
-                    asyncio.run(completions(net.api_url, ids, 300))
-                before = stored(db)[0]
-                asyncio.run(measure(net.api_url, 5))  # warm-up
-                got = asyncio.run(measure(net.api_url, k))
-                count, size = stored(db)
-                rounds[label] = {"stored_before": before, "stored_after": count,
-                                 "job_json_bytes": size, "submit": got["submit"],
-                                 "list": got["list"],
+                ids = asyncio.run(submit_all(net.api_url, 100, 8))[0]
+                asyncio.run(completions(net.api_url, ids, 300))
+        fill_s = fill(dbs["big"], big)
+        with cluster(bases["small"], computes=1) as small_net, \
+                cluster(bases["big"], computes=1) as big_net:
+            nets = {"small": small_net, "big": big_net}
+            before = {label: stored(db)[0] for label, db in dbs.items()}
+            urls = {label: net.api_url for label, net in nets.items()}
+            asyncio.run(measure(urls, 5))  # warm-up
+            got = asyncio.run(measure(urls, k))
+            for label, net in nets.items():
+                count, size = stored(dbs[label])
+                rounds[label] = {"stored_before": before[label], "stored_after": count,
+                                 "job_json_bytes": size, **got[label],
                                  "rss_bytes": rss_bytes(net.pids["orchestrator-0"])}
     small, large = rounds["small"], rounds["big"]
     s = {label: {"stored": r["stored_before"], "job_json_bytes": r["job_json_bytes"],

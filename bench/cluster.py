@@ -9,13 +9,15 @@ import json
 import os
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from bench.harness import free_port
 
+T = TypeVar("T")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -50,7 +52,8 @@ def get_json(url: str, timeout: float = 10.0) -> dict:
         return json.loads(resp.read())
 
 
-def wait_for(condition, timeout: float, what: str, interval: float = 0.1):  # noqa: ANN001,ANN201
+def wait_for(condition: Callable[[], T], timeout: float, what: str,
+             interval: float = 0.1) -> T:
     """Polls `condition` until it returns a truthy value; raises after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None

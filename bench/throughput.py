@@ -57,7 +57,8 @@ async def submit_all(url: str, n: int, concurrency: int
     return ids, starts, latency
 
 
-async def completions(url: str, ids: list[str], timeout: float) -> dict[str, Any]:
+async def completions(url: str, ids: list[str], timeout: float,
+                      poll: float = 0.05) -> dict[str, Any]:
     """Completed ModifyTime (epoch s) of every job, waiting for each in submit order."""
     base = f"{url}/api/v1/orchestrator/jobs"
     done: list[float] = []
@@ -73,7 +74,7 @@ async def completions(url: str, ids: list[str], timeout: float) -> dict[str, Any
                     break
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"job {job_id} still {state} after {timeout:g}s")
-                await asyncio.sleep(0.05)  # poll interval of the completion walk
+                await asyncio.sleep(poll)  # poll interval of the completion walk
             if state == "Completed":
                 done.append(job["ModifyTime"] / 1e9)
             else:
