@@ -28,13 +28,13 @@ def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if name == "latency":
         from bench import latency
 
-        return latency.run(args.quick, out, jobs=args.jobs)
+        return latency.run(args.quick, out, jobs=args.jobs, profile=args.profile)
     if name == "throughput":
         from bench import throughput
 
         return throughput.run(args.quick, out, jobs=args.throughput_jobs,
                               concurrency=args.concurrency, slurm_jobs=args.slurm_jobs,
-                              with_slurm=not args.no_slurm)
+                              with_slurm=not args.no_slurm, profile=args.profile)
     if name == "backlog":
         from bench import backlog
 
@@ -73,6 +73,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="backlog: submits and lists measured per round (default 100)")
     parser.add_argument("--docker-jobs", type=int, default=None,
                         help="docker: jobs (default 30, quick 5)")
+    parser.add_argument("--profile", action="store_true",
+                        help="latency, throughput: py-spy the node processes while measuring "
+                             "and report where the time goes (needs py-spy)")
     args = parser.parse_args(argv)
     if args.all:
         args.scenario = list(SCENARIOS)
@@ -105,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         path = report.write(doc, args.out)
         docs.append(doc)
         print("\n".join(report.table_lines([doc])))
+        if doc["summary"].get("profile"):
+            from bench import profile as py_spy
+
+            print("where the time goes (py-spy, share of working samples):")
+            print("\n".join(py_spy.lines(doc["summary"]["profile"])))
         print(f"({name}: {time.monotonic() - t0:.0f}s, wrote {path})\n", flush=True)
     mode = "--quick" if args.quick else "full"
     header = (f"{mode} run, {time.monotonic() - started:.0f}s, {machine['cpu_model']}, "

@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from bench import profile as py_spy
 from bench import report
 from bench.cluster import cluster
 from bench.harness import summary
@@ -55,7 +57,8 @@ async def one_at_a_time(n: int, url: str) -> tuple[list[float], list[float]]:
     return server_side, client_side
 
 
-def run(quick: bool, out_dir: Path, jobs: int | None = None) -> dict[str, Any]:
+def run(quick: bool, out_dir: Path, jobs: int | None = None,
+        profile: bool = False) -> dict[str, Any]:
     n = jobs or (60 if quick else 500)
     warmup = 5 if quick else 20
     started = time.monotonic()
@@ -63,11 +66,13 @@ def run(quick: bool, out_dir: Path, jobs: int | None = None) -> dict[str, Any]:
         work = Path(tmp)
         with cluster(work / "stack", computes=1) as net:
             asyncio.run(one_at_a_time(warmup, net.api_url))  # module cache, connections
-            server, client = asyncio.run(one_at_a_time(n, net.api_url))
+            with (py_spy.record(net.pids, out_dir, "latency") if profile
+                  else nullcontext({})) as prof:
+                server, client = asyncio.run(one_at_a_time(n, net.api_url))
         put = asyncio.run(bare_put_baseline(n))
         wasm = bare_wasmtime_baseline(n, work)
     s = {"server": summary(server), "client": summary(client), "put": summary(put),
-         "wasmtime": summary(wasm)}
+         "wasmtime": summary(wasm), "profile": prof}
     put_p50, wasm_p50 = s["put"]["p50_ms"], s["wasmtime"]["p50_ms"]
     put_name, wasm_name = "bare aiohttp PUT round trip p50", "bare wasmtime run p50"
     rows = [

@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from bench import profile as py_spy
 from bench import report, slurm
 from bench.cluster import cluster
 from bench.harness import summary
@@ -88,7 +90,8 @@ def wasmtime_loop(work: Path, runs: int) -> tuple[float, list[float]]:
 
 
 def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 32,
-        slurm_jobs: int | None = None, with_slurm: bool = True) -> dict[str, Any]:
+        slurm_jobs: int | None = None, with_slurm: bool = True,
+        profile: bool = False) -> dict[str, Any]:
     n = jobs or (300 if quick else 10_000)
     n_slurm = slurm_jobs or (100 if quick else 1000)
     started = time.monotonic()
@@ -100,8 +103,10 @@ def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 
             asyncio.run(completions(net.api_url, warm_ids, 120))
             cpu0 = net.cpu_seconds()
             t_begin = time.time()
-            ids, starts, submit_lat = asyncio.run(submit_all(net.api_url, n, concurrency))
-            result = asyncio.run(completions(net.api_url, ids, max(600.0, n * 0.5)))
+            with (py_spy.record(net.pids, out_dir, "throughput") if profile
+                  else nullcontext({})) as prof:
+                ids, starts, submit_lat = asyncio.run(submit_all(net.api_url, n, concurrency))
+                result = asyncio.run(completions(net.api_url, ids, max(600.0, n * 0.5)))
             cpu = net.cpu_seconds() - cpu0
         ceiling, wasm = wasmtime_loop(work, 300 if quick else 3000)
         put = asyncio.run(bare_put_baseline(200))
@@ -117,7 +122,7 @@ def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 
     s = {"jobs_per_s": jobs_per_s, "seconds": span, "completed": len(done),
          "cpu_s_per_job": cpu / n, "cpu_s_total": cpu, "submit_latency": sub,
          "wasmtime_loop_jobs_per_s": ceiling, "wasmtime_run": summary(wasm),
-         "put": summary(put), "slurm": {k: v for k, v in slurm_result.items()
+         "put": summary(put), "profile": prof, "slurm": {k: v for k, v in slurm_result.items()
                                         if k != "sbatch_latency_s"}}
     slurm_jobs_per_s = slurm_result.get("jobs_per_s")
     rows = [
