@@ -29,7 +29,11 @@ class Cluster:
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds of every node process so far."""
-        return sum(cpu_seconds(pid) for pid in self.pids.values())
+        return sum(self.cpu_by_process().values())
+
+    def cpu_by_process(self) -> dict[str, float]:
+        """User + system CPU seconds so far, per node process."""
+        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
 
 
 def cpu_seconds(pid: int) -> float:

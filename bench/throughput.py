@@ -101,13 +101,14 @@ def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 
             asyncio.run(submit_all(net.api_url, 20, min(concurrency, 8)))  # warm-up
             warm_ids = asyncio.run(submit_all(net.api_url, 1, 1))[0]
             asyncio.run(completions(net.api_url, warm_ids, 120))
-            cpu0 = net.cpu_seconds()
+            cpu0 = net.cpu_by_process()
             t_begin = time.time()
             with (py_spy.record(net.pids, out_dir, "throughput") if profile
                   else nullcontext({})) as prof:
                 ids, starts, submit_lat = asyncio.run(submit_all(net.api_url, n, concurrency))
                 result = asyncio.run(completions(net.api_url, ids, max(600.0, n * 0.5)))
-            cpu = net.cpu_seconds() - cpu0
+            cpu_by = {k: v - cpu0[k] for k, v in net.cpu_by_process().items()}
+            cpu = sum(cpu_by.values())
         ceiling, wasm = wasmtime_loop(work, 300 if quick else 3000)
         put = asyncio.run(bare_put_baseline(200))
     done = result["done"]
@@ -120,7 +121,9 @@ def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 
                     else {"reason": "skipped (--no-slurm)"})
     sub = summary(submit_lat)
     s = {"jobs_per_s": jobs_per_s, "seconds": span, "completed": len(done),
-         "cpu_s_per_job": cpu / n, "cpu_s_total": cpu, "submit_latency": sub,
+         "cpu_s_per_job": cpu / n, "cpu_s_total": cpu,
+         "cpu_ms_per_job_by_process": {k: v / n * 1e3 for k, v in cpu_by.items()},
+         "submit_latency": sub,
          "wasmtime_loop_jobs_per_s": ceiling, "wasmtime_run": summary(wasm),
          "put": summary(put), "profile": prof, "slurm": {k: v for k, v in slurm_result.items()
                                         if k != "sbatch_latency_s"}}

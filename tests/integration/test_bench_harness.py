@@ -84,6 +84,9 @@ def test_scenario_specifics(tiny_run: tuple[Path, str]) -> None:
     assert throughput["summary"]["completed"] == 24
     assert len(throughput["samples"]["submit_latency_s"]) == 24
     assert positive(throughput["summary"]["cpu_s_per_job"])
+    by_process = throughput["summary"]["cpu_ms_per_job_by_process"]
+    assert set(by_process) == {"orchestrator-0", "compute-0", "compute-1"}
+    assert all(positive(v) for v in by_process.values()), by_process
     slurm_row = next(r for r in throughput["rows"] if "Slurm" in r["baseline"])
     assert slurm_row["baseline_value"] is None and "--no-slurm" in slurm_row["note"]
     assert (out / "throughput_submit.png").read_bytes()[:8] == PNG
