@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -56,6 +57,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes (~2 min for --all)")
     parser.add_argument("--out", type=Path, default=report.RESULTS,
                         help="where results go (default bench/results)")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="where the nodes' data dirs and other scratch files go (default: "
+                             "the system temp dir, $TMPDIR)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="latency: jobs one at a time (default 500, quick 60)")
     parser.add_argument("--throughput-jobs", type=int, default=None,
@@ -91,6 +95,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.work_dir:
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.tempdir = str(args.work_dir.resolve())  # every scenario's scratch space
     machine = report.machine_info()
     docs: list[dict[str, Any]] = []
     failed: list[str] = []
@@ -118,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"{mode} run, {time.monotonic() - started:.0f}s, {machine['cpu_model']}, "
               f"{machine['cores']} cores, {machine['ram_gib']} GiB, Python "
               f"{machine['python']}, commit {machine['git_commit'][:10]}"
-              f"{' (dirty)' if machine['git_dirty'] else ''}")
+              f"{' (dirty)' if machine['git_dirty'] else ''}, work dir {machine['work_dir']} "
+              f"(new file {machine['file_create_us']:.0f} us)")
     (args.out / "table.md").write_text(
         header + "\n\n" + "\n".join(report.table_lines(docs, markdown=True)) + "\n")
     print("== all scenarios: " + header)

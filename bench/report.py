@@ -14,7 +14,10 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
+import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,9 +64,25 @@ def _run(cmd: list[str]) -> str:
         return ""
 
 
+def create_cost_us(where: Path | None = None, n: int = 60) -> float:
+    """Median microseconds to create a new empty file in a fresh directory under `where`
+    (the scenarios' work dir): node data dirs create ~a dozen files and directories per job,
+    and what that costs differs a lot between filesystems, and even between directories of
+    one filesystem."""
+    samples = []
+    with tempfile.TemporaryDirectory(dir=where, prefix="bench-probe-") as tmp:
+        for i in range(n):
+            t0 = time.perf_counter()
+            with open(os.path.join(tmp, f"f{i}"), "wb"):
+                pass
+            samples.append(time.perf_counter() - t0)
+    return statistics.median(samples) * 1e6
+
+
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, RAM, OS, Python/Rust versions, the git commit (and whether the tree
-    had local changes) and the load average when the run began."""
+    had local changes), the load average when the run began, and the work dir with what
+    creating a file there costs."""
     cpu = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -89,6 +108,8 @@ def machine_info() -> dict[str, Any]:
         "git_commit": _run(["git", "rev-parse", "HEAD"]),
         "git_dirty": bool(_run(["git", "status", "--porcelain", "--untracked-files=no"])),
         "load_average": list(os.getloadavg()),
+        "work_dir": tempfile.gettempdir(),
+        "file_create_us": round(create_cost_us(), 1),
     }
 
 
