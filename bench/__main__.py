@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         docs.append(doc)
         print("\n".join(report.table_lines([doc])))
         if doc["summary"].get("profile"):
-            from bench import profile as py_spy
+            from bench import pyspy as py_spy
 
             print("where the time goes (py-spy, share of working samples):")
             print("\n".join(py_spy.lines(doc["summary"]["profile"])))

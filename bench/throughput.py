@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import profile as py_spy
+from bench import pyspy as py_spy
 from bench import report, slurm
 from bench.cluster import cluster
 from bench.harness import summary

@@ -120,3 +120,23 @@ def test_rows_and_tables() -> None:
     assert lines[0].startswith("| scenario | figure |") and len(lines) == 4
     assert "| yes |" in lines[2] and "| NO |" in lines[3]
     assert report.rate_timeline([0.1, 0.2, 1.5], 1.0) == [(0.5, 2.0), (1.5, 1.0)]
+
+
+def test_profile_breakdown_of_collapsed_stacks(tmp_path: Path) -> None:
+    from bench import pyspy as profile
+
+    raw = tmp_path / "p.txt"
+    raw.write_text(
+        "main (m.py:1);put_job (bacalhau/api/routes/jobs.py:103);Database.execute "
+        "(bacalhau/store/sqlite.py:226) 30\n"
+        "main (m.py:1);EvaluationWorker.run (bacalhau/orchestrator/worker.py:60);"
+        "Job.from_dict (bacalhau/models/job.py:153) 10\n"
+        "_bootstrap (threading.py:1002);Condition.wait (threading.py:327) 500\n"
+        "main (m.py:1);something (x.py:2) 10\n")
+    b = profile.breakdown(raw)
+    assert b["working_samples"] == 50  # the waiting thread is left out
+    assert b["parts"] == {"HTTP: submit (PUT /jobs)": 0.6,
+                          "orchestrator: evaluation worker (scheduler, planner)": 0.2,
+                          "other": 0.2}
+    assert (b["in_sqlite_stores"], b["in_model_serialisation"]) == (0.6, 0.2)
+    assert "HTTP: submit (PUT /jobs) 60%" in profile.lines({"requester": b})[0]
