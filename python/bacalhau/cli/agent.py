@@ -75,9 +75,10 @@ def agent_config(cli: CLIContext, out: OutputOptions) -> None:
 @list_output_options
 @pass_cli
 def version(cli: CLIContext, client_only: bool, out: OutputOptions) -> None:
-    """Versions of this client and of the node it talks to: a CLIENT and a SERVER column (a
-    document with `clientVersion` and `serverVersion` for json/yaml, as Bacalhau's). With no
-    server answering, the client's version and a one-line note on stderr."""
+    """Get the client and server version.
+
+    A CLIENT and a SERVER column (json/yaml: `clientVersion` and `serverVersion`, as
+    Bacalhau's); with no server answering, the client's version and a one-line note."""
     mine = build_version_info()
     data: dict[str, Any] = {"clientVersion": mine}
     headers, row = ["CLIENT"], [mine.get("GitVersion", "")]
