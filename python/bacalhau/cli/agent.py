@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from bacalhau.cli.common import CLIContext, friendly_error, pass_cli
-from bacalhau.cli.output import DOC_FORMATS, echo_doc, table
+from bacalhau.cli.flags import CobraCommand
+from bacalhau.cli.output import (
+    OutputOptions,
+    doc_output_options,
+    echo_document,
+    emit,
+    list_output_options,
+)
 from bacalhau.version import build_version_info
 
-_output = click.option(
-    "--output", type=click.Choice(DOC_FORMATS), default=None, help="json or yaml [yaml]."
-)
+# YAML unless --output says otherwise (`agent version` prints three lines then).
+_output = doc_output_options(None, "json or yaml [default: yaml].")
 
 
 @click.group()
@@ -18,77 +26,76 @@ def agent() -> None:
     """Ask the node behind --api-host/--api-port about itself."""
 
 
-@agent.command("alive")
+@agent.command("alive", cls=CobraCommand)
 @_output
 @pass_cli
-def agent_alive(cli: CLIContext, output: str | None) -> None:
+def agent_alive(cli: CLIContext, out: OutputOptions) -> None:
     """Whether the node is up."""
     with cli.client() as client:
-        echo_doc(client.agent_alive(), output or "yaml")
+        echo_document(client.agent_alive(), out)
 
 
-@agent.command("version")
+@agent.command("version", cls=CobraCommand)
 @_output
 @pass_cli
-def agent_version(cli: CLIContext, output: str | None) -> None:
+def agent_version(cli: CLIContext, out: OutputOptions) -> None:
     """The node's build version."""
     with cli.client() as client:
         info = client.agent_version()
-    if output:
-        echo_doc(info, output)
+    if out.format:
+        echo_document(info, out)
         return
     click.echo(f"Bacalhau {info.get('GitVersion', '')}")
     click.echo(f"BuildDate {info.get('BuildDate', '')}")
     click.echo(f"GitCommit {info.get('GitCommit', '')}")
 
 
-@agent.command("node")
+@agent.command("node", cls=CobraCommand)
 @_output
 @pass_cli
-def agent_node(cli: CLIContext, output: str | None) -> None:
+def agent_node(cli: CLIContext, out: OutputOptions) -> None:
     """The node's NodeInfo."""
     with cli.client() as client:
-        echo_doc(client.agent_node(), output or "yaml")
+        echo_document(client.agent_node(), out)
 
 
-@agent.command("config")
+@agent.command("config", cls=CobraCommand)
 @_output
 @pass_cli
-def agent_config(cli: CLIContext, output: str | None) -> None:
+def agent_config(cli: CLIContext, out: OutputOptions) -> None:
     """The node's configuration (secrets redacted)."""
     with cli.client() as client:
         answer = client.agent_config()
-    echo_doc(answer.get("config", answer), output or "yaml")
+    echo_document(answer.get("config", answer), out)
 
 
-@click.command("version")
-@click.option("--client", "client_only", is_flag=True, help="Only the client's version.")
-@click.option(
-    "--output", type=click.Choice(("table", *DOC_FORMATS)), default="table", show_default=True
-)
+@click.command("version", cls=CobraCommand)
+@click.option("--client", "client_only", is_flag=True,
+              help="Only the client's version (no server required).")
+@list_output_options
 @pass_cli
-def version(cli: CLIContext, client_only: bool, output: str) -> None:
-    """Versions of this client and of the node it talks to."""
+def version(cli: CLIContext, client_only: bool, out: OutputOptions) -> None:
+    """Get the client and server version.
+
+    A CLIENT and a SERVER column (json/yaml: `clientVersion` and `serverVersion`, as
+    Bacalhau's); with no server answering, the client's version and a one-line note."""
     mine = build_version_info()
-    data = {"ClientVersion": mine}
+    data: dict[str, Any] = {"clientVersion": mine}
+    headers, row = ["CLIENT"], [mine.get("GitVersion", "")]
     note = ""
     if not client_only:
         try:
             with cli.client() as client:
-                data["ServerVersion"] = client.agent_version()
+                server = client.agent_version()
         except Exception as exc:  # no server is fine: the client version still answers
             friendly = friendly_error(exc, f"http://{cli.api_host}:{cli.api_port}")
             if friendly is None:
                 raise
             note = f"No server version: {friendly.message.splitlines()[0]}"
-            client_only = True
-    if output != "table":
-        echo_doc(data, output)
-    else:
-        headers = ["CLIENT"] + ([] if client_only else ["SERVER"])
-        row = [mine.get("GitVersion", "")]
-        if not client_only:
-            row.append(data["ServerVersion"].get("GitVersion", ""))
-        table(headers, [row])
+        else:
+            data["serverVersion"] = server
+            headers.append("SERVER")
+            row.append(server.get("GitVersion", ""))
+    emit(out, headers, [row], data)
     if note:
         click.echo(note, err=True)

@@ -14,7 +14,7 @@ import click
 from bacalhau.cli.common import CLIContext, pass_cli
 from bacalhau.cli.flags import CobraCommand
 from bacalhau.cli.job import job_get, job_list, job_logs, job_run, job_stop, show_job
-from bacalhau.cli.output import DOC_FORMATS
+from bacalhau.cli.output import OutputOptions, doc_output_options
 
 CLASSIC_TWINS = {
     "create": job_run,
@@ -30,14 +30,13 @@ CLASSIC_TWINS = {
 @click.option("--namespace", default="", help="Namespace of the job.")
 @click.option("-v", "--version", "job_version", type=int, default=0, show_default=True,
               help="Job version (0 = the latest).")
-@click.option("--output", type=click.Choice(DOC_FORMATS), default="yaml", show_default=True,
-              help="Document format (use `bacalhau job describe` for the human view).")
+@doc_output_options("yaml", "json or yaml (use `bacalhau job describe` for the human view).")
 @pass_cli
 def describe(
-    cli: CLIContext, job_id: str, namespace: str, job_version: int, output: str
+    cli: CLIContext, job_id: str, namespace: str, job_version: int, out: OutputOptions
 ) -> None:
     """Describe a job: the job, its state, history and executions, as YAML (or JSON)."""
-    show_job(cli, job_id, namespace, job_version, output)
+    show_job(cli, job_id, namespace, job_version, out)
 
 
 def register_classic(group: click.Group) -> None:

@@ -14,7 +14,7 @@ import click
 import yaml
 
 from bacalhau.api.client import Client, ClientError, auth_headers
-from bacalhau.cli.output import DOC_FORMATS, OUTPUT_FORMATS
+from bacalhau.cli.output import DOC_FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -100,7 +100,9 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def output_option(formats: tuple[str, ...] = OUTPUT_FORMATS, default: str = "table") -> Any:
+def output_option(formats: tuple[str, ...] = ("table", *DOC_FORMATS),
+                  default: str = "table") -> Any:
+    """A bare `--output` (list-like commands take `output.list_output_options` instead)."""
     return click.option(
         "--output",
         "output",

@@ -9,16 +9,20 @@ from typing import Any
 
 import click
 
-from bacalhau.cli.common import CLIContext, output_option, pass_cli
+from bacalhau.cli.common import CLIContext, pass_cli
 from bacalhau.cli.flags import CobraCommand, Seconds
 from bacalhau.cli.output import (
     DOC_FORMATS,
+    OutputOptions,
     clock_time,
     compute_state,
     date_time,
     desired_state,
-    echo_doc,
+    doc_output_options,
+    echo_document,
+    emit,
     job_state,
+    list_output_options,
     ns_time,
     short_id,
     table,
@@ -34,6 +38,9 @@ from bacalhau.cli.run import (
     runtime_options,
 )
 from bacalhau.cli.spec import parse_job_document
+
+DEFAULT_LIST_LABELS = "bacalhau_canary != true"
+"""`job list` hides the network's canary jobs unless --labels says otherwise (reference §7)."""
 
 
 @click.group()
@@ -73,19 +80,20 @@ def job_run(cli: CLIContext, file: Any, force: bool, output: str | None, **optio
 @click.argument("job_id")
 @click.option("--namespace", default="", help="Namespace of the job.")
 @click.option("-v", "--version", "job_version", type=int, default=0, help="Job version.")
-@click.option("--output", type=click.Choice(DOC_FORMATS), default=None, help="json or yaml.")
+@doc_output_options(None, "json or yaml (default: the human view).")
 @pass_cli
 def job_describe(
-    cli: CLIContext, job_id: str, namespace: str, job_version: int, output: str | None
+    cli: CLIContext, job_id: str, namespace: str, job_version: int, out: OutputOptions
 ) -> None:
     """Show a job: spec summary, state, history, executions and standard output."""
-    show_job(cli, job_id, namespace, job_version, output)
+    show_job(cli, job_id, namespace, job_version, out)
 
 
 def show_job(
-    cli: CLIContext, job_id: str, namespace: str, job_version: int, output: str | None
+    cli: CLIContext, job_id: str, namespace: str, job_version: int, out: OutputOptions
 ) -> None:
-    """`job describe` and classic `describe`: the document in `output`, else the human view."""
+    """`job describe` and classic `describe`: the document in `out.format`, else the human
+    view."""
     with cli.client() as client:
         answer = client.get_job(
             job_id,
@@ -93,8 +101,8 @@ def show_job(
             namespace=namespace,
             job_version=job_version,
         )
-    if output:
-        echo_doc(answer, output)
+    if out.format:
+        echo_document(answer, out)
         return
     describe_job(answer)
 
@@ -239,9 +247,10 @@ def _execution_row(execution: dict[str, Any]) -> list[Any]:
 )
 @click.option("--order-reversed", "--reverse", "order_reversed", is_flag=True,
               help="Reverse the order.")
-@click.option("--labels", multiple=True, help="Label selector, e.g. 'env=prod,tier!=web'.")
+@click.option("--labels", multiple=True, default=(DEFAULT_LIST_LABELS,),
+              help="Label selector, e.g. 'env=prod,tier!=web' (replaces the default).")
 @click.option("--namespace", default="", help="Only jobs of this namespace ('*' = all).")
-@output_option()
+@list_output_options
 @pass_cli
 def job_list(
     cli: CLIContext,
@@ -251,7 +260,7 @@ def job_list(
     order_reversed: bool,
     labels: tuple[str, ...],
     namespace: str,
-    output: str,
+    out: OutputOptions,
 ) -> None:
     """List jobs."""
     with cli.client() as client:
@@ -264,15 +273,13 @@ def job_list(
             labels=labels,
         )
     items = answer.get("Items") or []
-    if output != "table":
-        echo_doc(items, output)
-        return
-    table(
+    emit(
+        out,
         ["CREATED", "ID", "NAME", "JOB", "TYPE", "STATE"],
         [
             [
                 ns_time(j.get("CreateTime")),
-                short_id(str(j.get("ID", ""))),
+                out.id(j.get("ID", "")),
                 j.get("Name", ""),
                 ((j.get("Tasks") or [{}])[0].get("Engine") or {}).get("Type", ""),
                 j.get("Type", ""),
@@ -280,8 +287,9 @@ def job_list(
             ]
             for j in items
         ],
+        items,
     )
-    if token := answer.get("NextToken"):
+    if (token := answer.get("NextToken")) and out.format == "table":
         click.echo("")
         click.echo(f"To fetch more records use: bacalhau job list --next-token {token}")
 
@@ -296,7 +304,7 @@ def job_list(
 @click.option("--order-by", type=click.Choice(["created_at", "modified_at"]), default=None)
 @click.option("--order-reversed", is_flag=True)
 @click.option("--namespace", default="", help="Namespace of the job [default: default].")
-@output_option()
+@list_output_options
 @pass_cli
 def job_executions(
     cli: CLIContext,
@@ -306,7 +314,7 @@ def job_executions(
     order_by: str | None,
     order_reversed: bool,
     namespace: str,
-    output: str,
+    out: OutputOptions,
 ) -> None:
     """List the executions of a job."""
     with cli.client() as client:
@@ -319,23 +327,22 @@ def job_executions(
             namespace=namespace,
         )
     items = answer.get("Items") or []
-    if output != "table":
-        echo_doc(items, output)
-        return
-    table(
+    emit(
+        out,
         ["CREATED", "MODIFIED", "ID", "NODE ID", "REV.", "COMPUTE STATE", "DESIRED STATE"],
         [
             [
                 ns_time(e.get("CreateTime")),
                 ns_time(e.get("ModifyTime")),
-                short_id(str(e.get("ID", ""))),
-                short_id(str(e.get("NodeID", ""))),
+                out.id(e.get("ID", "")),
+                out.id(e.get("NodeID", "")),
                 e.get("Revision", ""),
                 compute_state(e.get("ComputeState")),
                 desired_state(e.get("DesiredState")),
             ]
             for e in items
         ],
+        items,
     )
 
 
@@ -351,7 +358,7 @@ def job_executions(
 @click.option("-v", "--version", "job_version", type=int, default=0, help="Job version.")
 @click.option("--all-versions", is_flag=True)
 @click.option("--namespace", default="", help="Namespace of the job [default: default].")
-@output_option()
+@list_output_options
 @pass_cli
 def job_history(
     cli: CLIContext,
@@ -361,7 +368,7 @@ def job_history(
     job_version: int,
     all_versions: bool,
     namespace: str,
-    output: str,
+    out: OutputOptions,
 ) -> None:
     """List the events of a job."""
     items: list[dict[str, Any]] = []
@@ -383,21 +390,20 @@ def job_history(
             token = str(page.get("NextToken") or "")
             if not token or not batch:
                 break
-    if output != "table":
-        echo_doc(items, output)
-        return
-    table(
+    emit(
+        out,
         ["TIME", "LEVEL", "EXEC. ID", "TOPIC", "EVENT"],
         [
             [
                 clock_time(str((h.get("Event") or {}).get("Timestamp") or h.get("Time") or "")),
                 h.get("Type", ""),
-                short_id(str(h.get("ExecutionID", ""))),
+                out.id(h.get("ExecutionID", "")),
                 (h.get("Event") or {}).get("Topic", ""),
                 (h.get("Event") or {}).get("Message", ""),
             ]
             for h in items
         ],
+        items,
     )
 
 
@@ -421,19 +427,17 @@ def job_rerun(cli: CLIContext, job_id: str, job_version: int, reason: str, names
     )
 
 
-@job.command("versions")
+@job.command("versions", cls=CobraCommand)
 @click.argument("job_id")
 @click.option("--namespace", default="", help="Namespace of the job [default: default].")
-@output_option()
+@list_output_options
 @pass_cli
-def job_versions(cli: CLIContext, job_id: str, namespace: str, output: str) -> None:
+def job_versions(cli: CLIContext, job_id: str, namespace: str, out: OutputOptions) -> None:
     """List the versions of a job."""
     with cli.client() as client:
         items = client.job_versions(job_id, namespace=namespace).get("Items") or []
-    if output != "table":
-        echo_doc(items, output)
-        return
-    table(
+    emit(
+        out,
         ["VERSION", "REV.", "CREATED", "MODIFIED", "STATE"],
         [
             [
@@ -445,6 +449,7 @@ def job_versions(cli: CLIContext, job_id: str, namespace: str, output: str) -> N
             ]
             for j in items
         ],
+        items,
     )
 
 

@@ -6,8 +6,17 @@ from typing import Any
 
 import click
 
-from bacalhau.cli.common import CLIContext, doc_output_option, output_option, pass_cli
-from bacalhau.cli.output import echo_doc, human_bytes, labels_text, short_id, table
+from bacalhau.cli.common import CLIContext, pass_cli
+from bacalhau.cli.flags import CobraCommand
+from bacalhau.cli.output import (
+    OutputOptions,
+    doc_output_options,
+    echo_document,
+    emit,
+    human_bytes,
+    labels_text,
+    list_output_options,
+)
 
 
 @click.group()
@@ -15,7 +24,7 @@ def node() -> None:
     """Inspect and manage the nodes of the network."""
 
 
-@node.command("list")
+@node.command("list", cls=CobraCommand)
 @click.option(
     "--filter-approval",
     type=click.Choice(["approved", "pending", "rejected"], case_sensitive=False),
@@ -47,7 +56,7 @@ def node() -> None:
 )
 @click.option("--order-reversed", is_flag=True)
 @click.option("--limit", type=click.IntRange(min=0), default=0, help="0 = all.")
-@output_option()
+@list_output_options
 @pass_cli
 def node_list(
     cli: CLIContext,
@@ -57,7 +66,7 @@ def node_list(
     order_by: str | None,
     order_reversed: bool,
     limit: int,
-    output: str,
+    out: OutputOptions,
 ) -> None:
     """List nodes with their membership, connection, labels and capacity."""
     with cli.client() as client:
@@ -70,16 +79,15 @@ def node_list(
             filter_status=(filter_status or "").upper(),
         )
     nodes = answer.get("Nodes") or []
-    if output != "table":
-        echo_doc(nodes, output)
-        return
-    table(
+    emit(
+        out,
         ["ID", "TYPE", "APPROVAL", "STATUS", "LABELS", "CPU", "MEMORY", "DISK", "GPU"],
-        [_node_row(n) for n in nodes],
+        [_node_row(n, out) for n in nodes],
+        nodes,
     )
 
 
-def _node_row(state: dict[str, Any]) -> list[str]:
+def _node_row(state: dict[str, Any], out: OutputOptions) -> list[str]:
     info = state.get("Info") or {}
     compute = info.get("ComputeNodeInfo") or {}
     status = (state.get("ConnectionState") or {}).get("Status") or state.get("Connection", "")
@@ -96,7 +104,7 @@ def _node_row(state: dict[str, Any]) -> list[str]:
         return f"{float(value or 0):g}"
 
     return [
-        short_id(str(info.get("NodeID", ""))),
+        out.id(info.get("NodeID", "")),
         str(info.get("NodeType", "")),
         str(state.get("Membership", "")),
         str(status),
@@ -108,15 +116,15 @@ def _node_row(state: dict[str, Any]) -> list[str]:
     ]
 
 
-@node.command("describe")
+@node.command("describe", cls=CobraCommand)
 @click.argument("node_id")
-@doc_output_option()
+@doc_output_options("yaml")
 @pass_cli
-def node_describe(cli: CLIContext, node_id: str, output: str) -> None:
+def node_describe(cli: CLIContext, node_id: str, out: OutputOptions) -> None:
     """Show a node's full state."""
     with cli.client() as client:
         answer = client.get_node(node_id)
-    echo_doc(answer.get("Node") or answer, output)
+    echo_document(answer.get("Node") or answer, out)
 
 
 def _action(cli: CLIContext, node_id: str, action: str, message: str) -> None:

@@ -1,4 +1,10 @@
-"""Output for the CLI: JSON/YAML documents, rich tables, and the small value formatters.
+"""Output for the CLI: JSON/YAML documents, rich tables, CSV, and the small value formatters.
+
+The output flags of Bacalhau's list-like commands (`--output table|csv|json|yaml`, `--pretty`,
+`--hide-header`, `--no-style`, `--wide`) and of its single-object commands (`--output json|yaml`,
+`--pretty`) are declared once here (`list_output_options`, `doc_output_options`); a command
+gets them as one `OutputOptions` and prints through `emit`, which renders its rows (table,
+csv) or its document (json, yaml).
 
 Tables use rich without colour or boxes when stdout is not a terminal, and a wide fixed width
 there so that piped output is not wrapped at 80 columns.
@@ -6,11 +12,15 @@ there so that piped output is not wrapped at 80 columns.
 
 from __future__ import annotations
 
+import csv
+import functools
+import io
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import orjson
@@ -23,8 +33,10 @@ from rich.text import Text
 from bacalhau.models import ids
 from bacalhau.models.ids import LIBP2P_ED25519_PREFIX
 
-OUTPUT_FORMATS = ("table", "json", "yaml")
+OUTPUT_FORMATS = ("table", "csv", "json", "yaml")
 DOC_FORMATS = ("json", "yaml")
+CELL_WIDTH = 60
+"""The longest line a table cell shows unless `--wide`; longer lines end in an ellipsis."""
 
 COMPUTE_STATES = {
     0: "Undefined",
@@ -60,10 +72,11 @@ def console() -> Console:
     )
 
 
-def dump(data: Any, fmt: str) -> str:
-    """`data` as an indented JSON or block-style YAML document (no trailing newline)."""
+def dump(data: Any, fmt: str, *, pretty: bool = True) -> str:
+    """`data` as JSON (indented if `pretty`, else compact) or block-style YAML (no trailing
+    newline)."""
     if fmt == "json":
-        return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2 if pretty else 0).decode()
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120).rstrip("\n")
 
 
@@ -78,19 +91,209 @@ def table(
     title: str | None = None,
 ) -> None:
     """Print a plain table (header row, no borders), cells taken literally (no rich markup)."""
+    console().print(_rich_table(headers, rows, OutputOptions(wide=True), styled=_styled(),
+                                title=title))
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class OutputOptions:
+    """The output flags of one command invocation.
+
+    `format` is empty when a single-object command was given no `--output` and prints its own
+    human view (`job describe`, `agent version`)."""
+
+    format: str = "table"
+    pretty: bool = False
+    hide_header: bool = False
+    no_style: bool = False
+    wide: bool = False
+
+    def id(self, value: Any) -> str:
+        """A job, execution or node id as a cell: whole with `--wide`, else its short form."""
+        text = "" if value is None else str(value)
+        return text if self.wide else short_id(text)
+
+
+_OUTPUT_HELP = "The output format for the command (one of {})."
+_PRETTY_HELP = "Pretty print the output. Only applies to json and yaml output formats."
+
+
+def _with_options(func: F, options: Sequence[Callable[[F], F]], default: str | None) -> F:
+    """`func` taking one `out: OutputOptions` in place of the values of `options`."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        out = OutputOptions(
+            format=(kwargs.pop("output", None) or default or "").lower(),
+            pretty=bool(kwargs.pop("pretty", False)),
+            hide_header=bool(kwargs.pop("hide_header", False)),
+            no_style=bool(kwargs.pop("no_style", False)),
+            wide=bool(kwargs.pop("wide", False)),
+        )
+        return func(*args, out=out, **kwargs)
+
+    decorated: Any = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]
+
+
+def list_output_options(func: F) -> F:
+    """The output flags of a list-like command (reference §7): `--output table|csv|json|yaml`
+    (default table), `--pretty`, `--hide-header`, `--no-style`, `--wide`. The command receives
+    them as `out: OutputOptions`."""
+    options = [
+        click.option("--output", "output", type=click.Choice(OUTPUT_FORMATS, case_sensitive=False),
+                     default="table", show_default=True,
+                     help=_OUTPUT_HELP.format(", ".join(OUTPUT_FORMATS))),
+        click.option("--pretty", is_flag=True, help=_PRETTY_HELP),
+        click.option("--hide-header", is_flag=True, help="Do not print the column headers."),
+        click.option("--no-style", is_flag=True, help="Remove all styling from table output."),
+        click.option("--wide", is_flag=True,
+                     help="Print full values in the table results (whole IDs, no truncation)."),
+    ]
+    return _with_options(func, options, "table")
+
+
+def doc_output_options(default: str | None = "yaml", help_text: str = "") -> Callable[[F], F]:
+    """The output flags of a single-object command: `--output json|yaml` and `--pretty`; with
+    `default=None` and no `--output`, `out.format` is empty (the command's human view)."""
+
+    def decorate(func: F) -> F:
+        options = [
+            click.option("--output", "output", type=click.Choice(DOC_FORMATS, case_sensitive=False),
+                         default=default, show_default=default is not None,
+                         help=help_text or _OUTPUT_HELP.format(", ".join(DOC_FORMATS))),
+            click.option("--pretty", is_flag=True, help=_PRETTY_HELP),
+        ]
+        return _with_options(func, options, default)
+
+    return decorate
+
+
+def _cell(value: Any, out: OutputOptions) -> str:
+    text = "" if value is None else str(value)
+    if out.wide or len(text) <= CELL_WIDTH:
+        return text
+    ellipsis = "..." if out.no_style else "\u2026"
+    return "\n".join(
+        line if len(line) <= CELL_WIDTH else line[: CELL_WIDTH - len(ellipsis)] + ellipsis
+        for line in text.split("\n")
+    )
+
+
+def _styled() -> bool:
+    return sys.stdout.isatty()
+
+
+def _rich_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    out: OutputOptions,
+    *,
+    styled: bool,
+    title: str | None = None,
+) -> Table:
+    """Styled: a rule under a bold header (as on a terminal today); plain: columns only."""
+    styled = styled and not out.no_style
     t = Table(
-        box=box.SIMPLE_HEAD if sys.stdout.isatty() else None,
+        box=box.SIMPLE_HEAD if styled else None,
+        show_header=not out.hide_header,
         show_edge=False,
         pad_edge=False,
         title=title,
         title_justify="left",
-        header_style="bold",
+        title_style="italic" if styled else "",
+        header_style="bold" if styled else "",
+        safe_box=True,
     )
     for header in headers:
         t.add_column(header, overflow="fold")
     for row in rows:
-        t.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
-    console().print(t)
+        t.add_row(*(Text(_cell(cell, out)) for cell in row))
+    return t
+
+
+def render_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    out: OutputOptions,
+    *,
+    terminal: bool = False,
+    width: int | None = None,
+) -> str:
+    """The table as text, styled as for a terminal when `terminal` (unless `--no-style`)."""
+    rows = [list(r) for r in rows]
+    if not rows and out.hide_header:
+        return ""
+    buffer = io.StringIO()
+    styled = terminal and not out.no_style
+    needed = sum(max((len(str(c)) for c in col), default=0) + 2
+                 for col in zip(headers, *rows, strict=False))
+    Console(
+        file=buffer,
+        width=width or max(240, needed),
+        force_terminal=styled,
+        color_system="standard" if styled else None,
+        no_color=not styled,
+        highlight=False,
+        emoji=False,
+        soft_wrap=False,
+    ).print(_rich_table(headers, rows, out, styled=styled))
+    return buffer.getvalue()
+
+
+def render_csv(headers: Sequence[str], rows: Iterable[Sequence[Any]], out: OutputOptions) -> str:
+    """RFC 4180 CSV, one `\\n`-ended line per row; cells with a comma, quote, CR or LF are
+    quoted (as Go's encoding/csv does). Cells are never truncated; ids are short unless
+    `--wide`, as in the table."""
+    buffer = io.StringIO()
+    # A "\r\n" terminator makes the writer quote cells holding a CR as well as an LF.
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    lines = []
+    for row in ([] if out.hide_header else [list(headers)]) + [list(r) for r in rows]:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(["" if c is None else str(c) for c in row])
+        lines.append(buffer.getvalue()[:-2])
+    return "".join(line + "\n" for line in lines)
+
+
+def render(
+    out: OutputOptions,
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    data: Any,
+    *,
+    terminal: bool = False,
+) -> str:
+    """What a list command prints: its rows as a table or CSV, or `data` as JSON/YAML (`out`
+    with an empty format is a table)."""
+    if out.format == "csv":
+        return render_csv(headers, rows, out)
+    if out.format in DOC_FORMATS:
+        return dump(data, out.format, pretty=out.pretty) + "\n"
+    return render_table(headers, rows, out, terminal=terminal)
+
+
+def emit(out: OutputOptions, headers: Sequence[str], rows: Iterable[Sequence[Any]],
+         data: Any) -> None:
+    """Print `render(...)` to stdout; a table goes through rich's console on a terminal (its
+    width, its colours), elsewhere it is as wide as its longest row."""
+    if out.format in ("", "table") and _styled():
+        rows = list(rows)
+        if rows or not out.hide_header:
+            console().print(_rich_table(headers, rows, out, styled=not out.no_style))
+        return
+    click.echo(render(out, headers, rows, data), nl=False)
+
+
+def echo_document(data: Any, out: OutputOptions, default: str = "yaml") -> None:
+    """A single object in `out.format` (else `default`), JSON compact unless `--pretty`."""
+    click.echo(dump(data, out.format or default, pretty=out.pretty))
 
 
 def short_id(value: str) -> str:
