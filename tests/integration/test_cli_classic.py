@@ -214,9 +214,8 @@ def test_docker_run_with_the_classic_flags(node: ServeProcess, tmp_path: Path) -
 
 
 def _labels(pairs: str) -> str:
-    """`-c Labels=...` as a JSON mapping (the compute's NodeInfo does not read the
-    `a=b,c=d` string form yet)."""
-    return "Labels=" + json.dumps(dict(p.split("=", 1) for p in pairs.split(",")))
+    """`-c Labels=a=b,c=d`, the form users type."""
+    return "Labels=" + pairs
 
 
 class LabelledNetwork:
