@@ -94,6 +94,10 @@ def test_wasm_run_from_an_s3_prefix_to_an_s3_publisher_with_download(
     printed = bacalhau(node, client_dir, "cid", "--hidden", str(folder))
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout.strip() == cid
+    # and of the merged download: a lone result is merged byte for byte
+    merged = bacalhau(node, client_dir, "cid", "--hidden", str(out))
+    assert merged.returncode == 0, merged.stderr
+    assert merged.stdout.strip() == cid
 
 
 def test_a_bad_s3_option_is_refused_before_submitting(s3: Any, node: ServeProcess,

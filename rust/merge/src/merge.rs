@@ -22,7 +22,8 @@ pub const RAW_DIR: &str = "raw";
 ///
 /// Default mode: every archive is unpacked into a scratch directory next to `out_dir`; then
 /// the merge is planned: `stdout`, `stderr` and `exitCode` are appended in archive order
-/// (also to files of that name already in `out_dir`), directories are merged, and any other
+/// (also to files of that name already in `out_dir`; exit codes one per line when several
+/// meet, a lone one byte for byte), directories are merged, and any other
 /// path found twice, or already present in `out_dir`, fails with [`MergeError::Conflict`]
 /// before anything is written to `out_dir`.
 ///
@@ -130,12 +131,19 @@ fn merge_combined(
     }
     for (rel, sources) in appends {
         let target = out_dir.join(&rel);
+        // One exitCode per line once several results meet (or one meets an earlier download);
+        // a lone result keeps its bytes, so a single result's download hashes to its CID.
+        let earlier = fs::read(&target).ok();
+        let one_value_per_line =
+            rel == Path::new(EXIT_CODE_FILE) && (sources.len() > 1 || earlier.is_some());
         let mut out = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&target)
             .map_err(MergeError::io("open", &target))?;
-        let one_value_per_line = rel == Path::new(EXIT_CODE_FILE);
+        if one_value_per_line && earlier.is_some_and(|b| !b.is_empty() && !b.ends_with(b"\n")) {
+            writeln!(out).map_err(MergeError::io("append to", &target))?; // a lone earlier code
+        }
         for src in sources {
             if one_value_per_line {
                 // exit codes are bare numbers: one per line keeps the merged file readable

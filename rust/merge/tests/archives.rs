@@ -284,6 +284,20 @@ fn unpack_reports_garbage() {
 }
 
 #[test]
+fn a_single_result_is_merged_byte_for_byte() {
+    let tmp = TempDir::new().unwrap();
+    let a = packed(tmp.path(), "e-1", 1, &[("outputs/a.txt", "A")]);
+    let out = tmp.path().join("job-1");
+    merge_results(&[a], &out, false).unwrap();
+    assert_eq!(read(&out.join("exitCode")), "0");
+    assert_eq!(read(&out.join("stdout")), "out 1\n");
+    // a second download into the same folder appends: one exit code per line
+    let b = packed(tmp.path(), "e-2", 2, &[("outputs/b.txt", "B")]);
+    merge_results(&[b], &out, false).unwrap();
+    assert_eq!(read(&out.join("exitCode")), "0\n0\n");
+}
+
+#[test]
 fn merge_appends_logs_and_combines_outputs() {
     let tmp = TempDir::new().unwrap();
     let a = packed(tmp.path(), "e-1", 1, &[("outputs/a.txt", "A")]);
