@@ -88,6 +88,11 @@ class StorageError(BacalhauError):
     component = "Storage"
 
 
+class InputMismatch(StorageError):
+    """An input is known, before anything is downloaded, not to be what the job pinned (e.g. S3
+    reports another ChecksumSHA256): the bidder rejects the bid with this message."""
+
+
 class PublisherError(BacalhauError):
     component = "Publisher"
 

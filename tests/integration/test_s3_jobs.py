@@ -147,6 +147,29 @@ def test_wrong_checksum_fails_the_execution_with_a_clear_message(
     assert not any(k.startswith("never") for k in s3.keys(source))
 
 
+def test_a_checksum_s3_already_contradicts_rejects_the_bid(
+        s3: Any, server: ServeProcess) -> None:
+    """When S3 keeps the object's SHA-256, the bidder's size probe sees the mismatch: no node
+    bids, nothing runs, and the job says why."""
+    source = s3.bucket("sumbid")
+    s3.put(source, "model.bin", b"weights v2", ChecksumAlgorithm="SHA256")
+    wrong = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="  # sha256 of b"test"
+    job = copy_job([("/model/model.bin", "/outputs/model.bin")],
+                   [s3_source(s3.endpoint, source, "model.bin", "/model",
+                              ChecksumSHA256=wrong)],
+                   {"Type": "s3", "Params": {"Bucket": source, "Key": "never",
+                                             "Endpoint": s3.endpoint}})
+    job_id = submit(server, job)
+    state = wait_terminal(server, job_id, 60)
+    assert state["StateType"] == "Failed", state
+    described = server.cli("job", "describe", job_id)
+    assert "does not accept the input" in described.stdout, described.stdout
+    assert "the object changed or the checksum is wrong" in described.stdout
+    assert not any(e["ComputeState"]["StateType"] in (6, 7, 9)  # never Running/Publishing/Done
+                   for e in executions(server, job_id))
+    assert not any(k.startswith("never") for k in s3.keys(source))
+
+
 class FileServer:
     """One file over HTTP on 127.0.0.1, for the urlDownload input (a thread, own loop)."""
 

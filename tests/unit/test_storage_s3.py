@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bacalhau.errors import StorageError
+from bacalhau.errors import InputMismatch, StorageError
 from bacalhau.models import InputSource, SpecConfig
 from bacalhau.storage import StorageProvider
 from bacalhau.storage.s3 import Partition, S3Storage, date_regex, fnv1a32
@@ -142,6 +142,19 @@ async def test_s3_checksum_of_the_object_is_compared_before_download(
         await S3Storage().prepare(s3_input(s3.endpoint, bucket, "k.bin", ChecksumSHA256=wrong),
                                   tmp_path)
     assert answer["ChecksumSHA256"] in str(err.value)
+    # the size probe the bidder runs sees it too, so the bid can be rejected
+    with pytest.raises(InputMismatch, match="the object changed or the checksum is wrong"):
+        await S3Storage().size(s3_input(s3.endpoint, bucket, "k.bin",
+                                        ChecksumSHA256=wrong).source)
+
+
+async def test_size_probe_leaves_unverifiable_checksums_to_the_download(
+        s3: Any, data: str) -> None:
+    """An object stored without an S3 checksum cannot be checked before it is read: the probe
+    gives its size and the download verifies it (see the test above)."""
+    wrong = base64.b64encode(hashlib.sha256(b"something else").digest()).decode()
+    src = s3_input(s3.endpoint, data, "data/a.txt", ChecksumSHA256=wrong)
+    assert await S3Storage().size(src.source) == 6
 
 
 async def test_version_id_pins_an_older_version(s3: Any, tmp_path: Path) -> None:

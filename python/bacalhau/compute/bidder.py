@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from bacalhau.compute.capacity import job_usage
 from bacalhau.config import Config
-from bacalhau.errors import ValidationError
+from bacalhau.errors import InputMismatch, ValidationError
 from bacalhau.executors.base import Executor
 from bacalhau.models import Execution, Resources, SpecConfig
 
@@ -144,7 +144,10 @@ class Bidder:
         except ValidationError as exc:
             return Resources(), [f"this node does not understand the resources: {exc}"]
         usage = job_usage(requested)
-        input_size = await self._input_size(task)
+        try:
+            input_size = await self._input_size(task)
+        except InputMismatch as exc:
+            return usage, [f"this node does not accept the input: {exc}"]
         if input_size > usage.disk:
             usage.disk = input_size
         if not usage.less_or_equal(self.max_job):
@@ -160,6 +163,8 @@ class Bidder:
             try:
                 async with asyncio.timeout(SIZE_PROBE_TIMEOUT):  # no extra task, unlike wait_for
                     size = await provider.size(src.source)
+            except InputMismatch:
+                raise
             except Exception as exc:  # an unknown size does not stop a bid
                 log.debug("size probe of %s input failed: %s", src.source.type, exc)
                 return 0

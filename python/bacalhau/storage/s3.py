@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bacalhau import s3client
-from bacalhau.errors import StorageError
+from bacalhau.errors import InputMismatch, StorageError
 from bacalhau.executors.base import PreparedInput
 from bacalhau.models import InputSource, SpecConfig
 from bacalhau.storage.base import describe_input
@@ -244,6 +244,8 @@ class S3Storage:
             return None
         try:
             objects = await asyncio.to_thread(self._objects, source)
+        except InputMismatch:
+            raise  # S3 itself reports another checksum: the bidder rejects the bid
         except StorageError:
             return None
         return sum(o.size for o in objects)
@@ -337,7 +339,7 @@ class S3Storage:
 
     def _mismatch(self, source: SpecConfig, what: str, expected: str,
                   actual: str) -> StorageError:
-        return StorageError(
+        return InputMismatch(
             f"{what}: checksum mismatch for {self._where(source)}: expected ChecksumSHA256 "
             f"{expected} but the object has {actual}; the object changed or the checksum is "
             "wrong",
