@@ -66,3 +66,14 @@ def test_list_executions_and_node_list_output_flags(bacalhau_server: ServeProces
     header_line, *node_lines = nodes.splitlines()
     assert header_line.split()[:4] == ["ID", "TYPE", "APPROVAL", "STATUS"]
     assert [line.split()[0] for line in node_lines] == [server.node_id]
+
+    # `node list --show`: the column groups asked for, in the documented order
+    shown = ok(server.cli("node", "list", "--show", "features,version", "--output", "csv",
+                          "--wide")).stdout
+    [header, row] = list(csv.reader(io.StringIO(shown)))
+    assert header == ["ID", "TYPE", "APPROVAL", "STATUS", "VERSION", "ENGINES", "INPUTS",
+                      "OUTPUTS"]
+    assert row[0] == server.node_id and row[4]
+    assert "wasm" in row[5].split() and "inline" in row[6].split() and "local" in row[7].split()
+    bad = server.cli("node", "list", "--show", "colours")
+    assert bad.returncode != 0 and "unknown column group 'colours'" in bad.stderr

@@ -56,6 +56,10 @@ def node() -> None:
 )
 @click.option("--order-reversed", is_flag=True)
 @click.option("--limit", type=click.IntRange(min=0), default=0, help="0 = all.")
+@click.option(
+    "--show", default="labels,capacity", show_default=True, metavar="GROUPS",
+    callback=lambda _ctx, _param, value: _column_groups(value),
+    help="Column groups to show, comma separated: labels, capacity, version, features.")
 @list_output_options
 @pass_cli
 def node_list(
@@ -66,6 +70,7 @@ def node_list(
     order_by: str | None,
     order_reversed: bool,
     limit: int,
+    show: list[str],
     out: OutputOptions,
 ) -> None:
     """List nodes with their membership, connection, labels and capacity."""
@@ -79,15 +84,33 @@ def node_list(
             filter_status=(filter_status or "").upper(),
         )
     nodes = answer.get("Nodes") or []
-    emit(
-        out,
-        ["ID", "TYPE", "APPROVAL", "STATUS", "LABELS", "CPU", "MEMORY", "DISK", "GPU"],
-        [_node_row(n, out) for n in nodes],
-        nodes,
-    )
+    headers = ["ID", "TYPE", "APPROVAL", "STATUS"]
+    for group in show:
+        headers += COLUMN_GROUPS[group]
+    emit(out, headers, [_node_row(n, out, show) for n in nodes], nodes)
 
 
-def _node_row(state: dict[str, Any], out: OutputOptions) -> list[str]:
+# `--show` groups and their columns, in the order they are printed
+COLUMN_GROUPS: dict[str, list[str]] = {
+    "labels": ["LABELS"],
+    "capacity": ["CPU", "MEMORY", "DISK", "GPU"],
+    "version": ["VERSION"],
+    "features": ["ENGINES", "INPUTS", "OUTPUTS"],
+}
+
+
+def _column_groups(value: str) -> list[str]:
+    groups = [g.strip().lower() for g in value.split(",") if g.strip()]
+    unknown = [g for g in groups if g not in COLUMN_GROUPS]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown column group {', '.join(map(repr, unknown))}; use a comma-separated "
+            f"list of {', '.join(COLUMN_GROUPS)}", param_hint="--show")
+    return sorted(set(groups), key=list(COLUMN_GROUPS).index)
+
+
+def _node_row(state: dict[str, Any], out: OutputOptions,
+              show: tuple[str, ...] | list[str] = ("labels", "capacity")) -> list[str]:
     info = state.get("Info") or {}
     compute = info.get("ComputeNodeInfo") or {}
     status = (state.get("ConnectionState") or {}).get("Status") or state.get("Connection", "")
@@ -103,17 +126,26 @@ def _node_row(state: dict[str, Any], out: OutputOptions) -> list[str]:
     def cores(value: Any) -> str:
         return f"{float(value or 0):g}"
 
-    return [
+    def names(key: str) -> str:
+        return " ".join(str(v) for v in compute.get(key) or [])
+
+    version = info.get("BacalhauVersion") or {}
+    cells = {
+        "labels": [labels_text(info.get("Labels"))],
+        "capacity": [pair("CPU", cores), pair("Memory", human_bytes), pair("Disk", human_bytes),
+                     pair("GPU", cores)],
+        "version": [str(version.get("GitVersion") or version.get("Major", ""))],
+        "features": [names("ExecutionEngines"), names("StorageSources"), names("Publishers")],
+    }
+    row = [
         out.id(info.get("NodeID", "")),
         str(info.get("NodeType", "")),
         str(state.get("Membership", "")),
         str(status),
-        labels_text(info.get("Labels")),
-        pair("CPU", cores),
-        pair("Memory", human_bytes),
-        pair("Disk", human_bytes),
-        pair("GPU", cores),
     ]
+    for group in show:
+        row += cells[group]
+    return row
 
 
 @node.command("describe", cls=CobraCommand)
