@@ -196,8 +196,10 @@ class _LinkCache:
         self._digests: dict[int, tuple[bytes, str]] = {}  # id(data) -> (data, digest)
 
     def _digest(self, data: bytes) -> str:
-        # the decoded bytes of a URL are kept by the parse cache, so the same object comes
-        # back for a repeated URL: hash it once
+        # the parse cache keeps the decoded bytes of a small URL, so the same object comes
+        # back for a repeated one: hash it once (holding no bytes the parse cache would not)
+        if len(data) > _CACHE_MAX_URL:
+            return hashlib.sha256(data).hexdigest()
         known = self._digests.get(id(data))
         if known is not None and known[0] is data:
             return known[1]
