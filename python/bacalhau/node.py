@@ -232,7 +232,7 @@ class Node:
         if isinstance(allow, str):
             allow = [p for p in allow.split(",") if p]
         providers: list[Any] = [
-            InlineStorage(),
+            InlineStorage(cache_dir=compute_dir / "inline-cache"),
             URLStorage(
                 timeout=cfg.duration("InputSources.ReadTimeout"),
                 max_retries=int(cfg.get("InputSources.MaxRetryCount")),

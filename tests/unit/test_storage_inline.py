@@ -122,3 +122,65 @@ async def test_bad_url_names_the_input(tmp_path: Path) -> None:
     assert "needs Params.URL" in storage.check(missing.source)[0]
     with pytest.raises(StorageError, match=r"needs Params\.URL"):
         await storage.prepare(missing, tmp_path)
+
+
+async def test_repeated_content_is_a_hard_link_to_the_kept_copy(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    (cache).mkdir()
+    (cache / "stale").write_bytes(b"left by an earlier run")
+    storage = InlineStorage(cache_dir=cache)
+    source = inline("data:application/wasm;base64," + base64.b64encode(b"\0asm-1").decode(),
+                    target="/wasm/main.wasm")
+    first_dir, second_dir = tmp_path / "e1", tmp_path / "e2"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    first = await storage.prepare(source, first_dir)
+    assert not (cache / "stale").exists()  # an earlier run's files are never linked to
+    second = await storage.prepare(source, second_dir)
+    assert second.host_path == second_dir / "main.wasm"
+    assert second.host_path.read_bytes() == b"\0asm-1"
+    assert second.host_path.stat().st_ino == first.host_path.stat().st_ino
+    assert not second.read_write  # mounted read-only: no run can change the shared file
+    await storage.cleanup(first)
+    assert not first.host_path.exists()
+    assert second.host_path.read_bytes() == b"\0asm-1"
+    await storage.cleanup(second)
+    assert list(second_dir.iterdir()) == []
+    # other content is written, not linked
+    other = inline("data:,other", target="/wasm/main.wasm")
+    third = await storage.prepare(other, first_dir)
+    assert third.host_path.read_bytes() == b"other"
+    assert len(list(cache.iterdir())) == 2  # both contents kept, each once
+
+
+async def test_link_cache_falls_back_to_writing_and_stays_bounded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bacalhau.storage import inline as inline_module
+
+    monkeypatch.setattr(inline_module, "CACHE_FILES", 2)
+    cache = tmp_path / "cache"
+    storage = InlineStorage(cache_dir=cache)
+    sources = [inline(f"data:,content-{i}", target="/in/f.txt") for i in range(3)]
+    for i, source in enumerate(sources):
+        work = tmp_path / f"w{i}"
+        work.mkdir()
+        await storage.prepare(source, work)
+    assert len(list(cache.iterdir())) == 2  # the least recently used one left
+    # a kept file removed behind the storage's back: written again, with the right content
+    for kept in cache.iterdir():
+        kept.unlink()
+    work = tmp_path / "again"
+    work.mkdir()
+    prepared = await storage.prepare(sources[2], work)
+    assert prepared.host_path.read_bytes() == b"content-2"
+    assert prepared.host_path.stat().st_nlink == 2  # kept again for the next one
+
+
+async def test_without_a_cache_dir_every_input_is_its_own_file(tmp_path: Path) -> None:
+    storage = InlineStorage()
+    source = inline("data:,same")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = await storage.prepare(source, tmp_path / "a")
+    b = await storage.prepare(source, tmp_path / "b")
+    assert a.host_path.stat().st_nlink == b.host_path.stat().st_nlink == 1

@@ -7,6 +7,13 @@ target; anything else becomes one file named after the target's basename — wri
 into the work dir when that is empty (the runner gives every input a fresh one), else into an
 `inline-<id>` folder in it. The CLI uses this for small local files, e.g.
 `bacalhau wasm run ./main.wasm`.
+
+With a `cache_dir`, a one-file input whose content was written before is not written again:
+the file is a hard link to the copy kept (by sha256) in `cache_dir`, which costs far less than
+creating a file (jobs resubmitted with the same inline WASM module are the common case).
+Inline inputs are always mounted read-only, so no run can change what the others see. The
+cache keeps at most `CACHE_FILES` files of `CACHE_BYTES` in all (least recently used leave
+first) and is emptied when the storage starts.
 """
 
 from __future__ import annotations
@@ -14,6 +21,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import hashlib
+import logging
 import os
 import shutil
 import uuid
@@ -36,6 +46,12 @@ _CACHE_ENTRIES = 32
 _decoded: OrderedDict[str, DataURL] = OrderedDict()
 # Files up to this size are written on the event loop: cheaper than handing them to a thread.
 SMALL_WRITE = 64 * 1024
+# The link cache (see the module doc): files and bytes kept, and the largest file kept.
+CACHE_FILES = 64
+CACHE_BYTES = 64 * 1024 * 1024
+CACHE_MAX_FILE = 16 * 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,8 +97,9 @@ class InlineStorage:
 
     types = ("inline",)
 
-    def __init__(self) -> None:
+    def __init__(self, cache_dir: Path | None = None) -> None:
         self._direct: set[Path] = set()  # files written straight into a work dir
+        self._cache = _LinkCache(Path(cache_dir)) if cache_dir is not None else None
 
     def is_installed(self) -> bool:
         return True
@@ -125,7 +142,9 @@ class InlineStorage:
         if parsed.media_type not in GZIP_TYPES and _is_empty_dir(work):
             host_path = work / (PurePosixPath(input_source.target).name or "input")
             try:
-                if len(parsed.data) <= SMALL_WRITE:
+                if self._cache is not None and self._cache.link(parsed.data, host_path):
+                    pass  # the same content was written before: a hard link to it
+                elif len(parsed.data) <= SMALL_WRITE:
                     _create_file(host_path, parsed.data)  # cheaper than a thread hop
                 else:
                     await asyncio.to_thread(_create_file, host_path, parsed.data)
@@ -135,6 +154,8 @@ class InlineStorage:
                 host_path.unlink(missing_ok=True)
                 raise
             else:
+                if self._cache is not None:
+                    self._cache.remember(parsed.data, host_path)
                 self._direct.add(host_path)
                 return PreparedInput(
                     source=input_source, host_path=host_path, target=input_source.target)
@@ -162,6 +183,80 @@ class InlineStorage:
         root = prepared.host_path.parent
         if root.name.startswith("inline-"):
             await asyncio.to_thread(shutil.rmtree, root, True)
+
+
+class _LinkCache:
+    """Files by the sha256 of their content, in `root`, to hard-link from (see module doc)."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._entries: OrderedDict[str, int] = OrderedDict()  # digest -> size, LRU order
+        self._bytes = 0
+        self._ready = False
+        self._digests: dict[int, tuple[bytes, str]] = {}  # id(data) -> (data, digest)
+
+    def _digest(self, data: bytes) -> str:
+        # the parse cache keeps the decoded bytes of a small URL, so the same object comes
+        # back for a repeated one: hash it once (holding no bytes the parse cache would not)
+        if len(data) > _CACHE_MAX_URL:
+            return hashlib.sha256(data).hexdigest()
+        known = self._digests.get(id(data))
+        if known is not None and known[0] is data:
+            return known[1]
+        digest = hashlib.sha256(data).hexdigest()
+        if len(self._digests) >= 2 * _CACHE_ENTRIES:
+            self._digests.clear()
+        self._digests[id(data)] = (data, digest)
+        return digest
+
+    def link(self, data: bytes, dest: Path) -> bool:
+        """Make `dest` a hard link to a kept file with content `data`; False if none is kept
+        (or the link cannot be made), and the caller writes the file."""
+        if not self._entries or len(data) > CACHE_MAX_FILE:
+            return False
+        digest = self._digest(data)
+        if digest not in self._entries:
+            return False
+        try:
+            os.link(self._root / digest, dest)
+        except FileExistsError:
+            raise
+        except OSError:  # removed behind our back, or another file system: write instead
+            self._drop(digest)
+            return False
+        self._entries.move_to_end(digest)
+        return True
+
+    def remember(self, data: bytes, written: Path) -> None:
+        """Keep the just written file `written` (content `data`) for later links."""
+        size = len(data)
+        if size > CACHE_MAX_FILE:
+            return
+        digest = self._digest(data)
+        if digest in self._entries:
+            return
+        try:
+            if not self._ready:
+                shutil.rmtree(self._root, ignore_errors=True)  # left by an earlier run
+                self._root.mkdir(parents=True, exist_ok=True)
+                self._ready = True
+            os.link(written, self._root / digest)
+        except OSError as exc:
+            log.debug("inline link cache: cannot keep %s: %s", written, exc)
+            return
+        self._entries[digest] = size
+        self._bytes += size
+        while self._entries and (len(self._entries) > CACHE_FILES
+                                 or self._bytes > CACHE_BYTES):
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, digest: str) -> None:
+        size = self._entries.pop(digest, None)
+        if size is None:
+            return
+        self._bytes -= size
+        with contextlib.suppress(OSError):
+            (self._root / digest).unlink()
 
 
 def _is_empty_dir(path: Path) -> bool:
