@@ -12,6 +12,7 @@ stored jobs). Results default to bench/results/ (git-ignored).
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -19,7 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import harness, report
 
 SCENARIOS = ("latency", "throughput", "backlog", "docker", "cid", "ranking", "membership")
 
@@ -98,6 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.work_dir:
         args.work_dir.mkdir(parents=True, exist_ok=True)
         tempfile.tempdir = str(args.work_dir.resolve())  # every scenario's scratch space
+    # scratch folders of every scenario, removed together at the end (see harness.scratch_dir)
+    harness.KEEP_SCRATCH_UNDER = Path(tempfile.mkdtemp(prefix="bench-run-"))
+    try:
+        return _run(args)
+    finally:
+        shutil.rmtree(harness.KEEP_SCRATCH_UNDER, ignore_errors=True)
+        harness.KEEP_SCRATCH_UNDER = None
+
+
+def _run(args: argparse.Namespace) -> int:
     machine = report.machine_info()
     docs: list[dict[str, Any]] = []
     failed: list[str] = []

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench import report
+from bench import harness, report
 from bench.cluster import cluster, rss_bytes
 from bench.harness import summary
 from bench.throughput import completions, submit_all
@@ -100,7 +99,7 @@ def run(quick: bool, out_dir: Path, backlog: int | None = None,
     k = samples or (50 if quick else 200)
     started = time.monotonic()
     rounds: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-backlog-") as tmp:
+    with harness.scratch_dir(prefix="bench-backlog-") as tmp:
         bases = {label: Path(tmp) / label for label in ("small", "big")}
         dbs = {label: b / "orchestrator-0" / "orchestrator" / "jobs.db"
                for label, b in bases.items()}

@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import aiohttp
 
 from bacalhau.executors.docker import TEST_IMAGE
+from bench import harness
 from bench.harness import serve_node, summary
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
     subprocess.run([str(REPO / "scripts" / "build_test_image.sh")], check=True)
-    with tempfile.TemporaryDirectory(prefix="bench-docker-") as tmp:
+    with harness.scratch_dir(prefix="bench-docker-") as tmp:
         work = Path(tmp)
         with serve_node(work) as port:
             server_side, client_side, docker_run = asyncio.run(

@@ -8,10 +8,27 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+# Set by `python -m bench`: scenarios' scratch folders are kept under it until the whole run
+# ends, so that one scenario's mass deletion does not slow the next one's file creation (on
+# some filesystems every create pays for recent deletes for a while).
+KEEP_SCRATCH_UNDER: Path | None = None
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[str]:
+    """A scratch folder for one scenario: removed on exit, or, during a `python -m bench` run,
+    left for the run to remove at its end (`KEEP_SCRATCH_UNDER`)."""
+    if KEEP_SCRATCH_UNDER is None:
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            yield tmp
+    else:
+        yield tempfile.mkdtemp(prefix=prefix, dir=KEEP_SCRATCH_UNDER)
 
 
 def free_port() -> int:

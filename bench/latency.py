@@ -13,7 +13,6 @@ Target: job p50 (server clock) <= 20x the bare PUT p50.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -21,8 +20,8 @@ from typing import Any
 
 import aiohttp
 
+from bench import harness, report
 from bench import pyspy as py_spy
-from bench import report
 from bench.cluster import cluster
 from bench.harness import summary
 from bench.trivial_job import bare_put_baseline, bare_wasmtime_baseline
@@ -64,7 +63,7 @@ def run(quick: bool, out_dir: Path, jobs: int | None = None,
     n = jobs or (60 if quick else 500)
     warmup = 5 if quick else 20
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
+    with harness.scratch_dir(prefix="bench-latency-") as tmp:
         work = Path(tmp)
         with cluster(work / "stack", computes=1) as net:
             asyncio.run(one_at_a_time(warmup, net.api_url))  # module cache, connections

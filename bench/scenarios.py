@@ -9,12 +9,11 @@ import argparse
 import asyncio
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import harness, report
 
 
 def docker(quick: bool, out_dir: Path, jobs: int | None = None) -> dict[str, Any]:
@@ -41,7 +40,7 @@ def docker(quick: bool, out_dir: Path, jobs: int | None = None) -> dict[str, Any
                                  "trivial Docker job p50 (server clock)", float("nan"), "ms",
                                  base_name, None, {"max": docker_job.TARGET_RATIO}, why)],
                              seconds=time.monotonic() - started)
-    with tempfile.TemporaryDirectory(prefix="bench-docker-") as tmp, \
+    with harness.scratch_dir(prefix="bench-docker-") as tmp, \
             serve_node(Path(tmp)) as port:
         server, client, run = asyncio.run(docker_job.measure(n, port, 2 if quick else 3))
     s = {"server": summary(server), "client": summary(client), "docker_run": summary(run)}

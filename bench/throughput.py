@@ -15,7 +15,6 @@ Targets: jobs/s >= 25x Slurm's and >= 0.3x the wasmtime loop's.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -23,8 +22,8 @@ from typing import Any
 
 import aiohttp
 
+from bench import harness, report, slurm
 from bench import pyspy as py_spy
-from bench import report, slurm
 from bench.cluster import cluster
 from bench.harness import summary
 from bench.trivial_job import bare_put_baseline, bare_wasmtime_baseline
@@ -95,7 +94,7 @@ def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 
     n = jobs or (300 if quick else 10_000)
     n_slurm = slurm_jobs or (100 if quick else 1000)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
+    with harness.scratch_dir(prefix="bench-throughput-") as tmp:
         work = Path(tmp)
         with cluster(work / "stack", computes=2) as net:
             asyncio.run(submit_all(net.api_url, 20, min(concurrency, 8)))  # warm-up

@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bench import harness
 from bench.harness import free_port, serve_node, summary
 from tests.jobspecs import ASSETS, wordcount_job
 
@@ -111,7 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-trivial-") as tmp:
+    with harness.scratch_dir(prefix="bench-trivial-") as tmp:
         work = Path(tmp)
         with serve_node(work) as port:
             asyncio.run(bacalhau_latency(5, port))  # warm-up: module cache, connections
