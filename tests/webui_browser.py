@@ -7,6 +7,7 @@ driver with deadline-bounded waits and the console log."""
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,8 +37,11 @@ class UiBrowser:
 
         options = Options()
         options.binary_location = str(shutil.which("chromium"))
-        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                    "--disable-gpu", "--no-first-run", "--disable-extensions",
+        # an own profile folder, removed by close() (Chromium's default ones stay in /tmp)
+        self.profile = tempfile.mkdtemp(prefix="bacalhau-ui-test-chromium-")
+        for arg in (f"--user-data-dir={self.profile}", "--headless=new", "--no-sandbox",
+                    "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
+                    "--disable-extensions",
                     f"--window-size={VIEWPORT[0]},{VIEWPORT[1]}"):
             options.add_argument(arg)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -50,7 +54,10 @@ class UiBrowser:
         self.console: list[dict[str, Any]] = []
 
     def close(self) -> None:
-        self.driver.quit()
+        try:
+            self.driver.quit()
+        finally:
+            shutil.rmtree(self.profile, ignore_errors=True)
 
     def open(self, url: str) -> None:
         self.driver.get(url)
