@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bacalhau.config import load_config, parse_duration
@@ -45,10 +47,7 @@ def test_redaction(tmp_path):
     assert cfg.redacted()["Orchestrator"]["Auth"]["Token"] == "********"
 
 
-def test_labels_from_a_string_override_and_a_mapping() -> None:
-    from bacalhau.config import load_config
-
-    assert load_config("/tmp/none-such-dir", ["Labels=zone=eu,tier=gold"], environ={}).labels() \
+def test_labels_from_a_string_override_and_a_mapping(tmp_path: Path) -> None:
+    assert load_config(tmp_path, ["Labels=zone=eu,tier=gold"], environ={}).labels() \
         == {"zone": "eu", "tier": "gold"}
-    assert load_config("/tmp/none-such-dir", ["Labels={zone: us}"], environ={}).labels() \
-        == {"zone": "us"}
+    assert load_config(tmp_path, ["Labels={zone: us}"], environ={}).labels() == {"zone": "us"}
