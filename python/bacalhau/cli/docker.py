@@ -14,16 +14,7 @@ import click
 
 from bacalhau.cli.common import CLIContext, pass_cli
 from bacalhau.cli.flags import CobraCommand
-from bacalhau.cli.run import (
-    download_options,
-    ipfs_options,
-    job_options,
-    pop_run_flags,
-    run_spec,
-    runtime_options,
-    settings_from,
-    task_options,
-)
+from bacalhau.cli.run import engine_run_options, run_settings, run_spec
 from bacalhau.cli.spec import build_docker_job
 
 
@@ -55,11 +46,7 @@ def docker() -> None:
     metavar="PATH",
     help="Working directory inside the container (absolute) [default: the image's WORKDIR].",
 )
-@task_options
-@job_options
-@runtime_options
-@download_options
-@ipfs_options
+@engine_run_options
 @pass_cli
 def docker_run(
     cli: CLIContext,
@@ -75,9 +62,7 @@ def docker_run(
     Put `--` before a COMMAND or ARGs that start with a dash:
     `bacalhau docker run busybox -- sh -c 'echo hi > /outputs/x'`.
     """
-    flags = pop_run_flags(options)
-    flags.ipfs.apply(cli)
-    job_settings, task_settings = settings_from(options, cli)
+    flags, job_settings, task_settings = run_settings(cli, options)
     spec = build_docker_job(
         image,
         args,

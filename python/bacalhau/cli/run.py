@@ -308,6 +308,23 @@ def settings_from(
     return job_settings, task_settings
 
 
+def engine_run_options(func: F) -> F:
+    """Every flag an engine's `run` command shares (`docker run`, `wasm run`): task, job,
+    runtime, download and IPFS flags; read them back with `run_settings`."""
+    return _apply(func, [task_options, job_options, runtime_options, download_options,
+                         ipfs_options])
+
+
+def run_settings(cli: CLIContext,
+                 options: dict[str, Any]) -> tuple[RunFlags, JobSettings, TaskSettings]:
+    """Take the `engine_run_options` values out of a command's keyword arguments, applying
+    the IPFS client flags first (they decide the default publisher)."""
+    flags = pop_run_flags(options)
+    flags.ipfs.apply(cli)
+    job_settings, task_settings = settings_from(options, cli)
+    return flags, job_settings, task_settings
+
+
 def run_spec(cli: CLIContext, spec: dict[str, Any], flags: RunFlags, *, force: bool = False,
              output: str = "") -> None:
     """Print (`--dry-run`) or submit a built job, watch it, and download its results. The

@@ -9,16 +9,7 @@ import click
 
 from bacalhau.cli.common import CLIContext, pass_cli
 from bacalhau.cli.flags import CobraCommand
-from bacalhau.cli.run import (
-    download_options,
-    ipfs_options,
-    job_options,
-    pop_run_flags,
-    run_spec,
-    runtime_options,
-    settings_from,
-    task_options,
-)
+from bacalhau.cli.run import engine_run_options, run_settings, run_spec
 from bacalhau.cli.spec import build_wasm_job
 
 
@@ -49,11 +40,7 @@ def wasm() -> None:
     help="WASM module to import: a local file, the target path of an --input, or a URI "
     "(ipfs://CID, s3://...). Repeatable.",
 )
-@task_options
-@job_options
-@runtime_options
-@download_options
-@ipfs_options
+@engine_run_options
 @pass_cli
 def wasm_run(
     cli: CLIContext,
@@ -70,9 +57,7 @@ def wasm_run(
 
     Put `--` before ARGS that start with a dash: `bacalhau wasm run main.wasm -- -v`.
     """
-    flags = pop_run_flags(options)
-    flags.ipfs.apply(cli)
-    job_settings, task_settings = settings_from(options, cli)
+    flags, job_settings, task_settings = run_settings(cli, options)
     spec = build_wasm_job(
         module,
         args,
