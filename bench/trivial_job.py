@@ -85,26 +85,10 @@ def bare_wasmtime_baseline(n: int, work: Path) -> list[float]:
 
 
 async def bacalhau_latency(n: int, port: int) -> tuple[list[float], list[float]]:
-    base = f"http://127.0.0.1:{port}/api/v1/orchestrator/jobs"
-    server_side, client_side = [], []
-    async with aiohttp.ClientSession() as session:
-        for i in range(n):
-            body = {"Job": wordcount_job(f"job {i}\n")}
-            t0 = time.perf_counter()
-            async with session.put(base, json=body) as resp:
-                job_id = (await resp.json())["JobID"]
-            while True:
-                async with session.get(f"{base}/{job_id}") as resp:
-                    job = (await resp.json())["Job"]
-                state = job["State"]["StateType"]
-                if state in ("Completed", "Failed", "Stopped"):
-                    break
-                await asyncio.sleep(0.001)  # client polling interval
-            client_side.append(time.perf_counter() - t0)
-            if state != "Completed":
-                raise RuntimeError(f"job {job_id} ended {state}: {job['State']}")
-            server_side.append((job["ModifyTime"] - job["CreateTime"]) / 1e9)
-    return server_side, client_side
+    """(server-side, client-side) seconds of `n` trivial jobs, one after the other."""
+    from bench.latency import one_at_a_time  # bench.latency imports this module's baselines
+
+    return await one_at_a_time(n, f"http://127.0.0.1:{port}")
 
 
 def main() -> None:
