@@ -10,9 +10,12 @@ limit, cancellation, runtime errors) raise `errors.ExecutorError`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from bacalhau.models import (
     InputSource,
@@ -90,3 +93,25 @@ def read_output_head(path: Path, limit: int = MAX_OUTPUT_IN_RESULT) -> tuple[str
         return "", False
     truncated = len(head) > limit
     return head[:limit].decode("utf-8", errors="replace"), truncated
+
+
+def resolve_from_thread(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any],
+                        func: Callable[..., Any], *args: Any) -> None:
+    """Run blocking `func(*args)` on the calling (worker) thread and settle `future` on `loop`
+    with its result or exception; nothing happens if the future was cancelled or the loop
+    has closed meanwhile. The executors' thread helpers share it."""
+    try:
+        outcome: tuple[bool, Any] = (True, func(*args))
+    except BaseException as exc:
+        outcome = (False, exc)
+
+    def deliver(ok: bool, value: Any) -> None:
+        if future.done():
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+        loop.call_soon_threadsafe(deliver, *outcome)

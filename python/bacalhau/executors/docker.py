@@ -70,7 +70,7 @@ from typing import Any, TypeVar
 
 from bacalhau.errors import ExecutorError
 from bacalhau.executors import gpu as gpu_mod
-from bacalhau.executors.base import RunRequest, read_output_head
+from bacalhau.executors.base import RunRequest, read_output_head, resolve_from_thread
 from bacalhau.models import NetworkConfig, RunCommandResult, SpecConfig
 from bacalhau.models.ids import short_id
 
@@ -221,24 +221,8 @@ def _in_thread(name: str, func: Callable[..., T], *args: Any) -> asyncio.Future[
     a shared pool."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
-
-    def deliver(ok: bool, value: Any) -> None:
-        if future.done():
-            return
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-    def body() -> None:
-        try:
-            outcome = (True, func(*args))
-        except BaseException as exc:
-            outcome = (False, exc)
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(deliver, *outcome)
-
-    threading.Thread(target=body, name=name, daemon=True).start()
+    threading.Thread(target=resolve_from_thread, args=(loop, future, func, *args), name=name,
+                     daemon=True).start()
     return future
 
 

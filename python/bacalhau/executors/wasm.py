@@ -67,7 +67,12 @@ import wasmtime
 from wasmtime import _ffi as wasmtime_ffi
 
 from bacalhau.errors import ExecutorError
-from bacalhau.executors.base import PreparedInput, RunRequest, read_output_head
+from bacalhau.executors.base import (
+    PreparedInput,
+    RunRequest,
+    read_output_head,
+    resolve_from_thread,
+)
 from bacalhau.models import RunCommandResult, SpecConfig
 
 log = logging.getLogger(__name__)
@@ -745,25 +750,13 @@ class _WorkerThreads:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
 
-        def deliver(ok: bool, value: Any) -> None:
-            if future.done():
-                return
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-
         def job() -> None:
             thread = threading.current_thread()
             idle_name, thread.name = thread.name, name
             try:
-                outcome = (True, func(*args))
-            except BaseException as exc:
-                outcome = (False, exc)
+                resolve_from_thread(loop, future, func, *args)
             finally:
                 thread.name = idle_name
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(deliver, *outcome)
 
         with self._lock:
             if self._idle:
