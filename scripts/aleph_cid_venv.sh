@@ -29,33 +29,7 @@ assert callable(aleph_cid.hash_folder) and callable(aleph_cid.CidHasher.for_ipfs
 command -v "$PY" >/dev/null 2>&1 || die "no $PY; set BACALHAU_ALEPH_CID_PYTHON"
 STAMP_WANT="$(printf '%s\n%s\n' "$("$PY" -c 'import sys; print(sys.version)')" "$REQUIREMENT" \
   | sha256sum | cut -d' ' -f1)"
-VPY="$VENV/bin/python"
-STAMP="$VENV/.bacalhau-py-aleph-cid.stamp"
-
-mkdir -p "$(dirname "$VENV")"
-# Serialize concurrent builders (parallel test workers) on a lock file next to the venv.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$VENV.lock"
-  flock -w 600 9 || die "timed out waiting for lock $VENV.lock"
-fi
-
-if [ "${BACALHAU_ALEPH_CID_FORCE:-0}" != "1" ] && [ -x "$VPY" ] && [ -f "$STAMP" ] \
-   && [ "$(cat "$STAMP")" = "$STAMP_WANT" ] && "$VPY" -c "$IMPORT_CHECK" >/dev/null 2>&1; then
-  log "up to date: $VENV"
-  echo "$VPY"
-  exit 0
-fi
-
-if [ -e "$VENV" ] && [ ! -f "$VENV/pyvenv.cfg" ] && [ -n "$(ls -A "$VENV" 2>/dev/null)" ]; then
-  die "$VENV exists, is not empty and is not a virtualenv; refusing to touch it"
-fi
-
-log "building $VENV with $PY"
-rm -f "$STAMP"
-"$PY" -m venv --clear "$VENV" >&2 || die "python -m venv failed"
-"$VPY" -m pip --disable-pip-version-check --no-input install --quiet --only-binary=:all: \
-  "$REQUIREMENT" >&2 || die "pip install $REQUIREMENT failed (PyPI reachable? wheel for this platform?)"
-"$VPY" -c "$IMPORT_CHECK" >&2 || die "aleph-cid installed but does not import"
-echo "$STAMP_WANT" >"$STAMP"
-log "ready: $VENV"
-echo "$VPY"
+# shellcheck source=lib/cached_venv.sh
+. "$(dirname "$0")/lib/cached_venv.sh"
+cached_venv "$VENV" "$PY" .bacalhau-py-aleph-cid.stamp "$STAMP_WANT" "$IMPORT_CHECK" \
+  "${BACALHAU_ALEPH_CID_FORCE:-0}" "$REQUIREMENT" -- --only-binary=:all: "$REQUIREMENT"

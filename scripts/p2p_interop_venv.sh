@@ -117,41 +117,14 @@ pick_python() {
 PY="$(pick_python)"
 PYVER="$("$PY" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
 STAMP_WANT="$(printf '%s\n%s\n%s\n' "$PYVER" "$REQUIREMENTS" "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)"
-VPY="$VENV/bin/python"
-STAMP="$VENV/.bacalhau-py-p2p-interop.stamp"
-
-mkdir -p "$(dirname "$VENV")"
-# Serialize concurrent builders on a lock file next to the venv.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$VENV.lock"
-  flock -w 900 9 || die "timed out waiting for lock $VENV.lock"
-fi
-
-if [ "${BACALHAU_P2P_INTEROP_FORCE:-0}" != "1" ] && [ -x "$VPY" ] && [ -f "$STAMP" ] \
-   && [ "$(cat "$STAMP")" = "$STAMP_WANT" ] && "$VPY" -c "$IMPORT_CHECK" >/dev/null 2>&1; then
-  log "up to date: $VENV"
-  echo "$VPY"
-  exit 0
-fi
-
-if [ -e "$VENV" ] && [ ! -f "$VENV/pyvenv.cfg" ] && [ -n "$(ls -A "$VENV" 2>/dev/null)" ]; then
-  die "$VENV exists, is not empty and is not a virtualenv; refusing to touch it"
-fi
-
-log "building $VENV with $PY ($PYVER)"
-rm -f "$STAMP"
-"$PY" -m venv --clear "$VENV" >&2 || die "python -m venv failed (is the venv module / ensurepip installed?)"
 
 TMPD="$(mktemp -d)"
 trap 'rm -rf "$TMPD"' EXIT
 printf '%s\n' "$REQUIREMENTS" >"$TMPD/requirements.txt"
 printf '%s\n' "$CONSTRAINTS" >"$TMPD/constraints.txt"
 
-PIP=("$VPY" -m pip --disable-pip-version-check --no-input)
-"${PIP[@]}" install --quiet -r "$TMPD/requirements.txt" -c "$TMPD/constraints.txt" >&2 \
-  || die "pip install of libp2p failed (PyPI reachable?)"
-"$VPY" -c "$IMPORT_CHECK" >&2 || die "libp2p installed but does not import"
-
-echo "$STAMP_WANT" >"$STAMP"
-log "ready: $VENV"
-echo "$VPY"
+# shellcheck source=lib/cached_venv.sh
+. "$(dirname "$0")/lib/cached_venv.sh"
+cached_venv "$VENV" "$PY" .bacalhau-py-p2p-interop.stamp "$STAMP_WANT" "$IMPORT_CHECK" \
+  "${BACALHAU_P2P_INTEROP_FORCE:-0}" "libp2p" \
+  -- -r "$TMPD/requirements.txt" -c "$TMPD/constraints.txt"
