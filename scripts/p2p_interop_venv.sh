@@ -97,34 +97,10 @@ from libp2p.tools.anyio_service import background_trio_service
 from importlib.metadata import version
 assert version("libp2p") == "0.8.1", version("libp2p")'
 
-py_ok() {  # $1 = interpreter; true if it exists and is >=3.10
-  command -v "$1" >/dev/null 2>&1 || return 1
-  "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' >/dev/null 2>&1
-}
-
-pick_python() {
-  if [ -n "${BACALHAU_P2P_INTEROP_PYTHON:-}" ]; then
-    py_ok "$BACALHAU_P2P_INTEROP_PYTHON" \
-      || die "BACALHAU_P2P_INTEROP_PYTHON=$BACALHAU_P2P_INTEROP_PYTHON is missing or older than 3.10"
-    echo "$BACALHAU_P2P_INTEROP_PYTHON"; return
-  fi
-  for c in python3.11 python3.12 python3.13 python3; do
-    if py_ok "$c"; then echo "$c"; return; fi
-  done
-  die "no Python >=3.10 found (libp2p 0.8.1 needs it); set BACALHAU_P2P_INTEROP_PYTHON"
-}
-
-PY="$(pick_python)"
-PYVER="$("$PY" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
-STAMP_WANT="$(printf '%s\n%s\n%s\n' "$PYVER" "$REQUIREMENTS" "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)"
-
-TMPD="$(mktemp -d)"
-trap 'rm -rf "$TMPD"' EXIT
-printf '%s\n' "$REQUIREMENTS" >"$TMPD/requirements.txt"
-printf '%s\n' "$CONSTRAINTS" >"$TMPD/constraints.txt"
-
 # shellcheck source=lib/cached_venv.sh
 . "$(dirname "$0")/lib/cached_venv.sh"
-cached_venv "$VENV" "$PY" .bacalhau-py-p2p-interop.stamp "$STAMP_WANT" "$IMPORT_CHECK" \
+PY="$(pick_python BACALHAU_P2P_INTEROP_PYTHON 'v >= (3, 10)' '>=3.10 (libp2p 0.8.1 needs it)' \
+  -- python3.11 python3.12 python3.13 python3)"
+cached_venv_pinned "$VENV" "$PY" .bacalhau-py-p2p-interop.stamp "$IMPORT_CHECK" \
   "${BACALHAU_P2P_INTEROP_FORCE:-0}" "libp2p" \
-  -- -r "$TMPD/requirements.txt" -c "$TMPD/constraints.txt"
+  "$REQUIREMENTS" "$CONSTRAINTS"

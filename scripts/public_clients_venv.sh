@@ -97,35 +97,10 @@ from importlib.metadata import version
 assert version("bacalhau-sdk") == "1.4.2", version("bacalhau-sdk")
 assert version("bacalhau-apiclient") == "1.4.1", version("bacalhau-apiclient")'
 
-py_ok() {  # $1 = interpreter; true if it exists and is >=3.8.1,<3.12
-  command -v "$1" >/dev/null 2>&1 || return 1
-  "$1" -c 'import sys; sys.exit(0 if (3, 8, 1) <= sys.version_info[:3] and sys.version_info < (3, 12) else 1)' \
-    >/dev/null 2>&1
-}
-
-pick_python() {
-  if [ -n "${BACALHAU_PUBLIC_CLIENTS_PYTHON:-}" ]; then
-    py_ok "$BACALHAU_PUBLIC_CLIENTS_PYTHON" \
-      || die "BACALHAU_PUBLIC_CLIENTS_PYTHON=$BACALHAU_PUBLIC_CLIENTS_PYTHON is missing or not >=3.8.1,<3.12"
-    echo "$BACALHAU_PUBLIC_CLIENTS_PYTHON"; return
-  fi
-  for c in python3.11 python3.10 python3.9 /usr/bin/python3.11 python3; do
-    if py_ok "$c"; then echo "$c"; return; fi
-  done
-  die "no Python >=3.8.1,<3.12 found (bacalhau-sdk 1.4.2 declares Requires-Python <3.12); set BACALHAU_PUBLIC_CLIENTS_PYTHON"
-}
-
-PY="$(pick_python)"
-PYVER="$("$PY" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
-STAMP_WANT="$(printf '%s\n%s\n%s\n' "$PYVER" "$REQUIREMENTS" "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)"
-
-TMPD="$(mktemp -d)"
-trap 'rm -rf "$TMPD"' EXIT
-printf '%s\n' "$REQUIREMENTS" >"$TMPD/requirements.txt"
-printf '%s\n' "$CONSTRAINTS" >"$TMPD/constraints.txt"
-
 # shellcheck source=lib/cached_venv.sh
 . "$(dirname "$0")/lib/cached_venv.sh"
-cached_venv "$VENV" "$PY" .bacalhau-py-public-clients.stamp "$STAMP_WANT" "$IMPORT_CHECK" \
+PY="$(pick_python BACALHAU_PUBLIC_CLIENTS_PYTHON '(3, 8, 1) <= v[:3] and v < (3, 12)' '>=3.8.1,<3.12 (bacalhau-sdk 1.4.2 declares Requires-Python <3.12)' \
+  -- python3.11 python3.10 python3.9 /usr/bin/python3.11 python3)"
+cached_venv_pinned "$VENV" "$PY" .bacalhau-py-public-clients.stamp "$IMPORT_CHECK" \
   "${BACALHAU_PUBLIC_CLIENTS_FORCE:-0}" "the public clients" \
-  -- -r "$TMPD/requirements.txt" -c "$TMPD/constraints.txt"
+  "$REQUIREMENTS" "$CONSTRAINTS"

@@ -40,3 +40,41 @@ cached_venv() {
   log "ready: $venv"
   echo "$vpy"
 }
+
+# The first interpreter whose sys.version_info satisfies the Python expression TEST: the one
+# named by the environment variable ENV_VAR if set (it must pass), else the first CANDIDATE.
+#   pick_python ENV_VAR TEST NEED -- CANDIDATES...       (NEED says the range, for errors)
+pick_python() {
+  local env_var=$1 test=$2 need=$3 c
+  shift 3
+  [ "${1:-}" = "--" ] && shift
+  _py_ok() {
+    command -v "$1" >/dev/null 2>&1 \
+      && "$1" -c "import sys; v = sys.version_info; sys.exit(0 if ($test) else 1)" >/dev/null 2>&1
+  }
+  if [ -n "${!env_var:-}" ]; then
+    _py_ok "${!env_var}" || die "$env_var=${!env_var} is missing or not Python $need"
+    echo "${!env_var}"
+    return
+  fi
+  for c in "$@"; do
+    if _py_ok "$c"; then echo "$c"; return; fi
+  done
+  die "no Python $need found; set $env_var"
+}
+
+# cached_venv for a pinned set: the stamp covers the interpreter version, REQUIREMENTS and
+# CONSTRAINTS (newline-separated pip lines), which are installed with -r / -c.
+#   cached_venv_pinned VENV PYTHON STAMP_FILE IMPORT_CHECK FORCE WHAT REQUIREMENTS CONSTRAINTS
+cached_venv_pinned() {
+  local venv=$1 py=$2 stamp_file=$3 check=$4 force=$5 what=$6 requirements=$7 constraints=$8
+  local pyver want
+  pyver="$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
+  want="$(printf '%s\n%s\n%s\n' "$pyver" "$requirements" "$constraints" | sha256sum | cut -d' ' -f1)"
+  _CACHED_VENV_TMP="$(mktemp -d)"
+  trap 'rm -rf "$_CACHED_VENV_TMP"' EXIT
+  printf '%s\n' "$requirements" >"$_CACHED_VENV_TMP/requirements.txt"
+  printf '%s\n' "$constraints" >"$_CACHED_VENV_TMP/constraints.txt"
+  cached_venv "$venv" "$py" "$stamp_file" "$want" "$check" "$force" "$what" \
+    -- -r "$_CACHED_VENV_TMP/requirements.txt" -c "$_CACHED_VENV_TMP/constraints.txt"
+}
