@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 
 use bacalhau_ranking::{
-    Constraint, JobRequirements, NodeFacts, NodeTable as Table, PreviousRuns, Resources, Verdict,
-    Version, DEFAULT_MIN_VERSION, DEFAULT_OVERSUBSCRIPTION,
+    Constraint, JobRequirements, NodeFacts, NodeRank, NodeTable as Table, PreviousRuns, RankTuple,
+    Resources, Verdict, Version, DEFAULT_MIN_VERSION, DEFAULT_OVERSUBSCRIPTION,
 };
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -40,9 +40,6 @@ const JOB_KEYS: [&str; 8] = [
 
 const RESOURCES: &str = "(cpu, memory, disk, gpu)";
 const VERSION: &str = "(major, minor, patch)";
-
-/// `(node_id, rank, suitable, reason, retryable)`.
-type RankTuple = (String, i64, bool, String, bool);
 
 /// `(reason, node count, smallest node id, retryable)`.
 type ReasonTuple = (String, usize, String, bool);
@@ -259,20 +256,9 @@ impl NodeTable {
                     .detach(|| {
                         // The guard lives inside the closure: released before the GIL returns.
                         let table = lock.read().unwrap_or_else(PoisonError::into_inner);
-                        table.rank_all(&job, seed).map(|ranks| {
-                            ranks
-                                .iter()
-                                .map(|r| {
-                                    (
-                                        r.node_id.to_string(),
-                                        r.rank,
-                                        r.suitable(),
-                                        r.reason(),
-                                        r.retryable(),
-                                    )
-                                })
-                                .collect()
-                        })
+                        table
+                            .rank_all(&job, seed)
+                            .map(|ranks| ranks.iter().map(NodeRank::to_tuple).collect())
                     })
                     .map_err(map_err)?;
                 ranks.into_pyobject(py)
@@ -288,7 +274,9 @@ impl NodeTable {
                             top: r
                                 .top
                                 .iter()
-                                .map(|n| (n.node_id.to_string(), n.rank, true, String::new(), false))
+                                .map(|n| {
+                                    (n.node_id.to_string(), n.rank, true, String::new(), false)
+                                })
                                 .collect(),
                             available: r.available,
                             suitable: r.suitable,

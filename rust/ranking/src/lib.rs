@@ -19,7 +19,7 @@ pub use model::{
     Constraint, Dim, JobRequirements, NodeFacts, PreviousRuns, Resources, Version,
     DEFAULT_MIN_VERSION, DEFAULT_OVERSUBSCRIPTION,
 };
-pub use rank::{NodeRank, ReasonCount, RejectionCount, Ranking};
+pub use rank::{NodeRank, RankTuple, Ranking, ReasonCount, RejectionCount};
 pub use reason::Rejection;
 pub use selector::{Operator, Requirement, SOFT_PREFIX};
 pub use table::NodeTable;

@@ -5,10 +5,10 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
+use crate::class::FastMap;
 use crate::error::RankingError;
 use crate::message::message_from_groups;
 use crate::model::JobRequirements;
-use crate::class::FastMap;
 use crate::rankers::{
     available_capacity, over_subscription, previous_executions, random, ClassVerdict, Context,
     GroupKey, Ranker, UNSUITABLE,
@@ -45,7 +45,22 @@ impl NodeRank<'_> {
             .map(ToString::to_string)
             .unwrap_or_default()
     }
+
+    /// `(node id, rank, suitable, reason, retryable)`, owning its strings (what crosses
+    /// into Python).
+    pub fn to_tuple(&self) -> RankTuple {
+        (
+            self.node_id.to_string(),
+            self.rank,
+            self.suitable(),
+            self.reason(),
+            self.retryable(),
+        )
+    }
 }
+
+/// An owned [`NodeRank`]: `(node id, rank, suitable, reason, retryable)`.
+pub type RankTuple = (String, i64, bool, String, bool);
 
 /// How many nodes one reason kept out.
 #[derive(Debug, Clone, PartialEq)]
@@ -410,19 +425,8 @@ mod tests {
         nodes
     }
 
-    fn owned(ranks: &[NodeRank<'_>]) -> Vec<(String, i64, bool, String, bool)> {
-        ranks
-            .iter()
-            .map(|r| {
-                (
-                    r.node_id.to_string(),
-                    r.rank,
-                    r.suitable(),
-                    r.reason(),
-                    r.retryable(),
-                )
-            })
-            .collect()
+    fn owned(ranks: &[NodeRank<'_>]) -> Vec<RankTuple> {
+        ranks.iter().map(NodeRank::to_tuple).collect()
     }
 
     #[test]
@@ -580,7 +584,10 @@ mod tests {
             if g.below(10) == 0 {
                 facts.publishers = vec!["s3".into()];
             }
-            facts.labels = vec![("region".into(), ["eu", "us", "ap"][g.below(3) as usize].into())];
+            facts.labels = vec![(
+                "region".into(),
+                ["eu", "us", "ap"][g.below(3) as usize].into(),
+            )];
             if g.below(6) == 0 {
                 facts.version = Some(Version::new(1, 0, g.below(6)));
             }

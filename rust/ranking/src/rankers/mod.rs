@@ -39,7 +39,6 @@ pub type Outcome<'a> = Result<i64, Rejection<'a>>;
 /// A ranker: scores row `row` of the table for the job in the context.
 pub type Ranker = for<'a> fn(&Context<'a>, usize) -> Outcome<'a>;
 
-
 /// The chain, in reference order.
 pub const CHAIN: [Ranker; 10] = [
     engines::rank,
@@ -214,8 +213,18 @@ impl<'a> Context<'a> {
             let mut rejected = None;
             let sets = [
                 (&mut engines, key.engines, GroupKey::Engines(key.engines), 0),
-                (&mut publishers, key.publishers, GroupKey::Publishers(key.publishers), 1),
-                (&mut storages, key.storages, GroupKey::Storages(key.storages), 2),
+                (
+                    &mut publishers,
+                    key.publishers,
+                    GroupKey::Publishers(key.publishers),
+                    1,
+                ),
+                (
+                    &mut storages,
+                    key.storages,
+                    GroupKey::Storages(key.storages),
+                    2,
+                ),
             ];
             for (cache, id, group, which) in sets {
                 let outcome = cache.get(id, |v| match which {
