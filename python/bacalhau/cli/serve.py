@@ -48,8 +48,10 @@ def _network_overrides(peers: tuple[str, ...], listen: tuple[str, ...],
 
 _PEERS_HELP = ("Multiaddr of a node to join, e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... "
                "(repeatable or comma-separated) [config Network.Peers].")
-_LISTEN_HELP = ("Multiaddr to listen on (repeatable) [config Network.Listen; default "
-                "/ip4/127.0.0.1/tcp/0: loopback only, other interfaces must be named].")
+_LISTEN_HELP = ("Multiaddr to listen on (repeatable) [config Network.Listen; default: the "
+                "address of the last start, else /ip4/127.0.0.1/tcp/1235, else a free "
+                "loopback port; port 0 = the port of the last start; other interfaces "
+                "must be named].")
 _SWARM_KEY_HELP = ("Kubo-format swarm.key: only nodes with the same key may connect "
                    "[config Network.SwarmKeyPath]. See `bacalhau swarm-key generate`.")
 
