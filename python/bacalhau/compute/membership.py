@@ -58,6 +58,7 @@ class Membership:
         self._loops: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._gossiped_at = 0.0
+        self._regossip: asyncio.TimerHandle | None = None
         self._watching = False
 
     async def start(self) -> None:
@@ -73,6 +74,9 @@ class Membership:
                        loop.create_task(self._info_loop(), name="node-info")]
 
     async def stop(self) -> None:
+        if self._regossip is not None:
+            self._regossip.cancel()
+            self._regossip = None
         tasks = [*self._loops, *self._tasks]
         self._loops = []
         for task in tasks:
@@ -131,12 +135,19 @@ class Membership:
             self._spawn(self.send_info(peer))
 
     def _on_subscription(self, peer: str, topic: str) -> None:
+        """A peer joined the NodeInfo topic: gossip the NodeInfo again, at most once per
+        INFO_REPUBLISH_GAP (peers joining in a burst get one message)."""
+        if topic != TOPIC_NODE_INFO or not self._loops or self._regossip is not None:
+            return
         loop = asyncio.get_running_loop()
-        if (topic == TOPIC_NODE_INFO and self._loops
-                and loop.time() - self._gossiped_at >= INFO_REPUBLISH_GAP):
-            info = self._node_info()
-            self._spawn(self._gossip(
-                msg.encode(msg.NODE_INFO, {"NodeInfo": info.to_dict()}, source=self.node_id)))
+        delay = max(0.0, self._gossiped_at + INFO_REPUBLISH_GAP - loop.time())
+        self._regossip = loop.call_later(delay, self._regossip_now)
+
+    def _regossip_now(self) -> None:
+        self._regossip = None
+        info = self._node_info()
+        self._spawn(self._gossip(
+            msg.encode(msg.NODE_INFO, {"NodeInfo": info.to_dict()}, source=self.node_id)))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

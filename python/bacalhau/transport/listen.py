@@ -41,9 +41,12 @@ def _join(proto: str, ip: str, port: int) -> str:
 
 
 def port_is_free(proto: str, ip: str, port: int) -> bool:
-    """Whether a plain socket (no SO_REUSEPORT) can bind `ip:port` now."""
+    """Whether nothing listens on `ip:port` now. SO_REUSEADDR, as every server sets it: the
+    connections of a node killed a moment ago linger in TIME_WAIT on its port and must not
+    send its restart elsewhere; a listening socket still makes the bind fail."""
     family = socket.AF_INET6 if proto == "ip6" else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((ip, port))
         except OSError:
