@@ -164,11 +164,10 @@ class NodeManager:
 
         A node that was CONNECTED when this requester stopped stays CONNECTED, with a fresh
         DisconnectTimeout to be heard in (as Nomad resets every node's heartbeat timer when a
-        new leader takes over): a requester restart must not look like the loss of every
-        node, or the first evaluations after it would fail the executions still running there
-        and reschedule them onto nodes that are busy with those very executions. A node that
-        is really gone is DISCONNECTED one timeout later, as if the requester had never
-        stopped."""
+        new leader takes over): a restart must not make every node unschedulable until it
+        speaks again, or work evaluated in that window (a job submitted just then) finds no
+        node and fails. A node that is really gone is DISCONNECTED one timeout later, as if
+        the requester had never stopped."""
         if self._timer is not None:
             return
         now = rfc3339()
