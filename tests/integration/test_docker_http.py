@@ -244,3 +244,14 @@ def test_a_restarted_node_gives_an_adopted_service_container_its_proxy_back(
     wait_until(lambda: containers(docker_api, "bacalhau-jobID", job_id) == []
                and networks(docker_api, node_id) == [], 30,
                what="the service's container and network to go")
+
+
+def test_docker_run_with_network_http_and_domain_from_the_cli(server: ServeProcess) -> None:
+    script = PROXY + via_proxy("got", f"GET http://allowed.test:{ORIGIN_PORT}/ HTTP/1.1\\r\\n"
+                                      f"Host: allowed.test\\r\\n\\r\\n")
+    run = server.cli("docker", "run", "--network", "http", "--domain", "allowed.test",
+                     "--id-only", "--wait", "--entrypoint", "/bin/sh",
+                     "bacalhau-py/test:busybox", "--", "-c", script, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    job_id = run.stdout.strip().splitlines()[-1]
+    assert output(server, job_id).strip() == f"got: HTTP/1.1 200 OK | {TOKEN}"
