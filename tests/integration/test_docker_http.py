@@ -85,7 +85,9 @@ def server(origin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
 
 
 def networks(api: Any, node_id: str) -> list[dict[str, Any]]:
-    return api.networks(filters={"label": f"bacalhau-nodeID={node_id}"})
+    """The node's Network HTTP networks (not its short-lived bid-time probe)."""
+    return api.networks(filters={"label": [f"bacalhau-nodeID={node_id}",
+                                           "bacalhau-network=http"]})
 
 
 def http_job(script: str, *domains: str) -> dict[str, Any]:

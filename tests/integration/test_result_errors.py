@@ -8,25 +8,15 @@ the same `job get` succeeds, as the hint says.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_network import Network
+from tests.integration.test_network import Network, network
 from tests.jobspecs import expected_count, wordcount_job
 
 pytestmark = [pytest.mark.integration]
-
-
-@pytest.fixture
-def network(tmp_path: Path) -> Iterator[Network]:
-    net = Network(tmp_path)
-    net.start()
-    try:
-        yield net
-    finally:
-        net.stop()
+__all__ = ["network"]  # the fixture: one requester, compute nodes added by the test
 
 
 def test_job_get_with_the_publishing_node_stopped_names_that_node(network: Network,

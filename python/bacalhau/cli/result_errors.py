@@ -64,7 +64,8 @@ def download_error(job_id: str, failed: list[tuple[ResultSource, BaseException]]
 
 
 def describe(src: ResultSource, exc: BaseException, timeout: float) -> str:
-    """"could not download the result of execution E from compute node N (what): why"."""
+    """One line: could not download the result of execution E from compute node N (what
+    was tried): why."""
     who = f"execution {src.execution_id}" if src.execution_id else "an execution"
     node = f" from compute node {src.node_id}" if src.node_id else ""
     return f"could not download the result of {who}{node} ({_what(src)}): " \

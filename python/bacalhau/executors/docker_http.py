@@ -57,6 +57,7 @@ ALLOW_LIST_KEY = "Compute.Network.AllowListedDomains"
 PROXY_HOSTS_KEY = "Compute.Network.ProxyHosts"
 LABEL_NETWORK_KIND = "bacalhau-network"
 NETWORK_KIND_HTTP = "http"
+NETWORK_KIND_PROBE = "probe"  # the bid-time probe's, removed at once (or at the next start)
 PROBE_OK_CACHE_S = 600.0
 PROBE_FAIL_CACHE_S = 60.0
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
@@ -186,8 +187,8 @@ class HTTPNetworks:
         name = f"bacalhau-probe-{uuid.uuid4().hex[:12]}"
         prefix = "this node cannot serve Network HTTP: "
         try:
-            created = api.create_network(name, driver="bridge", internal=True,
-                                         labels={LABEL_NETWORK_KIND: "probe"})
+            created = api.create_network(name, driver="bridge", internal=True, labels={
+                LABEL_NODE: self.node_id, LABEL_NETWORK_KIND: NETWORK_KIND_PROBE})
         except docker.errors.APIError as exc:
             return prefix + f"creating an internal Docker network failed: {explain(exc)}"
         try:
@@ -302,21 +303,23 @@ class HTTPNetworks:
 
     def remove_leftovers(self, keep: set[str]) -> None:
         """Blocking, after the leftover containers are gone: remove this node's `Network
-        HTTP` networks except those of executions in `keep` (adopted containers)."""
+        HTTP` networks except those of executions in `keep` (adopted containers), and any
+        probe network a crash left."""
         import docker.errors
 
         try:
             found = self._api().networks(filters={"label": [
-                f"{LABEL_NODE}={self.node_id}", f"{LABEL_NETWORK_KIND}={NETWORK_KIND_HTTP}"]})
+                f"{LABEL_NODE}={self.node_id}", LABEL_NETWORK_KIND]})
         except docker.errors.APIError as exc:
             log.warning("could not list this node's networks: %s", explain(exc))
             return
         for item in found:
-            execution_id = (item.get("Labels") or {}).get(LABEL_EXECUTION, "")
-            if execution_id in keep:
+            labels = item.get("Labels") or {}
+            execution_id = labels.get(LABEL_EXECUTION, "")
+            if labels.get(LABEL_NETWORK_KIND) == NETWORK_KIND_HTTP and execution_id in keep:
                 continue
             log.info("removing network %s of execution %s (node restart)", item.get("Name"),
-                     execution_id)
+                     execution_id or "-")
             self._remove_blocking(str(item["Id"]))
 
 

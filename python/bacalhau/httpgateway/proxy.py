@@ -37,6 +37,7 @@ HEAD_LIMIT = 64 * 1024
 HEAD_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 30.0
 MAX_CONNECTIONS = 256
+MAX_DENIED_KEPT = 100  # hosts remembered in ProxyStats.denied_hosts
 CHUNK = 64 * 1024
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization",
                "proxy-authenticate", "te", "trailer", "upgrade"}
@@ -242,8 +243,9 @@ class FilteringProxy:
             peer = writer.get_extra_info("peername") or ("", 0)
             if not self._client_allowed(str(peer[0])):
                 self.stats.foreign_clients += 1
-                log.warning("proxy of %s: refused client %s outside %s", self.label, peer[0],
-                            self.clients)
+                if self.stats.foreign_clients == 1:  # once: a scanning job must not flood logs
+                    log.warning("proxy of %s: refused client %s (not a container of its "
+                                "network %s)", self.label, peer[0], self.clients)
                 return
             if self._slots.locked():
                 writer.write(_answer(503, "too many open connections for this job"))
@@ -265,7 +267,8 @@ class FilteringProxy:
             request = parse_head(head[:-4])
             if not allowed(request.host, self.domains):
                 self.stats.denied += 1
-                self.stats.denied_hosts.append(request.host)
+                if len(self.stats.denied_hosts) < MAX_DENIED_KEPT:
+                    self.stats.denied_hosts.append(request.host)
                 raise ProxyRefusal(403, f"{request.host} is not in this job's Network.Domains "
                                         f"({', '.join(self.domains) or 'none'})")
             upstream_reader, upstream_writer = await self._connect(request)
