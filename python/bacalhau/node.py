@@ -303,6 +303,7 @@ class Node:
         is offered only then, and not when `Engines.Disabled` names it)."""
         from bacalhau.executors import shared
         from bacalhau.executors.docker import DockerExecutor
+        from bacalhau.executors.docker_http import HTTPSettings
         from bacalhau.executors.gpu import host_gpus
 
         await asyncio.to_thread(host_gpus)
@@ -320,7 +321,8 @@ class Node:
         if client is not None:
             self._docker = DockerExecutor(
                 self.node_id, client=client, registries=registries,
-                stop_timeout=self.config.duration(docker_cfg + "StopTimeout"))
+                stop_timeout=self.config.duration(docker_cfg + "StopTimeout"),
+                http=HTTPSettings.from_config(self.config))
 
     def _build_requester(self) -> None:
         from bacalhau.orchestrator.nodes import NodeManager
