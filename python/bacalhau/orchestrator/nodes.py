@@ -216,9 +216,12 @@ class NodeManager:
 
     def list(self, *, filter_approval: str = "", filter_status: str = "",
              labels: Iterable[str] = (), order_by: str = "id",
-             reverse: bool = False) -> list[NodeState]:
-        """Node states (copies) after the filters of `GET /nodes`, ordered by `order_by` then
-        node id. Filters are case-insensitive; `labels` are selectors that must all match."""
+             reverse: bool = False, copies: bool = True) -> list[NodeState]:
+        """Node states after the filters of `GET /nodes`, ordered by `order_by` then node id.
+        Filters are case-insensitive; `labels` are selectors that must all match.
+        `copies=False` returns the live states, for a caller that only reads them before its
+        next await (the API serializes them at once: a thousand deep copies cost more than
+        the whole request may)."""
         approval = filter_approval.strip().upper()
         if approval and approval not in _APPROVALS:
             raise ValidationError(
@@ -241,7 +244,7 @@ class NodeManager:
         out.sort(key=lambda s: s.info.node_id, reverse=reverse)
         if key_name != "id":
             out.sort(key=key, reverse=reverse)
-        return [copy.deepcopy(s) for s in out]
+        return [copy.deepcopy(s) for s in out] if copies else out
 
     def is_schedulable(self, node_id: str) -> bool:
         """True for a Compute node that is APPROVED and CONNECTED."""
