@@ -251,7 +251,9 @@ impl NativeNode {
     fn new(py: Python<'_>, config: &Bound<'_, PyAny>, key_file: PathBuf) -> PyResult<Self> {
         let config = node_config(config, &key_file, py)?;
         let hub = hub();
-        let node = py.detach(|| Node::start_in(config, &hub)).map_err(map_err)?;
+        let node = py
+            .detach(|| Node::start_in(config, &hub))
+            .map_err(map_err)?;
         let peer_id = node.peer_id().to_string();
         Ok(NativeNode { node, peer_id })
     }

@@ -32,8 +32,8 @@ pub use config::{
     DEFAULT_MAX_PEERS,
 };
 pub use error::TransportError;
-pub use identity::load_or_create_keypair;
 pub use hub::{EventHub, DEFAULT_HUB_CAPACITY};
+pub use identity::load_or_create_keypair;
 pub use node::{Event, Node};
 pub use stats::Stats;
 pub use swarmkey::{format_swarm_key, generate_swarm_key, parse_swarm_key};

@@ -162,7 +162,14 @@ impl Node {
         let max_request_timeout = config.max_request_timeout;
         let allow_list = config.allow_list.clone();
         let task_shared = Arc::clone(&shared);
-        handle.spawn(swarm::run(config, cmd_rx, sink, task_shared, ready_tx, done_tx));
+        handle.spawn(swarm::run(
+            config,
+            cmd_rx,
+            sink,
+            task_shared,
+            ready_tx,
+            done_tx,
+        ));
         let node = Node {
             peer_id,
             pid: std::process::id(),
@@ -185,7 +192,9 @@ impl Node {
             }
             Err(_) => {
                 node.close();
-                Err(TransportError::Start("the network task did not start".into()))
+                Err(TransportError::Start(
+                    "the network task did not start".into(),
+                ))
             }
         }
     }
@@ -377,4 +386,3 @@ impl Drop for Node {
         self.close();
     }
 }
-

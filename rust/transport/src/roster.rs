@@ -105,13 +105,11 @@ impl Hello {
             let mut words = line.split_whitespace();
             match (words.next(), words.next(), words.next()) {
                 (Some("role"), Some(role), None) => hello.requester = role == "requester",
-                (Some("listen"), Some(addr), None) => {
-                    if hello.listen.len() < MAX_ADDRS {
-                        if let Ok(addr) = addr.parse::<Multiaddr>() {
-                            let addr = without_p2p(&addr);
-                            if is_dialable(&addr) {
-                                hello.listen.push(addr);
-                            }
+                (Some("listen"), Some(addr), None) if hello.listen.len() < MAX_ADDRS => {
+                    if let Ok(addr) = addr.parse::<Multiaddr>() {
+                        let addr = without_p2p(&addr);
+                        if is_dialable(&addr) {
+                            hello.listen.push(addr);
                         }
                     }
                 }
@@ -366,8 +364,14 @@ mod tests {
         text.push_str(&format!("requester {r} /ip4/0.0.0.0/tcp/1\n"));
         text.push_str("requester bad-peer /ip4/127.0.0.1/tcp/1\n");
         for port in 0..(MAX_ADDRS as u16 + 5) {
-            text.push_str(&format!("requester {r} /ip4/127.0.0.1/tcp/{}\n", 100 + port));
-            text.push_str(&format!("listen /ip4/127.0.0.1/tcp/{}/p2p/{r}\n", 100 + port));
+            text.push_str(&format!(
+                "requester {r} /ip4/127.0.0.1/tcp/{}\n",
+                100 + port
+            ));
+            text.push_str(&format!(
+                "listen /ip4/127.0.0.1/tcp/{}/p2p/{r}\n",
+                100 + port
+            ));
         }
         let hello = Hello::parse(text.as_bytes()).unwrap();
         assert!(!hello.requester);
@@ -382,7 +386,12 @@ mod tests {
         let local = peer();
         let r = peer();
         let min = Duration::from_millis(100);
-        let mut roster = Roster::new(local, min, Duration::from_millis(400), Duration::from_secs(10));
+        let mut roster = Roster::new(
+            local,
+            min,
+            Duration::from_millis(400),
+            Duration::from_secs(10),
+        );
         let t0 = Instant::now();
         assert_eq!(roster.learn(local, &[addr(1)], t0), Change::None);
         assert_eq!(roster.learn(r, &[addr(1)], t0), Change::Learned);
@@ -408,7 +417,11 @@ mod tests {
         assert_eq!(roster.connected_ids(), vec![r]);
         let later = at + Duration::from_secs(60);
         assert!(roster.disconnected(&r, later));
-        assert_eq!(roster.due(later).len(), 1, "redialed at once, backoff reset");
+        assert_eq!(
+            roster.due(later).len(),
+            1,
+            "redialed at once, backoff reset"
+        );
         assert_eq!(roster.next_due(), Some(later + min));
         assert!(roster.due(later + Duration::from_secs(11)).is_empty());
         assert!(roster.is_empty(), "forgotten after the TTL");
@@ -418,7 +431,12 @@ mod tests {
     fn only_connected_requesters_are_reported() {
         let (a, b) = (peer(), peer());
         let t = Instant::now();
-        let mut roster = Roster::new(peer(), Duration::from_millis(1), Duration::from_secs(1), Duration::from_secs(60));
+        let mut roster = Roster::new(
+            peer(),
+            Duration::from_millis(1),
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        );
         roster.learn(a, &[addr(1)], t);
         roster.learn(b, &[addr(2)], t);
         roster.connected(&b, t);

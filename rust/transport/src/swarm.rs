@@ -137,7 +137,12 @@ impl Loop {
             role: config.role,
             allow_list: config.allow_list.clone(),
             topics: HashSet::new(),
-            roster: Roster::new(local, config.redial_min, config.redial_max, config.roster_ttl),
+            roster: Roster::new(
+                local,
+                config.redial_min,
+                config.redial_max,
+                config.roster_ttl,
+            ),
             bootstrap,
             requests: Requests::default(),
             announce_interval: config.announce_interval,
@@ -436,7 +441,3 @@ impl Loop {
         }
     }
 }
-
-#[cfg(test)]
-#[path = "swarm_tests.rs"]
-mod tests;

@@ -272,7 +272,11 @@ fn a_restarted_requester_is_redialed_at_its_address() {
     again.listen = vec![listen];
     let r = start(again);
     assert!(
-        wait_event(&c, |e| matches!(e, Event::RequesterUp(p) if *p == r.peer_id())).is_some(),
+        wait_event(
+            &c,
+            |e| matches!(e, Event::RequesterUp(p) if *p == r.peer_id())
+        )
+        .is_some(),
         "the compute node redials the requester where it listened"
     );
     assert_eq!(c.requesters(), vec![r.peer_id()]);
