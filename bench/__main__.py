@@ -3,7 +3,8 @@ scenarios, each figure beside a baseline measured in the same run; writes one JS
 scenario (machine info, settings, raw samples, summary, rows of figure/baseline/ratio/target/
 met), a PNG plot per scenario and `table.md`, and prints the table.
 
-Scenarios: latency, throughput, backlog, docker (end to end), cid, ranking, membership.
+Scenarios: latency, throughput, backlog, docker (end to end), cid, ranking, scale (the node
+count: `--nodes 100,300,1000`).
 `--quick` finishes in about 2 minutes with --all (fewer jobs, smaller files, fewer nodes);
 without it the full sizes of the issue run (500 latency jobs, 10k throughput jobs, 100k
 stored jobs). Results default to bench/results/ (git-ignored).
@@ -22,7 +23,7 @@ from typing import Any
 
 from bench import harness, report
 
-SCENARIOS = ("latency", "throughput", "backlog", "docker", "cid", "ranking", "membership")
+SCENARIOS = ("latency", "throughput", "backlog", "docker", "cid", "ranking", "scale")
 
 
 def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -41,6 +42,11 @@ def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
         from bench import backlog
 
         return backlog.run(args.quick, out, backlog=args.backlog, samples=args.samples)
+    if name == "scale":
+        from bench import scale
+
+        return scale.run(args.quick, out, nodes=args.nodes, processes=args.compute_processes,
+                         idle=args.idle)
     from bench import scenarios
 
     if name == "docker":
@@ -78,6 +84,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="backlog: submits and lists measured per round (default 100)")
     parser.add_argument("--docker-jobs", type=int, default=None,
                         help="docker: jobs (default 30, quick 5)")
+    parser.add_argument("--nodes", type=lambda v: [int(x) for x in v.split(",") if x],
+                        default=None, help="scale: network sizes (default 100,300,1000; "
+                                           "quick 20,60)")
+    parser.add_argument("--compute-processes", type=int, default=8,
+                        help="scale: processes holding the compute nodes (default 8)")
+    parser.add_argument("--idle", type=float, default=None,
+                        help="scale: idle window per size in seconds (default 300, quick 10)")
     parser.add_argument("--profile", action="store_true",
                         help="latency, throughput: py-spy the node processes while measuring "
                              "and report where the time goes (needs py-spy)")

@@ -1,11 +1,10 @@
 """The scenarios of `python -m bench` that wrap the earlier single-purpose benches in the
 common result format: `docker` (bench/docker_job.py), `cid` (bench/cid_throughput.py),
-`ranking` (bench/ranking_scale.py) and `membership` (bench/network_membership.py). Each keeps
+`ranking` (bench/ranking_scale.py). Each keeps
 its own full report under `settings.report` and turns its figures into rows."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import shutil
 import subprocess
@@ -117,43 +116,3 @@ def ranking(quick: bool, out_dir: Path) -> dict[str, Any]:
                                   "worst_case_rows": rep["worst_case_rows"]},
                          summary={"targets": rep["targets"]}, rows=rows,
                          seconds=time.monotonic() - started)
-
-
-def membership(quick: bool, out_dir: Path) -> dict[str, Any]:
-    """Gossip membership convergence over libp2p: join time and loss detection beside the
-    configured heartbeat interval and disconnect timeout."""
-    from bacalhau.config import parse_duration
-    from bench import network_membership as nm
-
-    started = time.monotonic()
-    argv = (["--computes", "4", "--per-process", "2", "--window", "3", "--warmup", "1"]
-            if quick else [])
-    parser = argparse.ArgumentParser()
-    for flag, default in (("--computes", 30), ("--requesters", 2), ("--per-process", 10)):
-        parser.add_argument(flag, type=int, default=default)
-    for flag, default in (("--window", 10.0), ("--warmup", 3.0)):
-        parser.add_argument(flag, type=float, default=default)
-    parser.add_argument("--heartbeat", default="1s")
-    parser.add_argument("--disconnect-timeout", default="5s")
-    args = parser.parse_args(argv)
-    rep = nm.run(args)
-    heartbeat = parse_duration(args.heartbeat)
-    disconnect = parse_duration(args.disconnect_timeout)
-    join = rep["join"]["per_node_start_to_seen_by_all"]
-    loss = rep["loss"]["kill_to_disconnected"]
-    rows = [
-        report.Row("join: node start -> seen by every requester p50", join["p50_s"], "s",
-                   "heartbeat interval", heartbeat),
-        report.Row("join: launch -> every requester sees every node",
-                   rep["join"]["launch_to_all_seen_s"], "s", "heartbeat interval", heartbeat),
-        report.Row("loss: kill -9 -> DISCONNECTED at every requester p50", loss["p50_s"], "s",
-                   "disconnect timeout", disconnect, {"max": 1 + heartbeat / disconnect}),
-    ]
-    report.plot_bars(out_dir / "membership.png",
-                     f"Membership: {args.computes} compute nodes, {args.requesters} requesters",
-                     {"join p50": join["p50_s"], "join all": rep["join"]["launch_to_all_seen_s"],
-                      "loss p50": loss["p50_s"], "heartbeat": heartbeat,
-                      "disconnect timeout": disconnect}, "seconds")
-    return report.result("membership", settings={"quick": quick, "args": vars(args)},
-                         samples={"unit": "s", "join": join, "kill_to_disconnected": loss},
-                         summary=rep, rows=rows, seconds=time.monotonic() - started)

@@ -39,6 +39,16 @@ Desired = ExecutionDesiredStateType
 Compute = ExecutionStateType
 
 
+async def register_node(transport: Any, requester_id: str, info: NodeInfo) -> None:
+    """Send `info` from a compute node's `transport` to the requester, as a compute node does
+    (a NodeInfo request on PROTOCOL_MEMBERSHIP), and wait for the acknowledgement."""
+    from bacalhau.transport import PROTOCOL_MEMBERSHIP, messages
+
+    reply = await transport.request(requester_id, PROTOCOL_MEMBERSHIP, messages.encode(
+        messages.NODE_INFO, {"NodeInfo": info.to_dict()}, source=info.node_id))
+    messages.parse_reply(reply)
+
+
 def make_job(
     *,
     type: str = "batch",

@@ -60,9 +60,11 @@ DEFAULTS: dict[str, Any] = {
         # `libp2p` (TCP + Noise + yamux, gossipsub, request/response; the default of `serve`
         # and `devstack`) or `inprocess` (one process only: devstack and tests).
         "Transport": "libp2p",
-        # Multiaddrs to listen on. Loopback only by default: binding another interface
+        # Multiaddrs to listen on. Empty: where the node listened last time, else
+        # /ip4/127.0.0.1/tcp/1235, else a free loopback port (transport/listen.py). Port 0:
+        # the port of last time. Loopback only by default: binding another interface
         # (`/ip4/0.0.0.0/tcp/1235`, a LAN address) must be asked for explicitly.
-        "Listen": ["/ip4/127.0.0.1/tcp/0"],
+        "Listen": [],
         # Multiaddrs of peers to join, each ending in `/p2p/<peer id>` (`bacalhau serve`
         # prints them and writes them to `<DataDir>/bacalhau.run`).
         "Peers": [],
@@ -70,6 +72,9 @@ DEFAULTS: dict[str, Any] = {
         "SwarmKeyPath": "",
         # Peer ids allowed to connect; empty = any peer (holding the swarm key, if one is set).
         "AllowList": [],
+        # A compute node's connections besides the requesters it knows (they dial it; it
+        # never dials other compute nodes). Requesters accept every node.
+        "MaxPeers": 32,
     },
     "Publishers": {
         "Types": {"Local": {"Address": "127.0.0.1", "Port": 6001, "Directory": ""},

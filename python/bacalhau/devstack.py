@@ -3,8 +3,13 @@ with its own data dir, identity and ports.
 
 Transports (`Network.Transport`, `--transport`):
 - `libp2p` (default): every node has its own libp2p host on 127.0.0.1 (a free port each);
-  each node dials the requesters started before it and gossip discovery completes the mesh.
-  With `processes=True` every node is a `bacalhau serve` child process of its own.
+  each node dials the requesters started before it (compute nodes learn of every requester
+  from their hellos and never dial each other). With `processes=True` every node is a
+  `bacalhau serve` child process of its own; with `compute_processes=P` the requesters are
+  `serve` processes and the compute nodes are spread over P worker processes, each a
+  devstack of compute nodes only that joins them (`--join`): a thousand nodes fit on a
+  small machine because the nodes of a process share the network runtime, the event thread,
+  the WASM engine and the Docker client.
 - `inprocess`: every node in this process on one in-process medium (no sockets).
 """
 
@@ -38,6 +43,8 @@ log = logging.getLogger(__name__)
 
 LOOPBACK_LISTEN = "/ip4/127.0.0.1/tcp/0"
 CHILD_START_TIMEOUT = 60.0
+START_BATCH = 16
+"""Nodes of one process started at once (their starts wait mostly on I/O)."""
 
 
 def node_config(base: Config, data_dir: Path, *, orchestrator: bool, compute: bool,
@@ -56,43 +63,78 @@ def node_config(base: Config, data_dir: Path, *, orchestrator: bool, compute: bo
     return cfg
 
 
-def _plan(orchestrators: int, hybrids: int, computes: int) -> list[tuple[str, bool, bool]]:
+def _plan(orchestrators: int, hybrids: int, computes: int,
+          first_compute: int = 0) -> list[tuple[str, bool, bool]]:
     """(name, orchestrator, compute) in start order: requesters first, so that they hear
-    every compute node join."""
+    every compute node join. Compute nodes are numbered from `first_compute`."""
     return ([(f"orchestrator-{i}", True, False) for i in range(orchestrators)]
             + [(f"hybrid-{i}", True, True) for i in range(hybrids)]
-            + [(f"compute-{i}", False, True) for i in range(computes)])
+            + [(f"compute-{i}", False, True)
+               for i in range(first_compute, first_compute + computes)])
 
 
 async def start_devstack(config: Config, *, computes: int = 3, orchestrators: int = 1,
-                         hybrids: int = 0, base_dir: Path) -> list[Node]:
-    """Start the nodes in this process (requesters first)."""
+                         hybrids: int = 0, base_dir: Path, join: list[str] | None = None,
+                         first_compute: int = 0) -> list[Node]:
+    """Start the nodes in this process (requesters first, one by one; then the compute nodes,
+    START_BATCH at a time). `join`: addresses of requesters running elsewhere, which every
+    node of this devstack joins. The compute nodes share one WASM module cache
+    (`<base_dir>/cache/wasm`) unless `Engines.Types.WASM.CacheDir` says otherwise."""
     kind = transport_kind(config)
     network = InProcessNetwork() if kind == TRANSPORT_INPROCESS else None
     api_port = int(config.get("API.Port"))
     nodes: list[Node] = []
-    requester_addrs: list[str] = []
+    requester_addrs: list[str] = list(join or [])
     ipfs_addrs: list[str] = []  # embedded IPFS nodes (IPFS.Embedded.Enabled) peer up too
     next_port = api_port
+    shared_cache = config.get("Engines.Types.WASM.CacheDir") or str(base_dir / "cache" / "wasm")
+    plan = _plan(orchestrators, hybrids, computes, first_compute)
+    embedded_ipfs = bool(config.get("IPFS.Embedded.Enabled"))
+
+    def configure(name: str, is_orch: bool, is_compute: bool) -> Config:
+        cfg = node_config(config, base_dir / name, orchestrator=is_orch, compute=is_compute,
+                          api_port=next_port, peers=requester_addrs)
+        cfg.set("IPFS.Embedded.Peers", [*config_list(cfg, "IPFS.Embedded.Peers"), *ipfs_addrs])
+        cfg.set("Engines.Types.WASM.CacheDir", shared_cache)
+        return cfg
+
+    async def start(cfg: Config) -> Node:
+        node = Node(cfg, network)
+        try:
+            await node.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await node.stop()
+            raise
+        nodes.append(node)
+        return node
+
     try:
-        for name, is_orch, is_compute in _plan(orchestrators, hybrids, computes):
-            cfg = node_config(config, base_dir / name, orchestrator=is_orch, compute=is_compute,
-                              api_port=next_port, peers=requester_addrs)
-            cfg.set("IPFS.Embedded.Peers", [*config_list(cfg, "IPFS.Embedded.Peers"),
-                                            *ipfs_addrs])
+        # requesters (and, with embedded IPFS, every node) one by one: later nodes need the
+        # addresses of the earlier ones
+        serial = [p for p in plan if p[1] or embedded_ipfs]
+        for name, is_orch, is_compute in serial:
+            node = await start(configure(name, is_orch, is_compute))
             if is_orch:
                 next_port += 1
-            node = Node(cfg, network)
-            await node.start()
-            nodes.append(node)
             if node.ipfs is not None:
                 ipfs_addrs = [*ipfs_addrs, *node.ipfs.addresses]
             if is_orch and kind == TRANSPORT_LIBP2P:
                 requester_addrs = [*requester_addrs, *node.addresses()]
+        rest = [p for p in plan if p not in serial]
+        for i in range(0, len(rest), START_BATCH):
+            batch = [configure(*p) for p in rest[i:i + START_BATCH]]
+            results = await asyncio.gather(*(start(cfg) for cfg in batch),
+                                           return_exceptions=True)
+            failure = next((r for r in results if isinstance(r, BaseException)), None)
+            if failure is not None:
+                raise failure
     except BaseException:
         for node in reversed(nodes):
             await node.stop()
         raise
+    order = {name: i for i, (name, _, _) in enumerate(plan)}
+    nodes.sort(key=lambda n: order.get(n.data_dir.name, len(order)))
     return nodes
 
 
@@ -146,11 +188,45 @@ async def _wait_for_run_file(child: ChildNode, timeout: float) -> dict[str, str]
         await asyncio.sleep(0.05)  # poll interval of a deadline-bounded wait
 
 
+_FORWARDED_KEYS = ("Network.SwarmKeyPath", "Network.AllowList", "Network.MaxPeers",
+                   "Compute.AllowListedLocalPaths", "Compute.Heartbeat.Interval",
+                   "Orchestrator.NodeManager.DisconnectTimeout",
+                   "Orchestrator.NodeManager.ManualApproval", "IPFS.Embedded.Enabled",
+                   "IPFS.Embedded.SwarmKeyPath")
+"""Devstack settings every child process gets as `-c` values."""
+
+
+def _forwarded(config: Config) -> list[str]:
+    args: list[str] = []
+    for key in _FORWARDED_KEYS:
+        value = config.get(key)
+        if value not in (None, "", []):
+            args += ["-c", f"{key}={json.dumps(value)}"]
+    return args
+
+
+def _spawn(cmd: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_child_env(),
+                                start_new_session=True)
+
+
+def _split_counts(total: int, parts: int) -> list[int]:
+    """`total` nodes over `parts` processes, as even as can be (the first ones get one more)."""
+    parts = max(1, min(parts, total)) if total else 0
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
 async def start_devstack_processes(config: Config, *, computes: int = 3, orchestrators: int = 1,
                                    hybrids: int = 0, base_dir: Path,
-                                   overrides: list[str] | None = None) -> list[ChildNode]:
-    """One `bacalhau serve` process per node over libp2p (requesters first; each node joins
-    the requesters started before it). `overrides` are extra `-c` values for every node."""
+                                   overrides: list[str] | None = None,
+                                   compute_processes: int = 0) -> list[ChildNode]:
+    """Child processes over libp2p: one `bacalhau serve` per requester and hybrid (each joins
+    the requesters started before it), then either one `serve` per compute node or, with
+    `compute_processes=P`, P devstack worker processes holding the compute nodes between
+    them (`bacalhau devstack --orchestrators 0 --join ...`). `overrides` are extra `-c` values
+    for every child. A compute node in a worker is listed as a ChildNode of its worker's
+    process (its own data dir, run file and identity)."""
     if transport_kind(config) != TRANSPORT_LIBP2P:
         raise ConfigError("devstack --processes needs the libp2p transport")
     api_port = int(config.get("API.Port"))
@@ -159,8 +235,10 @@ async def start_devstack_processes(config: Config, *, computes: int = 3, orchest
     requester_addrs: list[str] = []
     ipfs_addrs: list[str] = []
     next_port = api_port
+    extra = [arg for item in overrides or [] for arg in ("-c", item)]
+    serve_computes = 0 if compute_processes else computes
     try:
-        for name, is_orch, is_compute in _plan(orchestrators, hybrids, computes):
+        for name, is_orch, is_compute in _plan(orchestrators, hybrids, serve_computes):
             data_dir = base_dir / name
             data_dir.mkdir(parents=True, exist_ok=True)
             roles = [flag for flag, on in (("--orchestrator", is_orch),
@@ -168,33 +246,37 @@ async def start_devstack_processes(config: Config, *, computes: int = 3, orchest
             cmd = [sys.executable, "-m", "bacalhau", "--data-dir", str(data_dir), "serve", *roles,
                    "--listen", LOOPBACK_LISTEN,
                    "-c", f"API.Host={host}", "-c", f"API.Port={next_port}",
-                   "-c", "Publishers.Types.Local.Port=0"]
-            for key in ("Network.SwarmKeyPath", "Network.AllowList",
-                        "Compute.AllowListedLocalPaths", "Compute.Heartbeat.Interval",
-                        "Orchestrator.NodeManager.DisconnectTimeout",
-                        "Orchestrator.NodeManager.ManualApproval", "IPFS.Embedded.Enabled",
-                        "IPFS.Embedded.SwarmKeyPath"):
-                value = config.get(key)
-                if value not in (None, "", []):
-                    cmd += ["-c", f"{key}={json.dumps(value)}"]
+                   "-c", "Publishers.Types.Local.Port=0", *_forwarded(config)]
             if requester_addrs:
                 cmd += ["--peers", ",".join(requester_addrs)]
             if ipfs_addrs:
                 cmd += ["-c", f"IPFS.Embedded.Peers={json.dumps(ipfs_addrs)}"]
-            for item in overrides or []:
-                cmd += ["-c", item]
+            cmd += extra
             if is_orch:
                 next_port += 1
-            with open(data_dir / "serve.log", "ab") as out:
-                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                        env=_child_env(), start_new_session=True)
-            child = ChildNode(name, data_dir, proc)
+            child = ChildNode(name, data_dir, _spawn(cmd, data_dir / "serve.log"))
             children.append(child)
             child.info = await _wait_for_run_file(child, CHILD_START_TIMEOUT)
             if is_orch:
                 requester_addrs = [*requester_addrs, *child.addresses()]
             ipfs_addrs += [a for a in child.info.get("BACALHAU_IPFS_SWARM_ADDRESSES",
                                                      "").split(",") if a]
+        first = 0
+        workers: list[tuple[subprocess.Popen[bytes], int, int]] = []
+        for index, count in enumerate(_split_counts(computes if compute_processes else 0,
+                                                    compute_processes)):
+            cmd = [sys.executable, "-m", "bacalhau", "devstack", "--orchestrators", "0",
+                   "--computes", str(count), "--first-compute", str(first),
+                   "--join", ",".join(requester_addrs), "--stack-repo", str(base_dir),
+                   *_forwarded(config), *extra]
+            proc = _spawn(cmd, base_dir / f"compute-worker-{index}.log")
+            workers.append((proc, first, count))
+            first += count
+        for proc, first, count in workers:
+            for i in range(first, first + count):
+                child = ChildNode(f"compute-{i}", base_dir / f"compute-{i}", proc)
+                children.append(child)
+                child.info = await _wait_for_run_file(child, CHILD_START_TIMEOUT)
     except BaseException:
         await stop_processes(children)
         raise
@@ -202,17 +284,19 @@ async def start_devstack_processes(config: Config, *, computes: int = 3, orchest
 
 
 async def stop_processes(children: list[ChildNode], timeout: float = 20.0) -> None:
-    """SIGTERM every child, then wait (SIGKILL after `timeout`)."""
-    for child in children:
-        if child.proc.poll() is None:
+    """SIGTERM every child process (once, however many nodes it holds), then wait (SIGKILL
+    after `timeout`)."""
+    procs = list({child.proc.pid: child.proc for child in children}.values())
+    for proc in procs:
+        if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                child.proc.send_signal(signal.SIGTERM)
-    for child in children:
+                proc.send_signal(signal.SIGTERM)
+    for proc in procs:
         try:
-            await asyncio.to_thread(child.proc.wait, timeout)
+            await asyncio.to_thread(proc.wait, timeout)
         except subprocess.TimeoutExpired:
-            child.proc.kill()
-            await asyncio.to_thread(child.proc.wait)
+            proc.kill()
+            await asyncio.to_thread(proc.wait)
 
 
 def _print_ready(count: int, api_urls: list[str]) -> None:
@@ -225,9 +309,11 @@ def _print_ready(count: int, api_urls: list[str]) -> None:
 
 
 async def run_devstack(config: Config, *, computes: int = 3, orchestrators: int = 1,
-                       hybrids: int = 0, base_dir: Path, processes: bool = False) -> None:
+                       hybrids: int = 0, base_dir: Path, processes: bool = False,
+                       compute_processes: int = 0, join: list[str] | None = None,
+                       first_compute: int = 0) -> None:
     """Run a devstack until SIGINT/SIGTERM, printing how to reach each requester."""
-    if processes:
+    if processes or compute_processes:
         # A signal during start-up cancels it, and the start-up stops the children it made
         # (they run in sessions of their own and would otherwise outlive this process).
         loop = asyncio.get_running_loop()
@@ -238,7 +324,7 @@ async def run_devstack(config: Config, *, computes: int = 3, orchestrators: int 
         try:
             children = await start_devstack_processes(
                 config, computes=computes, orchestrators=orchestrators, hybrids=hybrids,
-                base_dir=base_dir)
+                base_dir=base_dir, compute_processes=compute_processes)
         except asyncio.CancelledError:
             print("Devstack stopped during start-up", flush=True)
             return
@@ -252,10 +338,11 @@ async def run_devstack(config: Config, *, computes: int = 3, orchestrators: int 
             await stop_processes(children)
         return
     nodes = await start_devstack(config, computes=computes, orchestrators=orchestrators,
-                                 hybrids=hybrids, base_dir=base_dir)
+                                 hybrids=hybrids, base_dir=base_dir, join=join,
+                                 first_compute=first_compute)
     try:
-        for node, (name, _, _) in zip(nodes, _plan(orchestrators, hybrids, computes),
-                                      strict=True):
+        for node, (name, _, _) in zip(nodes, _plan(orchestrators, hybrids, computes,
+                                                   first_compute), strict=True):
             print(f"{name}: {node.node_id} {' '.join(node.addresses())}".rstrip(), flush=True)
         _print_ready(len(nodes), [n.api_url for n in nodes if n.api_url])
         await wait_for_shutdown()

@@ -5,10 +5,15 @@ This is the one place where the parts are wired together: stores, transport, the
 publishers. `bacalhau serve` runs one Node; `bacalhau devstack` runs several on one network.
 
 Transport (`Network.Transport`): `libp2p` (default) gives every node its own libp2p host,
-listening on `Network.Listen`, joining `Network.Peers`, private under `Network.SwarmKeyPath`,
-restricted to `Network.AllowList`; the node id is then the libp2p peer id of the key in
+listening on `Network.Listen` (where it listened last time: `transport/listen.py`), joining
+`Network.Peers`, private under `Network.SwarmKeyPath`, restricted to `Network.AllowList`,
+a requester or a compute node to the network (a compute node accepts `Network.MaxPeers`
+connections besides its requesters); the node id is then the libp2p peer id of the key in
 `<DataDir>/libp2p.key`, so a node keeps its id across restarts. `inprocess` runs nodes that
 share one Python process (devstack, tests) over an `InProcessNetwork`.
+
+Nodes of one process share what is heavy: the network runtime and event thread (native),
+one WASM executor per module cache directory (one wasmtime Engine) and one Docker client.
 
 A started node writes `<DataDir>/bacalhau.run`: shell `export` lines with its id, its
 dialable addresses (`BACALHAU_NETWORK_PEERS`, ready for the next node) and, for a requester,
@@ -35,8 +40,7 @@ from bacalhau.errors import ConfigError, TransportError
 from bacalhau.models import NODE_TYPE_COMPUTE, NODE_TYPE_REQUESTER, NodeInfo
 from bacalhau.models.ids import new_node_id
 from bacalhau.transport import InProcessNetwork, Transport
-from bacalhau.transport.base import RequestHandler
-from bacalhau.transport.loopback import SelfDeliveringTransport
+from bacalhau.transport.base import GossipHandler, RequesterWatcher, RequestHandler
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +51,6 @@ RUN_FILE = "bacalhau.run"
 TRANSPORT_LIBP2P = "libp2p"
 TRANSPORT_INPROCESS = "inprocess"
 TRANSPORTS = (TRANSPORT_LIBP2P, TRANSPORT_INPROCESS)
-
-PEER_POLL_S = 0.2
-"""How often a compute node looks for newly connected peers."""
-
-REPUBLISH_DELAYS = (0.25, 1.5)
-"""Seconds after a new peer connects at which a compute node publishes its NodeInfo again.
-Gossip only reaches a peer once its subscriptions are known (they follow the connection by a
-round trip or a gossip heartbeat), so one early and one later publish; the requester's
-NodeInfoRequest on an unknown heartbeat is the fallback."""
-
 
 def node_identity(data_dir: Path, name: str = "", *, node_id: str = "") -> tuple[str, str]:
     """(node id, instance id), kept in `system_metadata.yaml` so that a node keeps its
@@ -96,36 +90,74 @@ def transport_kind(config: Config) -> str:
 
 def build_libp2p(config: Config, data_dir: Path, **tuning: Any) -> Any:
     """The libp2p transport a node's config asks for (not started)."""
-    from bacalhau.transport.libp2p import Libp2pTransport
+    from bacalhau.transport.libp2p import ROLE_COMPUTE, ROLE_REQUESTER, Libp2pTransport
+    from bacalhau.transport.listen import listen_addresses
 
     key_path = str(config.get("Network.SwarmKeyPath") or "").strip()
     swarm_key = Path(os.path.expanduser(key_path)) if key_path else None
     allow = config_list(config, "Network.AllowList")
-    listen = config_list(config, "Network.Listen")
+    role = ROLE_REQUESTER if config.get("Orchestrator.Enabled") else ROLE_COMPUTE
+    try:
+        max_peers = int(config.get("Network.MaxPeers"))
+    except (TypeError, ValueError):
+        raise ConfigError(f"Network.MaxPeers: expected a number of connections, got "
+                          f"{config.get('Network.MaxPeers')!r}") from None
+    if max_peers < 0:
+        raise ConfigError("Network.MaxPeers: must not be negative")
+    tuning.setdefault("max_peers", max_peers)
     return Libp2pTransport(
         data_dir,
-        listen=listen or None,
+        listen=listen_addresses(config_list(config, "Network.Listen"), data_dir),
         peers=config_list(config, "Network.Peers"),
+        role=role,
         swarm_key_path=swarm_key,
         allow_list=allow or None,
         **tuning,
     )
 
 
-class HybridTransport(SelfDeliveringTransport):
-    """The transport of a node holding both roles: its own gossip also reaches its own
-    subscribers (SelfDeliveringTransport), and requests to its own id are answered by its own
-    handlers (libp2p cannot dial itself) without leaving the process."""
+class HybridTransport:
+    """The transport of a node holding both roles: it is one of its own requesters, and
+    requests to its own id (its compute's membership messages to its requester, its
+    requester's bid messages to its compute) are answered by its own handlers without leaving
+    the process (libp2p cannot dial itself). Everything else goes to the inner transport."""
 
     def __init__(self, inner: Transport) -> None:
-        super().__init__(inner)
+        self._inner = inner
+        self.node_id = inner.node_id
         self._local_servers: dict[str, RequestHandler] = {}
+
+    async def start(self) -> None:
+        await self._inner.start()
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        await self._inner.publish(topic, payload)
+
+    def subscribe(self, topic: str, handler: GossipHandler) -> None:
+        self._inner.subscribe(topic, handler)
+
+    def peers(self) -> list[str]:
+        return self._inner.peers()
+
+    def requesters(self) -> list[str]:
+        return sorted({self.node_id, *self._inner.requesters()})
+
+    def watch_requesters(self, callback: RequesterWatcher) -> None:
+        self._inner.watch_requesters(callback)
+
+    def watch_subscriptions(self, callback: Any) -> None:
+        watch = getattr(self._inner, "watch_subscriptions", None)
+        if watch is not None:
+            watch(callback)
 
     async def request(
         self, peer: str, protocol: str, payload: bytes, timeout: float = 10.0
     ) -> bytes:
         if peer != self.node_id:
-            return await super().request(peer, protocol, payload, timeout)
+            return await self._inner.request(peer, protocol, payload, timeout)
         handler = self._local_servers.get(protocol)
         if handler is None:
             raise TransportError(f"node {peer} does not serve {protocol}")
@@ -138,7 +170,7 @@ class HybridTransport(SelfDeliveringTransport):
 
     def serve(self, protocol: str, handler: RequestHandler) -> None:
         self._local_servers[protocol] = handler
-        super().serve(protocol, handler)
+        self._inner.serve(protocol, handler)
 
 
 def _runtime_labels(node_id: str) -> dict[str, str]:
@@ -188,12 +220,10 @@ class Node:
                     "Network.Transport=inprocess only connects nodes inside one process "
                     "(bacalhau devstack --transport inprocess); use libp2p for serve")
             self.node_id, self.instance_id = node_identity(self.data_dir, name)
-            inner = network.transport(self.node_id)
+            inner = network.transport(self.node_id, requester=self.is_requester)
         self.transport: Transport = inner
         if self.is_requester and self.is_compute:
             self.transport = HybridTransport(inner)
-        self._watch_task: asyncio.Task[None] | None = None
-        self._republish: list[asyncio.TimerHandle] = []
         self.requester: Any = None
         self.compute: Any = None
         self.local_publisher: Any = None
@@ -209,7 +239,7 @@ class Node:
 
     def _build_compute(self) -> None:
         from bacalhau.compute.service import ComputeNode
-        from bacalhau.executors.wasm import WasmExecutor
+        from bacalhau.executors import shared
         from bacalhau.publishers.local import LocalPublisher
         from bacalhau.publishers.noop import NoopPublisher
         from bacalhau.publishers.s3 import S3Publisher
@@ -225,7 +255,7 @@ class Node:
         store = ExecutionStore(compute_dir / "executions.db")
         self._stores.append(store)
         cache_dir = cfg.get("Engines.Types.WASM.CacheDir") or (self.data_dir / "cache" / "wasm")
-        executors: dict[str, Any] = {"wasm": WasmExecutor(cache_dir=Path(cache_dir))}
+        executors: dict[str, Any] = {"wasm": shared.wasm_executor(Path(cache_dir))}
         if self._docker is not None and self._docker.is_installed():
             executors["docker"] = self._docker
         allow = cfg.get("Compute.AllowListedLocalPaths") or []
@@ -271,6 +301,7 @@ class Node:
         """Blocking probes on a worker thread before the compute is built: GPU detection
         (cached for the process) and whether a Docker engine answers (the docker executor
         is offered only then, and not when `Engines.Disabled` names it)."""
+        from bacalhau.executors import shared
         from bacalhau.executors.docker import DockerExecutor
         from bacalhau.executors.docker_http import HTTPSettings
         from bacalhau.executors.gpu import host_gpus
@@ -286,12 +317,12 @@ class Node:
         if not isinstance(registries, dict):
             raise ConfigError(f"{docker_cfg}Registries: expected a map of registry host to "
                               "{Username, Password}")
-        executor = DockerExecutor(
-            self.node_id, registries=registries,
-            stop_timeout=self.config.duration(docker_cfg + "StopTimeout"),
-            http=HTTPSettings.from_config(self.config))
-        if await asyncio.to_thread(executor.connect):
-            self._docker = executor
+        client = await asyncio.to_thread(shared.docker_client)
+        if client is not None:
+            self._docker = DockerExecutor(
+                self.node_id, client=client, registries=registries,
+                stop_timeout=self.config.duration(docker_cfg + "StopTimeout"),
+                http=HTTPSettings.from_config(self.config))
 
     def _build_requester(self) -> None:
         from bacalhau.orchestrator.nodes import NodeManager
@@ -331,13 +362,14 @@ class Node:
             self._build_compute()
             await self.local_publisher.start()
             await self.compute.start()
-            if self.p2p is not None:
-                self._watch_task = asyncio.create_task(self._republish_on_new_peers(),
-                                                       name="compute-peer-watch")
         if self.is_requester:
             self._build_requester()
             await self.requester.start()
             await self._start_api()
+        if self.p2p is not None:
+            from bacalhau.transport.listen import remember
+
+            remember(self.data_dir, self.p2p.listen_addrs())
         self.write_run_file()
         log.info("node %s started (requester=%s compute=%s)", self.node_id,
                  self.is_requester, self.is_compute)
@@ -387,31 +419,6 @@ class Node:
         os.replace(tmp, path)
         return path
 
-    async def _republish_on_new_peers(self) -> None:
-        """Compute nodes: publish NodeInfo again when a peer connects, so that a requester
-        joining later sees this node without waiting for the info interval.
-
-        The peer set is sampled every PEER_POLL_S (a cheap native call) rather than awaited
-        with `wait_for_peers`: on Python 3.11 a cancel that races with the peer-change event
-        inside its `asyncio.wait_for` is swallowed, and node shutdown would hang."""
-        loop = asyncio.get_running_loop()
-        known = set(self.p2p.peers())
-        while True:
-            await asyncio.sleep(PEER_POLL_S)
-            peers = set(self.p2p.peers())
-            new = peers - known
-            known = peers
-            if new and not self._republish:
-                self._republish = [loop.call_later(d, self._publish_info_soon)
-                                   for d in REPUBLISH_DELAYS]
-
-    def _publish_info_soon(self) -> None:
-        self._republish = [h for h in self._republish if not h.cancelled()
-                           and h.when() > asyncio.get_running_loop().time()]
-        if self.compute is not None:
-            task = asyncio.ensure_future(self.compute.publish_node_info())
-            task.add_done_callback(_log_failure)
-
     async def _start_api(self) -> None:
         from bacalhau.api.app import create_app, start_api
         from bacalhau.api.auth import warn_if_exposed
@@ -432,13 +439,6 @@ class Node:
                 self.webui_url = own_site or f"{self.api_url}/ui/"
 
     async def stop(self) -> None:
-        for handle in self._republish:
-            handle.cancel()
-        self._republish = []
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            await asyncio.gather(self._watch_task, return_exceptions=True)
-            self._watch_task = None
         if self._api_runner is not None:
             with contextlib.suppress(Exception):
                 await self._api_runner.cleanup()
@@ -458,11 +458,6 @@ class Node:
                 store.close()
         with contextlib.suppress(FileNotFoundError):
             (self.data_dir / RUN_FILE).unlink()
-
-
-def _log_failure(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("publishing NodeInfo failed: %s", task.exception())
 
 
 async def wait_for_shutdown() -> None:

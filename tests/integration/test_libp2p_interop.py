@@ -9,8 +9,8 @@ checks the signature under strict signing and reports the signer = the node's pe
 Why open: py-libp2p's PSK (pnet) layer differs from go/rust-libp2p's, so private clusters are
 only tested between our own nodes (tests/integration/test_network.py).
 
-The NodeInfo arrives without waiting for the info interval because a compute node publishes it
-again when a new peer connects (node.py, REPUBLISH_DELAYS).
+The NodeInfo arrives without waiting for the info interval because a compute node gossips it
+again when a peer subscribes to its topic (compute/membership.py; requesters get it directly).
 """
 
 from __future__ import annotations

@@ -235,6 +235,45 @@ def test_requester_kill_9_and_restart_loses_no_job(tmp_path: Path) -> None:
         net.stop()
 
 
+def test_a_requester_restarted_with_defaults_gets_its_nodes_back(tmp_path: Path) -> None:
+    """`bacalhau serve` with no --listen prints `Join it: ... --peers <address>`; a compute
+    node that joined with that address is back (heard again) within two heartbeats of the
+    requester's restart, because the requester listens where it did before
+    (transport/listen.py) and the compute node redials it there."""
+    requester = ServeProcess(data_dir=tmp_path / "requester", roles=("--orchestrator",))
+    requester.start()
+    compute = None
+    try:
+        join = next(line.split("--peers ", 1)[1].strip()
+                    for line in requester.logs().splitlines() if "Join it:" in line)
+        compute = ServeProcess(data_dir=tmp_path / "compute", host="127.0.0.2",
+                               roles=("--compute",),
+                               extra_args=["--peers", join,
+                                           "-c", "Compute.Heartbeat.Interval=1s"])
+        compute.start()
+
+        def heard_after(t: float) -> bool:
+            status, doc = requester.api("GET", f"/api/v1/orchestrator/nodes/{compute.node_id}")
+            conn = doc.get("Node", {}).get("ConnectionState", {}) if status == 200 else {}
+            return (conn.get("Status") == "CONNECTED"
+                    and _rfc3339_seconds(conn.get("LastHeartbeat") or "1970-01-01T00:00:00Z")
+                    > t)
+
+        wait_until(lambda: heard_after(0), 30, what="the compute node to join", interval=0.1)
+        assert requester.stop(sig=signal.SIGKILL) == -signal.SIGKILL
+        requester.start()
+        assert requester.addresses()[0] == join  # the same address after the restart
+        back = time.time()
+        # two 1 s heartbeats, plus the half second this poll and a loaded machine may add
+        wait_until(lambda: heard_after(back), 2 * 1.0 + 0.5,
+                   what="the compute node heard again within two heartbeats", interval=0.05)
+        print(f"heard again {time.time() - back:.2f}s after the API answered")
+    finally:
+        if compute is not None:
+            compute.stop()
+        requester.stop()
+
+
 def test_node_with_another_swarm_key_stays_out(tmp_path: Path) -> None:
     key, other = tmp_path / "swarm.key", tmp_path / "other.key"
     for path in (key, other):

@@ -20,8 +20,8 @@ from bacalhau.api.limits import RateLimiter
 from bacalhau.config import Config
 from bacalhau.errors import ConfigError
 from bacalhau.models import NodeInfo
-from bacalhau.transport import TOPIC_NODE_INFO, messages
 from bacalhau.transport.inprocess import InProcessNetwork
+from tests.factories import register_node
 
 pytestmark = pytest.mark.unit
 
@@ -165,14 +165,8 @@ async def test_wrong_or_missing_credentials_are_401(client: TestClient) -> None:
 async def test_write_node_is_needed_to_approve(client: TestClient) -> None:
     transport = client.network.transport(COMPUTE_ID)  # type: ignore[attr-defined]
     await transport.start()
-    info = NodeInfo(node_id=COMPUTE_ID, node_type="Compute")
-    await transport.publish(TOPIC_NODE_INFO, messages.encode(
-        messages.NODE_INFO, {"NodeInfo": info.to_dict()}, source=COMPUTE_ID))
-    for _ in range(500):
-        if (await client.get(f"{NODES}/{COMPUTE_ID}", headers=bearer(READER_KEY))).status == 200:
-            break
-        await transport.publish(TOPIC_NODE_INFO, messages.encode(
-            messages.NODE_INFO, {"NodeInfo": info.to_dict()}, source=COMPUTE_ID))
+    await register_node(transport, ORCHESTRATOR_ID,
+                        NodeInfo(node_id=COMPUTE_ID, node_type="Compute"))
     approve = {"Action": "approve", "NodeID": COMPUTE_ID}
 
     for headers in (bearer(READER_KEY), bearer(WRITER_KEY)):

@@ -19,8 +19,8 @@ from bacalhau.api.app import create_app
 from bacalhau.api.paging import PagingToken
 from bacalhau.config import Config
 from bacalhau.models import NodeInfo
-from bacalhau.transport import TOPIC_NODE_INFO, messages
 from bacalhau.transport.inprocess import InProcessNetwork
+from tests.factories import register_node
 
 pytestmark = pytest.mark.unit
 
@@ -418,9 +418,8 @@ async def _announce(api: Harness, node_id: str, labels: dict[str, str]) -> None:
     """A compute node joining: its NodeInfo gossip, as the compute service sends it."""
     transport = api.network.transport(node_id)
     await transport.start()
-    info = NodeInfo(node_id=node_id, node_type="Compute", labels=labels)
-    await transport.publish(TOPIC_NODE_INFO, messages.encode(
-        messages.NODE_INFO, {"NodeInfo": info.to_dict()}, source=node_id))
+    await register_node(transport, ORCHESTRATOR_ID,
+                        NodeInfo(node_id=node_id, node_type="Compute", labels=labels))
 
     async def known() -> bool:
         resp = await api.client.get(f"{NODES}/{node_id}")

@@ -43,8 +43,8 @@ from bacalhau.storage.inline import InlineStorage
 from bacalhau.store.executionstore import ExecutionStore
 from bacalhau.transport import (
     PROTOCOL_COMPUTE,
+    PROTOCOL_MEMBERSHIP,
     PROTOCOL_ORCHESTRATOR,
-    TOPIC_HEARTBEAT,
     TOPIC_NODE_INFO,
     InProcessNetwork,
 )
@@ -94,16 +94,26 @@ class BlockingExecutor:
 
 
 class FakeRequester:
-    """Serves PROTOCOL_ORCHESTRATOR, records what the compute sends and gossips."""
+    """Serves PROTOCOL_ORCHESTRATOR and PROTOCOL_MEMBERSHIP, records what the compute sends
+    (membership messages by type) and gossips. `known=False` answers heartbeats as a
+    requester that does not know the node."""
 
-    def __init__(self, network: InProcessNetwork) -> None:
-        self.transport = network.transport(REQUESTER_ID)
+    def __init__(self, network: InProcessNetwork, node_id: str = REQUESTER_ID) -> None:
+        self.transport = network.transport(node_id, requester=True)
         self.received: list[msg.Envelope] = []
+        self.membership: dict[str, list[msg.Envelope]] = defaultdict(list)
         self.gossip: dict[str, list[msg.Envelope]] = defaultdict(list)
         self.refuse = False
+        self.known = True
         self.transport.serve(PROTOCOL_ORCHESTRATOR, self._on_message)
-        for topic in (TOPIC_NODE_INFO, TOPIC_HEARTBEAT):
-            self.transport.subscribe(topic, self._gossip_handler(topic))
+        self.transport.serve(PROTOCOL_MEMBERSHIP, self._on_membership)
+        self.transport.subscribe(TOPIC_NODE_INFO, self._gossip_handler(TOPIC_NODE_INFO))
+
+    async def _on_membership(self, sender: str, payload: bytes) -> bytes:
+        env = msg.decode(payload)
+        assert sender == COMPUTE_ID
+        self.membership[env.type].append(env)
+        return msg.reply_ok(Known=self.known) if env.type == msg.HEARTBEAT else msg.reply_ok()
 
     async def _on_message(self, sender: str, payload: bytes) -> bytes:
         if self.refuse:
@@ -249,17 +259,9 @@ async def test_wordcount_job_end_to_end(cluster: Cluster, tmp_path: Path) -> Non
 
 async def test_membership_node_info_and_heartbeats(cluster: Cluster) -> None:
     r = cluster.requester
-    own: list[str] = []
-
-    async def local(sender: str, payload: bytes) -> None:
-        own.append(sender)
-
-    assert cluster.node is not None
-    cluster.node.add_local_listener(TOPIC_HEARTBEAT, local)
-    await eventually(lambda: own == [COMPUTE_ID] or len(own) > 1)
-    await eventually(lambda: bool(r.gossip[TOPIC_NODE_INFO]) and
-                     len(r.gossip[TOPIC_HEARTBEAT]) >= 2)
-    info = r.gossip[TOPIC_NODE_INFO][0].payload["NodeInfo"]
+    await eventually(lambda: bool(r.membership[msg.NODE_INFO]) and
+                     len(r.membership[msg.HEARTBEAT]) >= 2)
+    info = r.membership[msg.NODE_INFO][0].payload["NodeInfo"]
     assert info["NodeID"] == COMPUTE_ID and info["NodeType"] == "Compute"
     cni = info["ComputeNodeInfo"]
     assert cni["ExecutionEngines"] == ["test", "wasm"]
@@ -268,12 +270,35 @@ async def test_membership_node_info_and_heartbeats(cluster: Cluster) -> None:
     assert cni["MaxCapacity"] == cni["MaxJobRequirements"] and cni["MaxCapacity"]["CPU"] > 0
     assert info["Labels"]["zone"] == "test" and info["Labels"]["name"] == COMPUTE_ID
     assert {"os_type", "os_arch"} <= set(info["Labels"])
-    beat = r.gossip[TOPIC_HEARTBEAT][-1]
-    assert beat.type == msg.HEARTBEAT
+    beat = r.membership[msg.HEARTBEAT][-1]
     assert set(beat.payload) == {"NodeID", "AvailableCapacity", "QueueCapacity",
                                  "RunningExecutions", "EnqueuedExecutions", "Time"}
+    # observers still get the NodeInfo by gossip
+    await eventually(lambda: bool(r.gossip[TOPIC_NODE_INFO]))
+    assert r.gossip[TOPIC_NODE_INFO][0].payload["NodeInfo"]["NodeID"] == COMPUTE_ID
     reply = await r.ask(NODE_INFO_REQUEST, {})
     assert reply["NodeInfo"]["NodeID"] == COMPUTE_ID
+
+    # a requester that does not know the node (restarted on an empty store) gets its
+    # NodeInfo after the next heartbeat
+    sent = len(r.membership[msg.NODE_INFO])
+    r.known = False
+    await eventually(lambda: len(r.membership[msg.NODE_INFO]) > sent)
+
+
+async def test_a_requester_that_connects_gets_the_node_info_at_once(
+        cluster: Cluster) -> None:
+    cluster.config.set("Compute.Heartbeat.Interval", "1h")  # no heartbeat round to help
+    await cluster.stop_node()
+    await cluster.start_node()
+    r = cluster.requester
+    await eventually(lambda: len(r.membership[msg.NODE_INFO]) >= 1)
+    later = FakeRequester(cluster.network, "n-requester-2")
+    await later.transport.start()
+    try:
+        await eventually(lambda: bool(later.membership[msg.NODE_INFO]))
+    finally:
+        await later.transport.close()
 
 
 async def test_direct_bid_duplicates_cancel_and_logs(cluster: Cluster) -> None:

@@ -1,6 +1,7 @@
-"""The libp2p transport on 127.0.0.1: gossip and requests between two and three nodes, private
-networks (swarm key), allow-lists, a stable identity, and the authenticated sender that lets
-the node manager catch a payload claiming another node's id.
+"""The libp2p transport on 127.0.0.1: gossip and requests between nodes, compute nodes finding
+every requester (and not each other), a restarted requester redialed where it listened,
+private networks (swarm key), allow-lists, a stable identity, and the authenticated sender
+that lets the node manager catch a payload claiming another node's id.
 
 Every wait is bounded and event-driven: handlers set asyncio events, `wait_for_peers` wakes
 on connection events; only counters (stats) are polled, between short bounded waits."""
@@ -19,14 +20,14 @@ import pytest
 from bacalhau.errors import ConfigError, TransportError
 from bacalhau.transport import messages as m
 from bacalhau.transport import swarmkey
-from bacalhau.transport.base import TOPIC_HEARTBEAT
-from bacalhau.transport.libp2p import KEY_FILE, Libp2pTransport
+from bacalhau.transport.libp2p import KEY_FILE, ROLE_REQUESTER, Libp2pTransport
 
 pytestmark = pytest.mark.unit
 
 TOPIC = "test/gossip/1"
 DEADLINE = 20.0
-FAST = {"gossip_heartbeat": 0.1, "announce_interval": 0.5, "handshake_timeout": 2.0}
+FAST = {"gossip_heartbeat": 0.1, "announce_interval": 0.5, "handshake_timeout": 2.0,
+        "redial_max": 0.2}
 
 
 class Inbox:
@@ -81,10 +82,11 @@ async def until(condition: Callable[[], Any], what: str) -> None:
 async def make(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     made: list[Libp2pTransport] = []
 
-    async def _make(name: str, *, peers: list[Libp2pTransport] = (), **kw: Any) -> Libp2pTransport:
+    async def _make(name: str, *, peers: list[Libp2pTransport] = (),
+                    listen: list[str] | None = None, **kw: Any) -> Libp2pTransport:
         t = Libp2pTransport(
             tmp_path / name,
-            listen=["/ip4/127.0.0.1/tcp/0"],
+            listen=listen or ["/ip4/127.0.0.1/tcp/0"],
             peers=[a for p in peers for a in p.addresses()],
             **{**FAST, **kw},
         )
@@ -138,27 +140,65 @@ async def test_two_nodes_gossip_and_request(make):
     assert stats["messages_in"] >= 5 and stats["bytes_in"] > 1 << 20
 
 
-async def test_three_nodes_find_each_other(make):
-    a = await make("a")
-    b = await make("b", peers=[a])
-    c = await make("c", peers=[a])  # knows only a
-    inboxes = {t.node_id: Inbox() for t in (a, b, c)}
-    for t in (a, b, c):
-        t.subscribe(TOPIC, inboxes[t.node_id].handler)
-    await c.wait_for_peers(lambda p: {a.node_id, b.node_id} <= set(p))
+async def test_compute_nodes_find_every_requester_and_not_each_other(make):
+    r1 = await make("r1", role=ROLE_REQUESTER)
+    b = await make("b", peers=[r1])
+    c = await make("c", peers=[r1])  # knows only r1
+    seen: list[tuple[str, str, bool]] = []
+    for t in (b, c):
+        t.watch_requesters(lambda peer, up, t=t: seen.append((t.node_id, peer, up)))
+    await until(lambda: b.requesters() == [r1.node_id] and c.requesters() == [r1.node_id],
+                "b and c to know r1 as a requester")
+    assert r1.requesters() == []  # compute nodes are not requesters
 
-    assert await gossip_until(c, inboxes[b.node_id], b"c->all") == c.node_id
-    assert await inboxes[a.node_id].wait_for(lambda s, p: p == b"c->all", DEADLINE)
+    # a requester joining later is told to every compute node (r1 says hello to all)
+    r2 = await make("r2", role=ROLE_REQUESTER, peers=[r1])
+    both = sorted([r1.node_id, r2.node_id])
+    await until(lambda: b.requesters() == both and c.requesters() == both,
+                "b and c to find r2 through r1")
+    assert (b.node_id, r2.node_id, True) in seen and (c.node_id, r2.node_id, True) in seen
+    assert r1.requesters() == [r2.node_id]
+    # bounded: the compute nodes never dial each other
+    assert c.node_id not in b.peers() and b.node_id not in c.peers()
+    assert b.stats()["discovery_messages"] >= 2
+
+    inbox = Inbox()
+    r2.subscribe(TOPIC, inbox.handler)
+    assert await gossip_until(c, inbox, b"c->r2") == c.node_id
 
     async def whoami(sender: str, payload: bytes) -> bytes:
         return sender.encode()
 
     b.serve("/whoami", whoami)
-    assert await c.request(b.node_id, "/whoami", b"") == c.node_id.encode()
-    await b.close()
-    await c.wait_for_peers(lambda p: b.node_id not in p)
+    r2.serve("/whoami", whoami)
+    assert await r2.request(b.node_id, "/whoami", b"") == r2.node_id.encode()
+    assert await c.request(r2.node_id, "/whoami", b"") == c.node_id.encode()
+    await r2.close()
+    await until(lambda: b.requesters() == [r1.node_id], "b to see r2 go")
+    assert (b.node_id, r2.node_id, False) in seen
     with pytest.raises(TransportError):
-        await c.request(b.node_id, "/whoami", b"", timeout=2)
+        await c.request(r2.node_id, "/whoami", b"", timeout=2)
+
+
+async def test_a_restarted_requester_is_redialed_where_it_listened(make, tmp_path):
+    """A compute node joins a requester by its address; the requester restarts on the port
+    recorded in its data dir (transport/listen.py), and the compute node is back at once."""
+    from bacalhau.transport.listen import listen_addresses, remember
+
+    data = tmp_path / "r"
+    first = await make("r", role=ROLE_REQUESTER, listen=listen_addresses([], data))
+    remember(data, first.listen_addrs())
+    compute = await make("c", peers=[first])
+    ups: list[tuple[str, bool]] = []
+    compute.watch_requesters(lambda peer, up: ups.append((peer, up)))
+    await until(lambda: compute.requesters() == [first.node_id], "the compute to join")
+    address = first.listen_addrs()
+    await first.close()
+    await until(lambda: compute.requesters() == [], "the compute to see the requester go")
+    again = await make("r", role=ROLE_REQUESTER, listen=listen_addresses([], data))
+    assert again.node_id == first.node_id and again.listen_addrs() == address
+    await until(lambda: compute.requesters() == [again.node_id], "the compute to redial")
+    assert ups[-2:] == [(first.node_id, False), (first.node_id, True)]
 
 
 async def test_wrong_swarm_key_cannot_join(make, tmp_path):
@@ -227,7 +267,7 @@ async def test_payload_claiming_another_node_is_detectable(make):
     manager must do before trusting NodeInfo or heartbeats."""
     honest = await make("honest")
     liar = await make("liar", peers=[honest])
-    watcher = await make("watcher", peers=[honest])
+    watcher = await make("watcher", peers=[honest, liar])
     inbox = Inbox()
     watcher.subscribe(TOPIC, inbox.handler)
     await watcher.wait_for_peers(lambda p: liar.node_id in p)
@@ -240,7 +280,6 @@ async def test_payload_claiming_another_node_is_detectable(make):
 
     genuine = m.encode("Heartbeat", {"NodeID": honest.node_id, "AvailableCapacity": {}, "n": 2})
     assert await gossip_until(honest, inbox, genuine) == m.decode(genuine).payload["NodeID"]
-    assert TOPIC_HEARTBEAT  # the real topic name, for the reader
 
 
 async def test_closed_and_unstarted_transports_refuse(tmp_path):
@@ -285,8 +324,8 @@ def test_swarm_key_files(tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_node_refuses_use_after_fork_and_child_starts_its_own(tmp_path):
-    """The network thread does not survive fork: the child gets a clear error from the
-    parent's node and can start a node of its own (no runtime is global)."""
+    """The network runtime does not survive fork: the child gets a clear error from the
+    parent's node and can start a node of its own (on a runtime of its own)."""
     from bacalhau._native import NativeNode, NativeTransportError
 
     config = {"listen": ["/ip4/127.0.0.1/tcp/0"]}

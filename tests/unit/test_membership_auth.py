@@ -1,13 +1,13 @@
 """Sender authentication of membership messages over libp2p: a NodeInfo or heartbeat whose
-`NodeID` names another node than its (signature-verified) sender is dropped by the node
-manager and counted; the real node's entry is untouched and the liar is not registered.
+`NodeID` names another node than its sender (the peer at the other end of the
+Noise-authenticated connection) is dropped by the node manager and counted; the real node's
+entry is untouched and the liar is not registered.
 
-Real `Libp2pTransport`s on 127.0.0.1; waits are bounded and event- or counter-driven."""
+Real `Libp2pTransport`s on 127.0.0.1; every message is a request, so each wait is its reply."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,12 @@ from bacalhau.models.resources import Resources
 from bacalhau.orchestrator.nodes import NodeManager
 from bacalhau.store.nodestore import NodeStore
 from bacalhau.transport import messages as m
-from bacalhau.transport.base import TOPIC_HEARTBEAT, TOPIC_NODE_INFO
-from bacalhau.transport.libp2p import Libp2pTransport
+from bacalhau.transport.base import PROTOCOL_MEMBERSHIP
+from bacalhau.transport.libp2p import ROLE_REQUESTER, Libp2pTransport
 
 pytestmark = pytest.mark.unit
 
 FAST = {"gossip_heartbeat": 0.1, "announce_interval": 0.5, "handshake_timeout": 2.0}
-DEADLINE = 20.0
 
 
 def compute_info(node_id: str, **labels: str) -> NodeInfo:
@@ -49,20 +48,15 @@ def heartbeat_bytes(node_id: str, cpu: float) -> bytes:
                                   "EnqueuedExecutions": 0})
 
 
-async def until(condition: Callable[[], Any], what: str, publish: Callable[[], Any]) -> None:
-    """Publishes (gossip reaches a peer once its subscription is known) until `condition`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await publish()
-        await asyncio.sleep(0.1)  # republish interval of a deadline-bounded wait
+async def send(sender: Libp2pTransport, requester: Libp2pTransport, payload: bytes) -> Any:
+    """One membership request to the requester; its parsed reply."""
+    return m.parse_reply(await sender.request(requester.node_id, PROTOCOL_MEMBERSHIP, payload))
 
 
 @pytest.fixture
 async def hosts(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    requester = Libp2pTransport(tmp_path / "requester", listen=["/ip4/127.0.0.1/tcp/0"], **FAST)
+    requester = Libp2pTransport(tmp_path / "requester", listen=["/ip4/127.0.0.1/tcp/0"],
+                                role=ROLE_REQUESTER, **FAST)
     await requester.start()
     honest = Libp2pTransport(tmp_path / "honest", listen=["/ip4/127.0.0.1/tcp/0"],
                              peers=requester.addresses(), **FAST)
@@ -85,31 +79,29 @@ async def hosts(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
 
 async def test_forged_node_info_and_heartbeat_are_dropped_and_counted(hosts) -> None:
     manager: NodeManager = hosts["manager"]
+    requester: Libp2pTransport = hosts["requester"]
     honest: Libp2pTransport = hosts["honest"]
     liar: Libp2pTransport = hosts["liar"]
 
     genuine = node_info_bytes(compute_info(honest.node_id, zone="a"))
-    await until(lambda: manager.get(honest.node_id) is not None, "the honest node to register",
-                lambda: honest.publish(TOPIC_NODE_INFO, genuine))
+    await send(honest, requester, genuine)
     assert manager.is_schedulable(honest.node_id)
 
     # the liar speaks for the honest node: other labels, then a heartbeat with no capacity
     forged = node_info_bytes(compute_info(honest.node_id, zone="evil"))
-    await until(lambda: manager.forged["node_info"] >= 1, "the forged NodeInfo to be dropped",
-                lambda: liar.publish(TOPIC_NODE_INFO, forged))
-    forged_beat = heartbeat_bytes(honest.node_id, cpu=0)
-    await until(lambda: manager.forged["heartbeat"] >= 1, "the forged heartbeat to be dropped",
-                lambda: liar.publish(TOPIC_HEARTBEAT, forged_beat))
+    await send(liar, requester, forged)
+    assert manager.forged["node_info"] == 1
+    await send(liar, requester, heartbeat_bytes(honest.node_id, cpu=0))
+    assert manager.forged["heartbeat"] == 1
 
     state = manager.get(honest.node_id)
     assert state is not None and state.info.labels == {"zone": "a"}
     assert state.info.compute_node_info.available_capacity.cpu == 2
     assert manager.get(liar.node_id) is None  # speaking for another never registers the liar
-    assert {s.node_id for s in manager.list()} == {hosts["requester"].node_id, honest.node_id}
+    assert {s.node_id for s in manager.list()} == {requester.node_id, honest.node_id}
 
     # the honest node's own heartbeat is still accepted
-    await until(
-        lambda: manager.get(honest.node_id).info.compute_node_info.available_capacity.cpu == 1.5,
-        "the genuine heartbeat", lambda: honest.publish(TOPIC_HEARTBEAT,
-                                                        heartbeat_bytes(honest.node_id, 1.5)))
-    assert manager.forged["node_info"] >= 1 and manager.forged["heartbeat"] >= 1
+    assert await send(honest, requester, heartbeat_bytes(honest.node_id, 1.5)) == {
+        "OK": True, "Known": True}
+    assert manager.get(honest.node_id).info.compute_node_info.available_capacity.cpu == 1.5
+    assert manager.forged == {"node_info": 1, "heartbeat": 1}

@@ -1,7 +1,7 @@
-"""NodeManager and NodeStore: registration from real gossip bytes on an in-process network,
-NodeInfo requests to heartbeating strangers, manual approval, disconnect after the configured
-timeout and reconnect on the next heartbeat, listeners, persistence across a restart, and the
-filters and ordering of `node list`."""
+"""NodeManager and NodeStore: registration from real membership requests on an in-process
+network (PROTOCOL_MEMBERSHIP), `Known: false` for heartbeating strangers, manual approval,
+disconnect after the configured timeout and reconnect on the next heartbeat, listeners,
+persistence across a restart, and the filters and ordering of `node list`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from bacalhau.config import Config
-from bacalhau.errors import MultipleMatchesError, NotFoundError, ValidationError
+from bacalhau.errors import MultipleMatchesError, NotFoundError, TransportError, ValidationError
 from bacalhau.models import (
     CONNECTED,
     DISCONNECTED,
@@ -27,12 +28,7 @@ from bacalhau.models import (
 )
 from bacalhau.orchestrator.nodes import NodeManager
 from bacalhau.store.nodestore import NodeStore
-from bacalhau.transport import (
-    PROTOCOL_COMPUTE,
-    TOPIC_HEARTBEAT,
-    TOPIC_NODE_INFO,
-    InProcessNetwork,
-)
+from bacalhau.transport import PROTOCOL_MEMBERSHIP, InProcessNetwork
 from bacalhau.transport import messages as m
 
 pytestmark = pytest.mark.unit
@@ -68,6 +64,11 @@ def heartbeat_bytes(nid: str, cpu: float = 3, queued_cpu: float = 0) -> bytes:
         "QueueCapacity": {"CPU": queued_cpu} if queued_cpu else {},
         "RunningExecutions": 1, "EnqueuedExecutions": 0, "Time": "2026-01-01T00:00:00Z",
     }, source=nid)
+
+
+async def send(t: Any, payload: bytes) -> dict[str, Any]:
+    """A membership message from compute transport `t` to the requester; the parsed reply."""
+    return m.parse_reply(await t.request(REQUESTER, PROTOCOL_MEMBERSHIP, payload))
 
 
 async def eventually(condition: Callable[[], Any], what: str, timeout: float = 5.0) -> Any:
@@ -144,7 +145,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
 async def test_registration_via_gossip(cluster: Cluster) -> None:
     nid = node_id(1)
     t = await cluster.compute(nid)
-    await t.publish(TOPIC_NODE_INFO, node_info_bytes(compute_info(nid, labels={"zone": "a"})))
+    await send(t, node_info_bytes(compute_info(nid, labels={"zone": "a"})))
     assert await cluster.events.next() == (nid, "join")
 
     state = cluster.manager.get(nid)
@@ -165,7 +166,7 @@ async def test_registration_via_gossip(cluster: Cluster) -> None:
     assert [s.node_id for s in cluster.manager.list()] == sorted([nid, REQUESTER])
 
     # heartbeats update the capacity silently (no listener event)
-    await t.publish(TOPIC_HEARTBEAT, heartbeat_bytes(nid, cpu=1.5, queued_cpu=0.5))
+    await send(t, heartbeat_bytes(nid, cpu=1.5, queued_cpu=0.5))
     await eventually(
         lambda: cluster.manager.get(nid).info.compute_node_info.available_capacity.cpu == 1.5,
         "heartbeat capacity")
@@ -173,9 +174,10 @@ async def test_registration_via_gossip(cluster: Cluster) -> None:
     assert cni.queue_used_capacity.cpu == 0.5 and cni.running_executions == 1
     assert cluster.events.queue.empty()
 
-    # a changed NodeInfo is an update; garbage on the topic is dropped
-    await t.publish(TOPIC_NODE_INFO, b"\x01garbage")
-    await t.publish(TOPIC_NODE_INFO, node_info_bytes(compute_info(nid, labels={"zone": "b"})))
+    # a changed NodeInfo is an update; garbage is refused with a reason
+    with pytest.raises(TransportError, match=r"checksum|short|version"):
+        await send(t, b"\x01garbage")
+    await send(t, node_info_bytes(compute_info(nid, labels={"zone": "b"})))
     assert await cluster.events.next() == (nid, "update")
     assert cluster.manager.get(nid).info.labels == {"zone": "b"}
     assert len(cluster.manager.table) == 1
@@ -184,18 +186,14 @@ async def test_registration_via_gossip(cluster: Cluster) -> None:
 async def test_unknown_heartbeating_node_is_asked_for_its_info(cluster: Cluster) -> None:
     nid = node_id(2)
     t = await cluster.compute(nid)
-    asked: list[tuple[str, str]] = []
-
-    async def serve(sender: str, payload: bytes) -> bytes:
-        env = m.decode(payload)
-        asked.append((sender, env.type))
-        return m.reply_ok(NodeInfo=compute_info(nid).to_dict())
-
-    t.serve(PROTOCOL_COMPUTE, serve)
-    await t.publish(TOPIC_HEARTBEAT, heartbeat_bytes(nid))
+    assert await send(t, heartbeat_bytes(nid)) == {"OK": True, "Known": False}
+    assert cluster.manager.get(nid) is None
+    assert await send(t, node_info_bytes(compute_info(nid))) == {"OK": True}
     assert await cluster.events.next() == (nid, "join")
-    assert asked == [(REQUESTER, m.NODE_INFO_REQUEST)]
+    assert await send(t, heartbeat_bytes(nid)) == {"OK": True, "Known": True}
     assert cluster.manager.is_schedulable(nid)
+    reply = await t.request(REQUESTER, PROTOCOL_MEMBERSHIP, m.encode("Gossip", {}))
+    assert orjson.loads(reply)["OK"] is False
 
 
 async def test_manual_approval_reject_delete(tmp_path: Path) -> None:
@@ -204,7 +202,7 @@ async def test_manual_approval_reject_delete(tmp_path: Path) -> None:
     try:
         nid = node_id(3)
         t = await c.compute(nid)
-        await t.publish(TOPIC_NODE_INFO, node_info_bytes(compute_info(nid)))
+        await send(t, node_info_bytes(compute_info(nid)))
         assert await c.events.next() == (nid, "update")
         assert c.manager.get(nid).membership == MEMBERSHIP_PENDING
         assert not c.manager.is_schedulable(nid) and len(c.manager.table) == 0
@@ -225,10 +223,10 @@ async def test_manual_approval_reject_delete(tmp_path: Path) -> None:
         assert c.store.get(nid).membership == MEMBERSHIP_REJECTED  # persisted
 
         # a rejected node's messages are ignored
-        await t.publish(TOPIC_NODE_INFO, node_info_bytes(compute_info(nid, labels={"x": "y"})))
-        await t.publish(TOPIC_HEARTBEAT, heartbeat_bytes(nid, cpu=0.25))
+        await send(t, node_info_bytes(compute_info(nid, labels={"x": "y"})))
+        await send(t, heartbeat_bytes(nid, cpu=0.25))
         t4 = await c.compute(node_id(4))  # NodeInfo is only accepted from its own node
-        await t4.publish(TOPIC_NODE_INFO, node_info_bytes(compute_info(node_id(4))))
+        await send(t4, node_info_bytes(compute_info(node_id(4))))
         assert await c.events.next() == (node_id(4), "update")  # the later message was handled
         state = c.manager.get(nid)
         assert state.info.labels == {}
@@ -254,8 +252,8 @@ async def test_disconnect_after_timeout_and_reconnect(tmp_path: Path) -> None:
     try:
         a, b = node_id(5), node_id(6)
         ta, tb = await c.compute(a), await c.compute(b)
-        await ta.publish(TOPIC_NODE_INFO, node_info_bytes(compute_info(a)))
-        await tb.publish(TOPIC_NODE_INFO, node_info_bytes(compute_info(b)))
+        await send(ta, node_info_bytes(compute_info(a)))
+        await send(tb, node_info_bytes(compute_info(b)))
         joined = {await c.events.next(), await c.events.next()}
         assert joined == {(a, "join"), (b, "join")}
         assert len(c.manager.table) == 2
@@ -274,7 +272,7 @@ async def test_disconnect_after_timeout_and_reconnect(tmp_path: Path) -> None:
         assert len(c.manager.table) == 0
         assert c.manager.get(REQUESTER).connection_state.status == CONNECTED
 
-        await ta.publish(TOPIC_HEARTBEAT, heartbeat_bytes(a, cpu=2))
+        await send(ta, heartbeat_bytes(a, cpu=2))
         assert await c.events.next() == (a, "join")
         state = c.manager.get(a)
         assert state.connection_state.status == CONNECTED
@@ -296,8 +294,8 @@ async def test_state_survives_restart(tmp_path: Path) -> None:
     await c.start()
     a, b = node_id(7), node_id(8)
     ta, tb = await c.compute(a), await c.compute(b)
-    await ta.publish(TOPIC_NODE_INFO, node_info_bytes(compute_info(a, labels={"k": "v"})))
-    await tb.publish(TOPIC_NODE_INFO, node_info_bytes(compute_info(b)))
+    await send(ta, node_info_bytes(compute_info(a, labels={"k": "v"})))
+    await send(tb, node_info_bytes(compute_info(b)))
     await c.events.next()
     await c.events.next()
     await c.manager.approve(a)
@@ -326,7 +324,7 @@ async def test_state_survives_restart(tmp_path: Path) -> None:
 
         # known node: the heartbeat alone reconnects it (no NodeInfo request needed)
         ta2 = await c2.compute(a)
-        await ta2.publish(TOPIC_HEARTBEAT, heartbeat_bytes(a))
+        await send(ta2, heartbeat_bytes(a))
         assert await c2.events.next() == (a, "join")
         assert c2.manager.is_schedulable(a)
         assert c2.store.get(a).connection_state.status == CONNECTED
@@ -352,7 +350,7 @@ async def test_listener_errors_do_not_stop_others(cluster: Cluster) -> None:
     cluster.manager.add_listener(broken)
     cluster.manager.add_listener(later)
     nid = node_id(9)
-    await cluster.manager.handle_node_info(nid, node_info_bytes(compute_info(nid)))
+    await cluster.manager.handle(nid, node_info_bytes(compute_info(nid)))
     assert await later.next() == (nid, "join")
 
 
@@ -366,7 +364,7 @@ async def test_list_filters_ordering_and_resolve(tmp_path: Path) -> None:
             (node_id(0x12), 4.0, {"zone": "a"}),
         ]
         for nid, cpu, labels in specs:
-            await c.manager.handle_node_info(
+            await c.manager.handle(
                 nid, node_info_bytes(compute_info(nid, cpu=cpu, labels=labels)))
         await c.manager.approve(node_id(0x10))
         await c.manager.approve(node_id(0x11))
@@ -448,7 +446,7 @@ async def test_hybrid_node_schedules_on_itself(tmp_path: Path) -> None:
     try:
         assert manager.is_schedulable(REQUESTER) and len(manager.table) == 1
         # its compute's heartbeats, fed locally, update the capacity; it never times out
-        await manager.handle_heartbeat(REQUESTER, heartbeat_bytes(REQUESTER, cpu=0.5))
+        await manager.handle(REQUESTER, heartbeat_bytes(REQUESTER, cpu=0.5))
         state = manager.get(REQUESTER)
         assert state.info.compute_node_info.available_capacity.cpu == 0.5
         assert state.connection_state.status == CONNECTED

@@ -39,6 +39,7 @@ from tests.factories import (
     job_spec,
     make_evaluation,
     make_node_info,
+    register_node,
 )
 
 pytestmark = pytest.mark.unit
@@ -411,7 +412,6 @@ async def test_with_real_node_manager_and_selector(tmp_path):
     from bacalhau.orchestrator.nodes import NodeManager
     from bacalhau.orchestrator.selection import NodeSelector
     from bacalhau.store.nodestore import NodeStore
-    from bacalhau.transport import TOPIC_NODE_INFO
 
     h = Harness(tmp_path, **{"Orchestrator.NodeManager.DisconnectTimeout": "60s"})
     compute = FakeCompute(h.net, "n-real1")
@@ -431,7 +431,7 @@ async def test_with_real_node_manager_and_selector(tmp_path):
         big = Resources(cpu=4, memory=8_000_000_000, disk=100_000_000_000)
         cni = node.compute_node_info
         cni.max_capacity = cni.available_capacity = cni.max_job_requirements = big
-        await compute.transport.publish(TOPIC_NODE_INFO, m.encode(m.NODE_INFO, {"NodeInfo": node}))
+        await register_node(compute.transport, REQUESTER_ID, node)
         await eventually(lambda: nodes.is_schedulable("n-real1"), what="node registered")
         job_id = (await requester.submit_job(job_spec())).job_id
         await eventually(lambda: store.get_job(job_id).is_terminal(), what="job done")
@@ -459,7 +459,6 @@ async def test_a_restart_keeps_the_nodes_schedulable(tmp_path):
     from bacalhau.orchestrator.nodes import NodeManager
     from bacalhau.orchestrator.selection import NodeSelector
     from bacalhau.store.nodestore import NodeStore
-    from bacalhau.transport import TOPIC_NODE_INFO
 
     h = Harness(tmp_path, **{"Orchestrator.NodeManager.DisconnectTimeout": "60s"})
     compute = FakeCompute(h.net, "n-busy", behaviour="hang")  # accepts, runs for ever
@@ -482,7 +481,7 @@ async def test_a_restart_keeps_the_nodes_schedulable(tmp_path):
     big = Resources(cpu=4, memory=8_000_000_000, disk=100_000_000_000)
     cni = node.compute_node_info
     cni.max_capacity = cni.available_capacity = cni.max_job_requirements = big
-    await compute.transport.publish(TOPIC_NODE_INFO, m.encode(m.NODE_INFO, {"NodeInfo": node}))
+    await register_node(compute.transport, REQUESTER_ID, node)
     await eventually(lambda: requester.nodes.is_schedulable("n-busy"), what="node registered")
     job_id = (await requester.submit_job(job_spec())).job_id
 

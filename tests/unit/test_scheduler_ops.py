@@ -110,3 +110,16 @@ def test_daemon_adds_new_nodes_and_never_completes():
     plan = run(job, [done], context=ctx(matched=()), trigger=EvalTrigger.EXEC_UPDATE,
                daemon=True)
     assert plan.new_state is None
+
+
+def test_every_matching_node_gets_its_execution_in_one_plan():
+    """Regression: ops executions were created 20 per evaluation, and an exec-update between
+    two batches saw every execution so far terminal and completed the job with the rest of
+    the nodes never asked (140 of 1,000 at the first try)."""
+    job = make_job(type="ops", create_time=NOW)
+    nodes = tuple(f"n-{i:04d}" for i in range(1000))
+    context = ctx(matched=nodes)
+    assert context.max_new_executions == 20  # the batch scheduler's limit, not this one's
+    plan = run(job, context=context)
+    assert sorted(e.node_id for e in plan.new_executions) == list(nodes)
+    assert plan.new_evaluations == []

@@ -75,7 +75,7 @@ class Env:
         self.selector = selector
 
     async def add(self, info: NodeInfo) -> None:
-        await self.manager.handle_node_info(
+        await self.manager.handle(
             info.node_id, m.encode(m.NODE_INFO, {"NodeInfo": info.to_dict()}))
 
 

@@ -301,8 +301,13 @@ def job_list(
 @click.argument("job_id")
 @click.option("-v", "--version", "job_version", type=int, default=0, help="Job version.")
 @click.option("--all-versions", is_flag=True, help="Executions of every version.")
-@click.option("--order-by", type=click.Choice(["created_at", "modified_at"]), default=None)
-@click.option("--order-reversed", is_flag=True)
+@click.option("--limit", "-n", "--number", "limit", type=click.IntRange(min=0), default=0,
+              help="How many executions to list [default: all].")
+@click.option("--next-token", default="", help="Token from a previous listing.")
+@click.option("--order-by", type=click.Choice(["created_at", "modified_at"]), default=None,
+              help="Sort field (server default created_at).")
+@click.option("--order-reversed", "--reverse", "order_reversed", is_flag=True,
+              help="Reverse the order.")
 @click.option("--namespace", default="", help="Namespace of the job [default: default].")
 @list_output_options
 @pass_cli
@@ -311,6 +316,8 @@ def job_executions(
     job_id: str,
     job_version: int,
     all_versions: bool,
+    limit: int,
+    next_token: str,
     order_by: str | None,
     order_reversed: bool,
     namespace: str,
@@ -325,6 +332,8 @@ def job_executions(
             order_by=order_by or "",
             reverse=order_reversed,
             namespace=namespace,
+            limit=limit,
+            next_token=next_token,
         )
     items = answer.get("Items") or []
     emit(
@@ -344,6 +353,10 @@ def job_executions(
         ],
         items,
     )
+    if (token := answer.get("NextToken")) and out.format == "table":
+        click.echo("")
+        click.echo(f"To fetch more records use: bacalhau job executions {job_id} "
+                   f"--next-token {token}")
 
 
 @job.command("history", cls=CobraCommand)

@@ -48,8 +48,10 @@ def _network_overrides(peers: tuple[str, ...], listen: tuple[str, ...],
 
 _PEERS_HELP = ("Multiaddr of a node to join, e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... "
                "(repeatable or comma-separated) [config Network.Peers].")
-_LISTEN_HELP = ("Multiaddr to listen on (repeatable) [config Network.Listen; default "
-                "/ip4/127.0.0.1/tcp/0: loopback only, other interfaces must be named].")
+_LISTEN_HELP = ("Multiaddr to listen on (repeatable) [config Network.Listen; default: the "
+                "address of the last start, else /ip4/127.0.0.1/tcp/1235, else a free "
+                "loopback port; port 0 = the port of the last start; other interfaces "
+                "must be named].")
 _SWARM_KEY_HELP = ("Kubo-format swarm.key: only nodes with the same key may connect "
                    "[config Network.SwarmKeyPath]. See `bacalhau swarm-key generate`.")
 
@@ -120,6 +122,14 @@ def serve(cli: CLIContext, orchestrator: bool, compute: bool, name: str,
 )
 @click.option("--processes", is_flag=True,
               help="Run each node as its own `bacalhau serve` process (libp2p only).")
+@click.option("--compute-processes", type=click.IntRange(min=0), default=0,
+              help="Spread the compute nodes over this many processes (the requesters run "
+                   "as `bacalhau serve` processes of their own; libp2p only).")
+@click.option("--join", "join", multiple=True, metavar="MULTIADDR",
+              help="Requesters running elsewhere that every node of this devstack joins "
+                   "(repeatable or comma-separated); then --orchestrators 0 is allowed.")
+@click.option("--first-compute", type=click.IntRange(min=0), default=0, hidden=True,
+              help="Number of the first compute node (compute-<n>), for devstack workers.")
 @click.option("--swarm-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Make the devstack a private network with this swarm.key.")
 @click.option("--ipfs", "embedded_ipfs", is_flag=True,
@@ -135,14 +145,22 @@ def devstack(
     allow_listed_local_paths: tuple[str, ...],
     transport: str | None,
     processes: bool,
+    compute_processes: int,
+    join: tuple[str, ...],
+    first_compute: int,
     swarm_key: Path | None,
     embedded_ipfs: bool,
 ) -> None:
     """Run a local network of orchestrators, compute nodes and hybrids on 127.0.0.1."""
-    if orchestrators + hybrids == 0:
-        raise click.UsageError("a devstack needs at least one --orchestrators or --hybrids node")
-    if processes and (transport or "libp2p").lower() != "libp2p":
-        raise click.UsageError("--processes needs --transport libp2p")
+    joined = _split(join)
+    if orchestrators + hybrids == 0 and not joined:
+        raise click.UsageError("a devstack needs at least one --orchestrators or --hybrids node "
+                               "(or --join the requesters of another network)")
+    if (processes or compute_processes) and (transport or "libp2p").lower() != "libp2p":
+        raise click.UsageError("--processes and --compute-processes need --transport libp2p")
+    if joined and (processes or compute_processes):
+        raise click.UsageError("--join runs its nodes in this process: drop --processes and "
+                               "--compute-processes")
     cli.setup_logging("info")
     base_dir = (stack_repo or Path(tempfile.mkdtemp(prefix="bacalhau-devstack-"))).resolve()
     base_dir.mkdir(parents=True, exist_ok=True)
@@ -162,6 +180,10 @@ def devstack(
     config_obj = load_config(base_dir, overrides)
     click.echo(f"Devstack data: {base_dir}", err=True)
     extra: dict[str, object] = {"processes": True} if processes else {}
+    if compute_processes:
+        extra["compute_processes"] = compute_processes
+    if joined:
+        extra.update(join=joined, first_compute=first_compute)
     try:
         asyncio.run(
             run_devstack(

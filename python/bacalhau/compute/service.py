@@ -3,8 +3,8 @@
 Serves `PROTOCOL_COMPUTE` (AskForBid, BidAccepted, BidRejected, CancelExecution,
 ExecutionLogs, NodeInfoRequest). Handlers do only the store write that makes a message
 idempotent and answer `{"OK": true}` at once; bidding, running and cancelling happen in tasks.
-Announces itself with NodeInfo (on start, when it changes, every InfoUpdateInterval) and a
-Heartbeat every `Compute.Heartbeat.Interval`. On start it applies the restart rule: active
+Its NodeInfo and heartbeats go to its requesters point to point (`membership.py`). On start
+it applies the restart rule: active
 batch/ops executions fail ("Failed due to node restart"), service/daemon ones are re-run;
 before that, executors with workloads outside the process (docker) adopt the containers of the
 executions to re-run and remove the rest. Node labels include `GPU-<i>`/`GPU-<i>-Memory`.
@@ -24,10 +24,11 @@ from bacalhau.compute.bidder import Bidder
 from bacalhau.compute.buffer import ExecutorBuffer
 from bacalhau.compute.capacity import CapacityTracker, allocated_capacity, probe_totals
 from bacalhau.compute.logs import LogHub, LogReader
+from bacalhau.compute.membership import Membership
 from bacalhau.compute.outbox import OutboxSender, Reporter
 from bacalhau.compute.runner import FAILED_DUE_TO_RESTART, ExecutionRunner, fail_execution
 from bacalhau.config import Config
-from bacalhau.errors import BacalhauError, TransportError, ValidationError
+from bacalhau.errors import BacalhauError, ValidationError
 from bacalhau.executors.base import Executor
 from bacalhau.executors.gpu import gpu_labels
 from bacalhau.models import (
@@ -49,13 +50,7 @@ from bacalhau.store.executionstore import (
     LocalExecution,
     StateConflictError,
 )
-from bacalhau.transport import (
-    PROTOCOL_COMPUTE,
-    TOPIC_HEARTBEAT,
-    TOPIC_NODE_INFO,
-    GossipHandler,
-    Transport,
-)
+from bacalhau.transport import PROTOCOL_COMPUTE, Transport
 from bacalhau.transport import messages as msg
 
 if TYPE_CHECKING:
@@ -117,11 +112,12 @@ class ComputeNode:
         self.logs = LogReader(self.hub, lambda eid: self.runner.execution_dir(eid) / "logs",
                               self._is_terminal)
         self.sender = OutboxSender(store, transport)
+        self.membership = Membership(
+            transport, node_id, node_info=self.node_info, heartbeat=self.heartbeat,
+            interval=config.duration("Compute.Heartbeat.Interval"),
+            info_interval=config.duration("Compute.Heartbeat.InfoUpdateInterval"))
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._loops: list[asyncio.Task[None]] = []
-        self._last_info: dict[str, Any] | None = None
         self._started = False
-        self._local_listeners: dict[str, list[GossipHandler]] = {}
 
     # ----- life cycle -----------------------------------------------------------------------
 
@@ -134,20 +130,14 @@ class ComputeNode:
         await self._restore_executors()
         self._recover()
         self.sender.start()
-        await self.publish_node_info()
-        loop = asyncio.get_running_loop()
-        self._loops = [loop.create_task(self._heartbeat_loop()),
-                       loop.create_task(self._info_loop())]
+        await self.membership.start()
 
     async def stop(self) -> None:
         """Stop loops and runs; active executions stay in the store for the restart rule."""
         if not self._started:
             return
         self._started = False
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
-        self._loops = []
+        await self.membership.stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -234,55 +224,8 @@ class ComputeNode:
         }
 
     async def publish_node_info(self) -> None:
-        info = self.node_info()
-        self._last_info = _static_part(info)
-        await self._gossip(TOPIC_NODE_INFO, msg.NODE_INFO, {"NodeInfo": info.to_dict()})
-
-    def add_local_listener(self, topic: str, handler: GossipHandler) -> None:
-        """Also hand this node's own gossip on `topic` to `handler(node_id, payload)`.
-
-        Transports do not loop gossip back to the sender, so a hybrid node feeds its
-        requester's node manager this way.
-        """
-        self._local_listeners.setdefault(topic, []).append(handler)
-
-    async def _gossip(self, topic: str, msg_type: str, payload: dict[str, Any]) -> None:
-        data = msg.encode(msg_type, payload, source=self.node_id)
-        try:
-            await self.transport.publish(topic, data)
-        except TransportError as exc:
-            log.debug("gossip on %s failed: %s", topic, exc)
-        for handler in self._local_listeners.get(topic, ()):
-            try:
-                await handler(self.node_id, data)
-            except Exception:
-                log.exception("local %s listener failed", topic)
-
-    async def _heartbeat_loop(self) -> None:
-        """Heartbeat every interval, measured from one start to the next (the work of a
-        round does not stretch the interval). A failed round is logged and the loop goes on:
-        a silent node would be marked DISCONNECTED by every requester."""
-        interval = max(0.01, self.config.duration("Compute.Heartbeat.Interval"))
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        while True:
-            try:
-                await self._gossip(TOPIC_HEARTBEAT, msg.HEARTBEAT, self.heartbeat())
-                if _static_part(self.node_info()) != self._last_info:
-                    await self.publish_node_info()
-            except Exception:
-                log.exception("heartbeat of %s failed", self.node_id)
-            next_at = max(next_at + interval, loop.time())
-            await asyncio.sleep(next_at - loop.time())
-
-    async def _info_loop(self) -> None:
-        interval = max(0.01, self.config.duration("Compute.Heartbeat.InfoUpdateInterval"))
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.publish_node_info()
-            except Exception:
-                log.exception("NodeInfo update of %s failed", self.node_id)
+        """Send the NodeInfo to every connected requester now."""
+        await self.membership.publish_info()
 
     # ----- protocol -------------------------------------------------------------------------
 
@@ -424,11 +367,3 @@ def _execution_id(payload: dict[str, Any]) -> str:
     if not isinstance(execution_id, str) or not execution_id:
         raise ValidationError("ExecutionID is required")
     return execution_id
-
-
-def _static_part(info: NodeInfo) -> dict[str, Any]:
-    cni = info.compute_node_info
-    return {"labels": info.labels, "engines": cni.execution_engines,
-            "publishers": cni.publishers, "storages": cni.storage_sources,
-            "max": cni.max_capacity.to_dict()}
-

@@ -1,17 +1,19 @@
 """The orchestrator's view of the network: which nodes exist, whether they are approved and
 connected, and what they can run (internals §9, reference §1.4 and §3.1).
 
-`NodeManager` listens to the membership gossip (`NodeInfo` on TOPIC_NODE_INFO, `Heartbeat` on
-TOPIC_HEARTBEAT), registers nodes (APPROVED, or PENDING under
-`Orchestrator.NodeManager.ManualApproval`), asks heartbeating strangers for their NodeInfo,
-marks nodes DISCONNECTED after `Orchestrator.NodeManager.DisconnectTimeout` without a message
-and CONNECTED again when they are heard, and persists every membership and connection change
-in the `NodeStore`.
+`NodeManager` serves PROTOCOL_MEMBERSHIP: compute nodes send it their `NodeInfo` and their
+`Heartbeat`s point to point (no gossip: the cost of a node does not grow with the network).
+It registers nodes (APPROVED, or PENDING under `Orchestrator.NodeManager.ManualApproval`),
+answers a heartbeat from a node it does not know with `Known: false` (the node then sends its
+NodeInfo), marks nodes DISCONNECTED after `Orchestrator.NodeManager.DisconnectTimeout`
+without a message and CONNECTED again when they are heard, and persists every membership and
+connection change in the `NodeStore`. A heartbeat costs O(1): a dict update, a move to the
+end of an ordered dict and, for a schedulable node, the native table's capacity fast path.
 
 Sender authentication: a NodeInfo or heartbeat is only accepted from the node it describes.
-The sender id handed to the gossip handlers is the one the transport authenticated (over
-libp2p the author whose signature gossipsub verified), so a message whose `NodeID` names
-another node is a forgery (or a relay bug): it is dropped and counted in `forged`.
+The sender id handed to the handlers is the one the transport authenticated (over libp2p the
+peer at the other end of the Noise-authenticated connection), so a message whose `NodeID`
+names another node is a forgery: it is dropped and counted in `forged`.
 
 It keeps `table`, the native `NodeTable` the ranking runs on, holding exactly the schedulable
 compute nodes (Compute, APPROVED, CONNECTED). The table is updated from the deltas as they
@@ -39,7 +41,6 @@ from bacalhau.errors import (
     MultipleMatchesError,
     NotFoundError,
     RankingError,
-    TransportError,
     ValidationError,
 )
 from bacalhau.models.node import (
@@ -58,12 +59,7 @@ from bacalhau.models.spec import LabelSelectorRequirement, matches_selector, par
 from bacalhau.models.timeutil import rfc3339
 from bacalhau.store.nodestore import NodeStore
 from bacalhau.transport import messages
-from bacalhau.transport.base import (
-    PROTOCOL_COMPUTE,
-    TOPIC_HEARTBEAT,
-    TOPIC_NODE_INFO,
-    Transport,
-)
+from bacalhau.transport.base import PROTOCOL_MEMBERSHIP, Transport
 
 log = logging.getLogger(__name__)
 
@@ -140,17 +136,15 @@ class NodeManager:
         self.disconnect_timeout: float = config.duration(
             "Orchestrator.NodeManager.DisconnectTimeout")
         self.manual_approval: bool = bool(config.get("Orchestrator.NodeManager.ManualApproval"))
-        self.request_timeout: float = min(10.0, max(self.disconnect_timeout, 0.1))
         self._nodes: dict[str, NodeState] = {}
         self._schedulable: set[str] = set()
         # Last time each connected node (other than this one) was heard, oldest first: the
         # disconnect timer only ever looks at the head.
         self._heard: OrderedDict[str, float] = OrderedDict()
         self._listeners: list[NodeListener] = []
-        self._info_requests: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
-        self._subscribed = False
+        self._serving = False
         # Membership messages dropped because the NodeID they carry is not the sender the
         # transport authenticated (libp2p: the gossip signer): {"node_info": n, "heartbeat": n}.
         self.forged: dict[str, int] = {"node_info": 0, "heartbeat": 0}
@@ -159,8 +153,8 @@ class NodeManager:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Load the persisted nodes, register this node, subscribe to the membership topics
-        and start the disconnect timer.
+        """Load the persisted nodes, register this node, serve PROTOCOL_MEMBERSHIP and start
+        the disconnect timer.
 
         A node that was CONNECTED when this requester stopped stays CONNECTED, with a fresh
         DisconnectTimeout to be heard in (as Nomad resets every node's heartbeat timer when a
@@ -185,21 +179,17 @@ class NodeManager:
         self._nodes[own.node_id] = own
         self.store.put(own)
         self._sync_table(own)
-        if not self._subscribed:
-            self.transport.subscribe(TOPIC_NODE_INFO, self.handle_node_info)
-            self.transport.subscribe(TOPIC_HEARTBEAT, self.handle_heartbeat)
-            self._subscribed = True
+        if not self._serving:
+            self.transport.serve(PROTOCOL_MEMBERSHIP, self.handle)
+            self._serving = True
         self._timer = asyncio.create_task(self._disconnect_timer(), name="node-disconnect-timer")
 
     async def stop(self) -> None:
-        """Stop the timer and any NodeInfo request in flight."""
-        tasks = [t for t in (self._timer, *self._info_requests.values()) if t is not None]
-        self._timer = None
-        self._info_requests.clear()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        """Stop the disconnect timer."""
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+            await asyncio.gather(timer, return_exceptions=True)
 
     # ------------------------------------------------------------------ queries
 
@@ -226,9 +216,12 @@ class NodeManager:
 
     def list(self, *, filter_approval: str = "", filter_status: str = "",
              labels: Iterable[str] = (), order_by: str = "id",
-             reverse: bool = False) -> list[NodeState]:
-        """Node states (copies) after the filters of `GET /nodes`, ordered by `order_by` then
-        node id. Filters are case-insensitive; `labels` are selectors that must all match."""
+             reverse: bool = False, copies: bool = True) -> list[NodeState]:
+        """Node states after the filters of `GET /nodes`, ordered by `order_by` then node id.
+        Filters are case-insensitive; `labels` are selectors that must all match.
+        `copies=False` returns the live states, for a caller that only reads them before its
+        next await (the API serializes them at once: a thousand deep copies cost more than
+        the whole request may)."""
         approval = filter_approval.strip().upper()
         if approval and approval not in _APPROVALS:
             raise ValidationError(
@@ -251,7 +244,7 @@ class NodeManager:
         out.sort(key=lambda s: s.info.node_id, reverse=reverse)
         if key_name != "id":
             out.sort(key=key, reverse=reverse)
-        return [copy.deepcopy(s) for s in out]
+        return [copy.deepcopy(s) for s in out] if copies else out
 
     def is_schedulable(self, node_id: str) -> bool:
         """True for a Compute node that is APPROVED and CONNECTED."""
@@ -304,15 +297,26 @@ class NodeManager:
                 f'unknown node action "{action}": use one of approve, reject, delete')
         await handler(node_id, message)
 
-    # ------------------------------------------------------------------ gossip handlers
+    # ------------------------------------------------------------------ membership messages
 
-    async def handle_node_info(self, sender: str, payload: bytes) -> None:
-        """Gossip handler of TOPIC_NODE_INFO (`{"NodeInfo": {...}}`)."""
+    async def handle(self, sender: str, payload: bytes) -> bytes:
+        """Request handler of PROTOCOL_MEMBERSHIP: a `Heartbeat` or a `NodeInfo`."""
         try:
             env = messages.decode(payload)
-            if env.type and env.type != messages.NODE_INFO:
-                return
-            raw = next((v for k, v in env.payload.items() if k.lower() == "nodeinfo"), None)
+        except BacalhauError as exc:
+            return messages.reply_error(str(exc))
+        if env.type == messages.HEARTBEAT:
+            return messages.reply_ok(Known=self.heartbeat(sender, env.payload))
+        if env.type == messages.NODE_INFO:
+            self.node_info(sender, env.payload)
+            return messages.reply_ok()
+        return messages.reply_error(
+            f"unknown message type {env.type!r} on {PROTOCOL_MEMBERSHIP}")
+
+    def node_info(self, sender: str, payload: dict[str, Any]) -> None:
+        """A `{"NodeInfo": {...}}` from `sender` (its authenticated id)."""
+        try:
+            raw = next((v for k, v in payload.items() if k.lower() == "nodeinfo"), None)
             info = NodeInfo.from_dict(raw, "NodeInfo")
         except BacalhauError as exc:
             log.warning("dropping bad NodeInfo from %s: %s", sender, exc)
@@ -324,15 +328,12 @@ class NodeManager:
             return
         self._apply_node_info(info)
 
-    async def handle_heartbeat(self, sender: str, payload: bytes) -> None:
-        """Gossip handler of TOPIC_HEARTBEAT. A hybrid node (whose own gossip the transport
-        does not loop back) may feed its compute's NodeInfo and heartbeats to these handlers
-        directly; this node never times out."""
+    def heartbeat(self, sender: str, payload: dict[str, Any]) -> bool:
+        """A heartbeat from `sender`; False when the node is unknown (it should send its
+        NodeInfo). A hybrid node feeds its own compute's heartbeats here too; it never times
+        out."""
         try:
-            env = messages.decode(payload)
-            if env.type and env.type != messages.HEARTBEAT:
-                return
-            d = {k.lower(): v for k, v in env.payload.items()}
+            d = {k.lower(): v for k, v in payload.items()}
             node_id = str(d.get("nodeid") or sender)
             available = Resources.from_dict(d.get("availablecapacity"),
                                             "Heartbeat.AvailableCapacity")
@@ -342,25 +343,25 @@ class NodeManager:
             enqueued = int(d.get("enqueuedexecutions") or 0)
         except (BacalhauError, TypeError, ValueError) as exc:
             log.warning("dropping bad heartbeat from %s: %s", sender, exc)
-            return
+            return True
         if node_id != sender:
             self._drop_forged("heartbeat", sender, node_id)
-            return
+            return True
         state = self._nodes.get(node_id)
         if state is None:
-            self._request_node_info(node_id)
-            return
+            return False
         if state.membership == MEMBERSHIP_REJECTED:
-            return
+            return True
         cni = state.info.compute_node_info
         cni.available_capacity = available
         cni.queue_used_capacity = queued
         cni.running_executions = running
         cni.enqueued_executions = enqueued
         if node_id != self.self_info.node_id and self._heard_from(state):
-            return  # reconnected: already persisted, synced and announced
-        if node_id in self._schedulable and not self._upsert(state):
+            return True  # reconnected: already persisted, synced and announced
+        if node_id in self._schedulable and not self._update_capacity(state):
             self._notify(node_id, EVENT_LEAVE)  # its new figures cannot be ranked
+        return True
 
     # ------------------------------------------------------------------ internals
 
@@ -469,34 +470,6 @@ class NodeManager:
             except Exception:
                 log.exception("failed to mark node %s disconnected", node_id)
 
-    def _request_node_info(self, node_id: str) -> None:
-        if node_id in self._info_requests or self._timer is None:
-            return
-        task = asyncio.create_task(self._fetch_node_info(node_id),
-                                   name=f"node-info-request-{node_id}")
-        self._info_requests[node_id] = task
-        task.add_done_callback(lambda _t: self._info_requests.pop(node_id, None))
-
-    async def _fetch_node_info(self, node_id: str) -> None:
-        request = messages.encode(messages.NODE_INFO_REQUEST, {}, source=self.self_info.node_id)
-        try:
-            reply = messages.parse_reply(await self.transport.request(
-                node_id, PROTOCOL_COMPUTE, request, timeout=self.request_timeout))
-            raw = next((v for k, v in reply.items() if k.lower() == "nodeinfo"), None)
-            if raw is None:
-                raise TransportError("reply has no NodeInfo")
-            info = NodeInfo.from_dict(raw, "NodeInfo")
-        except BacalhauError as exc:
-            log.warning("could not get NodeInfo of heartbeating node %s: %s", node_id, exc)
-            return
-        if not info.node_id:
-            info.node_id = node_id
-        if info.node_id != node_id:
-            log.warning("node %s answered NodeInfoRequest with the info of %s",
-                        node_id, info.node_id)
-            return
-        self._apply_node_info(info)
-
     def _resolve_internal(self, node_id: str) -> NodeState:
         return self._nodes[self.resolve(node_id).node_id]
 
@@ -534,6 +507,21 @@ class NodeManager:
             return False
         self._schedulable.add(nid)
         return True
+
+    def _update_capacity(self, state: NodeState) -> bool:
+        """The heartbeat fast path: only the capacity figures of a schedulable node change
+        in the table. False (and out of the table) when they cannot be ranked."""
+        cni = state.info.compute_node_info
+        try:
+            if self.table.update_capacity(
+                    state.node_id, cni.max_capacity.as_tuple(),
+                    cni.available_capacity.as_tuple(), cni.queue_used_capacity.as_tuple()):
+                return True
+        except (RankingError, TypeError, ValueError) as exc:
+            log.warning("node %s cannot be ranked and is left out: %s", state.node_id, exc)
+            self._drop_from_table(state.node_id)
+            return False
+        return self._upsert(state)  # not in the table after all: put it back whole
 
     def _drop_from_table(self, node_id: str) -> None:
         if node_id in self._schedulable:

@@ -290,8 +290,10 @@ class Requester:
     def list_nodes(self, *, filter_approval: str = "", filter_status: str = "",
                    labels: Iterable[str] = (), order_by: str = "id",
                    reverse: bool = False) -> list[NodeState]:
+        """The node states as they are now (not copies): read them before the next await."""
         return self.nodes.list(filter_approval=filter_approval, filter_status=filter_status,
-                               labels=list(labels), order_by=order_by, reverse=reverse)
+                               labels=list(labels), order_by=order_by, reverse=reverse,
+                               copies=False)
 
     def get_node(self, node_id: str) -> NodeState:
         return self.nodes.resolve(node_id)

@@ -2,16 +2,18 @@
 
 from bacalhau.transport.base import (
     PROTOCOL_COMPUTE,
+    PROTOCOL_MEMBERSHIP,
     PROTOCOL_ORCHESTRATOR,
-    TOPIC_HEARTBEAT,
     TOPIC_NODE_INFO,
     GossipHandler,
+    RequesterWatcher,
     RequestHandler,
     Transport,
 )
 from bacalhau.transport.inprocess import InProcessNetwork, InProcessTransport
 
 __all__ = [
-    "PROTOCOL_COMPUTE", "PROTOCOL_ORCHESTRATOR", "TOPIC_HEARTBEAT", "TOPIC_NODE_INFO",
-    "GossipHandler", "InProcessNetwork", "InProcessTransport", "RequestHandler", "Transport",
+    "PROTOCOL_COMPUTE", "PROTOCOL_MEMBERSHIP", "PROTOCOL_ORCHESTRATOR", "TOPIC_NODE_INFO",
+    "GossipHandler", "InProcessNetwork", "InProcessTransport", "RequestHandler",
+    "RequesterWatcher", "Transport",
 ]

@@ -13,10 +13,15 @@ GossipHandler = Callable[[str, bytes], Awaitable[None]]
 RequestHandler = Callable[[str, bytes], Awaitable[bytes]]
 """Called with (sender node id, payload); returns the reply payload."""
 
+RequesterWatcher = Callable[[str, bool], None]
+"""Called with (requester node id, True when it connected / False when it went)."""
+
 TOPIC_NODE_INFO = "bacalhau/node-info/1"
-TOPIC_HEARTBEAT = "bacalhau/heartbeat/1"
+"""Compute nodes also gossip their NodeInfo here, for observers (requesters get it directly)."""
 PROTOCOL_COMPUTE = "/bacalhau/compute/1"
 PROTOCOL_ORCHESTRATOR = "/bacalhau/orchestrator/1"
+PROTOCOL_MEMBERSHIP = "/bacalhau/membership/1"
+"""Compute -> requester, point to point: `Heartbeat` and `NodeInfo` (internals §9)."""
 
 
 class Transport(Protocol):
@@ -39,3 +44,9 @@ class Transport(Protocol):
     def serve(self, protocol: str, handler: RequestHandler) -> None: ...
 
     def peers(self) -> list[str]: ...
+
+    def requesters(self) -> list[str]:
+        """Connected requesters (a compute node's membership goes to each)."""
+
+    def watch_requesters(self, callback: RequesterWatcher) -> None:
+        """Call `callback(requester, up)` when a requester connects or goes away."""

@@ -2,6 +2,9 @@
 
 Every message is bytes and every handler runs as its own task, so nodes share nothing but
 bytes, exactly as over a network. A closed transport is unreachable, like a dead peer.
+Transports made with `requester=True` are the requesters of the medium: every other transport
+lists them in `requesters()` and hears them come and go (`watch_requesters`), as compute
+nodes do over libp2p.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 from collections import defaultdict
 
 from bacalhau.errors import TransportError
-from bacalhau.transport.base import GossipHandler, RequestHandler
+from bacalhau.transport.base import GossipHandler, RequesterWatcher, RequestHandler
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +25,25 @@ class InProcessNetwork:
     def __init__(self) -> None:
         self._nodes: dict[str, InProcessTransport] = {}
 
-    def transport(self, node_id: str) -> InProcessTransport:
-        return InProcessTransport(self, node_id)
+    def transport(self, node_id: str, *, requester: bool = False) -> InProcessTransport:
+        return InProcessTransport(self, node_id, requester=requester)
 
     def _attach(self, transport: InProcessTransport) -> None:
         self._nodes[transport.node_id] = transport
+        for other in self._all():
+            if other is transport:
+                continue
+            if transport.requester:
+                other._requester_changed(transport.node_id, True)
+            if other.requester:
+                transport._requester_changed(other.node_id, True)
 
     def _detach(self, transport: InProcessTransport) -> None:
         if self._nodes.get(transport.node_id) is transport:
             del self._nodes[transport.node_id]
+            if transport.requester:
+                for other in self._all():
+                    other._requester_changed(transport.node_id, False)
 
     def _get(self, node_id: str) -> InProcessTransport | None:
         return self._nodes.get(node_id)
@@ -40,9 +53,12 @@ class InProcessNetwork:
 
 
 class InProcessTransport:
-    def __init__(self, network: InProcessNetwork, node_id: str) -> None:
+    def __init__(self, network: InProcessNetwork, node_id: str, *,
+                 requester: bool = False) -> None:
         self.node_id = node_id
+        self.requester = requester
         self._network = network
+        self._requester_watchers: list[RequesterWatcher] = []
         self._subs: dict[str, list[GossipHandler]] = defaultdict(list)
         self._servers: dict[str, RequestHandler] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -114,6 +130,29 @@ class InProcessTransport:
 
     def peers(self) -> list[str]:
         return [t.node_id for t in self._network._all() if t is not self]
+
+    def requesters(self) -> list[str]:
+        if not self._running:
+            return []
+        return sorted(t.node_id for t in self._network._all()
+                      if t is not self and t.requester)
+
+    def watch_requesters(self, callback: RequesterWatcher) -> None:
+        self._requester_watchers.append(callback)
+
+    def _requester_changed(self, node_id: str, up: bool) -> None:
+        """Tell the watchers, on the next loop turn (as a network event would arrive)."""
+        loop = asyncio.get_running_loop()
+        for watcher in list(self._requester_watchers):
+            loop.call_soon(self._notify, watcher, node_id, up)
+
+    def _notify(self, watcher: RequesterWatcher, node_id: str, up: bool) -> None:
+        if not self._running:
+            return
+        try:
+            watcher(node_id, up)
+        except Exception:
+            log.exception("requester watcher failed on %s", self.node_id)
 
     def _spawn(self, coro):  # type: ignore[no-untyped-def]
         task = asyncio.ensure_future(coro)

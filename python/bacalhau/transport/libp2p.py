@@ -1,14 +1,14 @@
 """The libp2p transport: the Transport seam (internals §3) over `rust/transport`.
 
-One `NativeNode` per transport runs a libp2p swarm on its own thread (TCP, Noise, yamux,
-gossipsub, request/response on `/bacalhau/rpc/1`, identify, ping; a swarm key makes the
-cluster private, an allow-list restricts which peers may connect). `node_id` is the libp2p
-peer id, derived from the ed25519 key kept in `<data_dir>/libp2p.key`, so it survives
-restarts.
+One `NativeNode` per transport runs a libp2p swarm as a task on the process's one network
+runtime (TCP, Noise, yamux, gossipsub, request/response on `/bacalhau/rpc/1`, identify,
+ping, connection limits; a swarm key makes the cluster private, an allow-list restricts which
+peers may connect). `node_id` is the libp2p peer id, derived from the ed25519 key kept in
+`<data_dir>/libp2p.key`, so it survives restarts.
 
-Events come back in batches: one task waits (without the GIL, on a dedicated worker thread
-so that many transports in one process do not starve the default executor) for
-`next_events`, then resolves request futures and starts handlers as tasks.
+Events come back in batches through the process's event pump (`pump.py`: one thread for
+every node of the process), on this transport's event loop; they resolve request futures and
+start handlers as tasks.
 
 Who sent it: the sender id passed to handlers is authenticated by libp2p. For gossip it is
 the message's author, whose signature gossipsub checked (strict validation; forged or
@@ -17,10 +17,13 @@ Noise-authenticated connection. Ids written inside payloads (a NodeInfo's `NodeI
 heartbeat's `NodeID`) are only claims: the node manager must compare them with the sender and
 drop messages where they differ.
 
-Discovery: a node dials the peers it is given (`/ip4/…/tcp/…/p2p/<peer id>`) and redials
-them while disconnected; every node announces its listen addresses on an internal gossip
-topic, so nodes that know one common peer find and dial each other (a full mesh, meant for
-tens of nodes).
+Discovery (`rust/transport/src/discovery.rs`): a node dials the peers it is given
+(`/ip4/…/tcp/…/p2p/<peer id>`) and says hello; hellos tell which peers are requesters and
+where every requester listens. A compute node dials every requester it learns of and no other
+compute node, and accepts at most `max_peers` other connections; a requester accepts every
+node. A lost requester is redialed by its peer id at every address learned for it.
+`requesters()` lists the connected requesters, `watch_requesters` reports them coming and
+going: membership (heartbeats, NodeInfo) goes to them point to point.
 """
 
 from __future__ import annotations
@@ -30,14 +33,14 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from bacalhau._native import NativeNode, NativeTransportError, load_peer_id
 from bacalhau.errors import TransportError
 from bacalhau.transport import swarmkey
-from bacalhau.transport.base import GossipHandler, RequestHandler
+from bacalhau.transport.base import GossipHandler, RequesterWatcher, RequestHandler
+from bacalhau.transport.pump import pump
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +49,9 @@ KEY_FILE = "libp2p.key"
 
 DEFAULT_LISTEN = ("/ip4/127.0.0.1/tcp/0",)
 
-_BATCH = 512
-_WAIT_MS = 250
+ROLE_REQUESTER = "requester"
+ROLE_COMPUTE = "compute"
+
 _GRACE_S = 2.0  # the Rust side times requests out itself; this only guards against a lost reply
 
 
@@ -64,28 +68,38 @@ class Libp2pTransport:
         *,
         listen: list[str] | None = None,
         peers: list[str] | None = None,
+        role: str = ROLE_COMPUTE,
+        max_peers: int | None = None,
         swarm_key_path: Path | None = None,
         allow_list: list[str] | None = None,
         max_message_size: int | None = None,
         gossip_heartbeat: float | None = None,
         announce_interval: float | None = None,
+        redial_max: float | None = None,
         ping_interval: float | None = None,
         handshake_timeout: float | None = None,
     ) -> None:
+        """`role`: "requester" (orchestrators and hybrids: every node connects to it) or
+        "compute" (dials the requesters it learns of, accepts at most `max_peers` others)."""
         self.data_dir = Path(data_dir)
         self.key_file = self.data_dir / KEY_FILE
         try:
             self.node_id: str = load_peer_id(str(self.key_file))
         except NativeTransportError as exc:
             raise TransportError(str(exc)) from None
+        if role not in (ROLE_REQUESTER, ROLE_COMPUTE):
+            raise TransportError(f'unknown libp2p role "{role}": use requester or compute')
+        self.role = role
         self._listen = list(DEFAULT_LISTEN if listen is None else listen)
         self._peers = list(peers or [])
         self._swarm_key = swarmkey.read(swarm_key_path) if swarm_key_path is not None else None
         self._allow_list = None if allow_list is None else list(allow_list)
         tuning: dict[str, Any] = {
+            "max_peers": max_peers,
             "max_message_size": max_message_size,
             "gossip_heartbeat_ms": _ms(gossip_heartbeat),
             "announce_interval_ms": _ms(announce_interval),
+            "redial_max_ms": _ms(redial_max),
             "ping_interval_ms": _ms(ping_interval),
             "handshake_timeout_ms": _ms(handshake_timeout),
         }
@@ -95,8 +109,8 @@ class Libp2pTransport:
         self._servers: dict[str, RequestHandler] = {}
         self._pending: dict[int, asyncio.Future[bytes]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._drain_task: asyncio.Task[None] | None = None
-        self._events_thread: ThreadPoolExecutor | None = None
+        self._requester_watchers: list[RequesterWatcher] = []
+        self._subscription_watchers: list[Callable[[str, str], None]] = []
         self._closed = False
         self._peer_change = asyncio.Event()
 
@@ -110,6 +124,7 @@ class Libp2pTransport:
         config: dict[str, Any] = {
             "listen": self._listen,
             "peers": self._peers,
+            "role": self.role,
             "swarm_key": self._swarm_key,
             "allow_list": self._allow_list,
             **self._tuning,
@@ -123,9 +138,7 @@ class Libp2pTransport:
         self._node = node
         for topic in self._subs:
             node.subscribe(topic)
-        self._events_thread = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"libp2p-events-{self.node_id[-6:]}")
-        self._drain_task = asyncio.create_task(self._drain(node))
+        pump().attach(node.key, asyncio.get_running_loop(), self._deliver)
 
     async def close(self) -> None:
         if self._closed:
@@ -134,10 +147,7 @@ class Libp2pTransport:
         node = self._node
         if node is not None:
             await asyncio.to_thread(node.close)
-        if self._drain_task is not None:
-            await asyncio.gather(self._drain_task, return_exceptions=True)
-        if self._events_thread is not None:
-            self._events_thread.shutdown(wait=False)
+            pump().detach(node.key)
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(TransportError(f"transport of {self.node_id} closed"))
@@ -192,6 +202,20 @@ class Libp2pTransport:
         if self._node is None or self._closed:
             return []
         return self._node.connected_peers()
+
+    def requesters(self) -> list[str]:
+        """Connected peers that are requesters (learned from their hellos), sorted."""
+        if self._node is None or self._closed:
+            return []
+        return self._node.requesters()
+
+    def watch_requesters(self, callback: RequesterWatcher) -> None:
+        """Call `callback(peer, up)` when a requester connects (True) or goes (False)."""
+        self._requester_watchers.append(callback)
+
+    def watch_subscriptions(self, callback: Callable[[str, str], None]) -> None:
+        """Call `callback(peer, topic)` when a connected peer subscribes to a gossip topic."""
+        self._subscription_watchers.append(callback)
 
     # -- beyond the seam (node.py, devstack, tests) ------------------------------------------
 
@@ -248,18 +272,13 @@ class Libp2pTransport:
             raise TransportError(f"transport of {self.node_id} is not started")
         return self._node
 
-    async def _drain(self, node: NativeNode) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._closed:
-            try:
-                events = await loop.run_in_executor(
-                    self._events_thread, node.next_events, _BATCH, _WAIT_MS)
-            except NativeTransportError as exc:
-                if not self._closed:
-                    log.error("libp2p event stream of %s failed: %s", self.node_id, exc)
-                return
-            for event in events:
-                self._dispatch(node, event)
+    def _deliver(self, events: list[tuple[Any, ...]]) -> None:
+        """A batch of this node's events, on its event loop (called by the pump)."""
+        node = self._node
+        if node is None or self._closed:
+            return
+        for event in events:
+            self._dispatch(node, event)
 
     def _dispatch(self, node: NativeNode, event: tuple[Any, ...]) -> None:
         kind = event[0]
@@ -286,6 +305,18 @@ class Libp2pTransport:
             # peers() reads the live set; this only wakes wait_for_peers.
             change, self._peer_change = self._peer_change, asyncio.Event()
             change.set()
+        elif kind in ("requester_up", "requester_down"):
+            for watcher in list(self._requester_watchers):
+                try:
+                    watcher(event[1], kind == "requester_up")
+                except Exception:
+                    log.exception("requester watcher failed on %s", self.node_id)
+        elif kind == "subscribed":
+            for sub_watcher in list(self._subscription_watchers):
+                try:
+                    sub_watcher(event[1], event[2])
+                except Exception:
+                    log.exception("subscription watcher failed on %s", self.node_id)
 
     async def _run_gossip(
         self, handler: GossipHandler, topic: str, source: str, data: bytes

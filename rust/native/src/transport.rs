@@ -1,13 +1,17 @@
-//! `NativeNode`, `generate_swarm_key`, `parse_swarm_key`: the libp2p node of
-//! `rust/transport` behind a flat Python class. Every call that may block (start, close,
-//! waiting for events, reading stats) runs without the GIL.
+//! `NativeNode`, `next_events`, `generate_swarm_key`, `parse_swarm_key`: the libp2p node of
+//! `rust/transport` behind a flat Python class. Every node of the process writes its events
+//! into one process-wide hub, drained by `next_events` (one reader for all nodes; each event
+//! carries its node's `key`). Every call that may block (start, close, waiting for events,
+//! reading stats) runs without the GIL.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bacalhau_transport::{
-    load_or_create_keypair, parse_multiaddr, parse_peer_id, Config, Event, Node, TransportError,
+    load_or_create_keypair, parse_multiaddr, parse_peer_id, Config, Event, EventHub, Node, Role,
+    TransportError, DEFAULT_HUB_CAPACITY,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -16,14 +20,19 @@ use pyo3::types::{PyBytes, PyDict};
 use crate::convert::Record;
 use crate::NativeTransportError;
 
-const CONFIG_KEYS: [&str; 13] = [
+const CONFIG_KEYS: [&str; 18] = [
     "listen",
     "peers",
+    "role",
+    "max_peers",
     "swarm_key",
     "allow_list",
     "max_message_size",
     "gossip_heartbeat_ms",
     "announce_interval_ms",
+    "redial_min_ms",
+    "redial_max_ms",
+    "roster_ttl_ms",
     "idle_timeout_ms",
     "ping_interval_ms",
     "handshake_timeout_ms",
@@ -34,6 +43,22 @@ const CONFIG_KEYS: [&str; 13] = [
 
 /// Most events returned by one `next_events` call.
 const MAX_BATCH: usize = 65_536;
+
+/// The process's event hub (made again in a forked child, whose parent's nodes are not in it).
+static HUB: Mutex<Option<(u32, Arc<EventHub>)>> = Mutex::new(None);
+
+fn hub() -> Arc<EventHub> {
+    let mut hub = HUB.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let pid = std::process::id();
+    match hub.as_ref() {
+        Some((owner, shared)) if *owner == pid => Arc::clone(shared),
+        _ => {
+            let shared = EventHub::new(DEFAULT_HUB_CAPACITY);
+            *hub = Some((pid, Arc::clone(&shared)));
+            shared
+        }
+    }
+}
 
 fn map_err(e: TransportError) -> PyErr {
     NativeTransportError::new_err(e.to_string())
@@ -67,12 +92,26 @@ fn node_config(
         ),
     };
     let allow_list: Option<Vec<String>> = r.get("allow_list", "list[str] or None")?;
+    let role = match r.get::<String>("role", "str")?.as_deref() {
+        None | Some("compute") => Role::Compute,
+        Some("requester") => Role::Requester,
+        Some(other) => {
+            return Err(r.value_error(
+                "role",
+                &format!("must be \"requester\" or \"compute\", got {other:?}"),
+            ))
+        }
+    };
 
     let path = key_file.to_path_buf();
     let keypair = py
         .detach(|| load_or_create_keypair(&path))
         .map_err(map_err)?;
     let mut config = Config::new(keypair);
+    config.role = role;
+    if let Some(n) = r.get::<u32>("max_peers", "int")? {
+        config.max_peers = n;
+    }
     config.listen = listen
         .iter()
         .map(|a| parse_multiaddr(a))
@@ -102,6 +141,9 @@ fn node_config(
     }
     millis(&r, "gossip_heartbeat_ms", &mut config.gossip_heartbeat)?;
     millis(&r, "announce_interval_ms", &mut config.announce_interval)?;
+    millis(&r, "redial_min_ms", &mut config.redial_min)?;
+    millis(&r, "redial_max_ms", &mut config.redial_max)?;
+    millis(&r, "roster_ttl_ms", &mut config.roster_ttl)?;
     millis(&r, "idle_timeout_ms", &mut config.idle_timeout)?;
     millis(&r, "ping_interval_ms", &mut config.ping_interval)?;
     millis(&r, "handshake_timeout_ms", &mut config.handshake_timeout)?;
@@ -119,42 +161,84 @@ fn node_config(
     Ok(config)
 }
 
-fn event_tuple(py: Python<'_>, event: Event) -> PyResult<Py<PyAny>> {
+fn event_tuple(py: Python<'_>, key: u64, event: Event) -> PyResult<Py<PyAny>> {
     let obj = match event {
         Event::Gossip {
             topic,
             source,
             data,
-        } => ("gossip", topic, source.to_string(), PyBytes::new(py, &data)).into_pyobject(py)?,
+        } => (
+            key,
+            "gossip",
+            topic,
+            source.to_string(),
+            PyBytes::new(py, &data),
+        )
+            .into_pyobject(py)?
+            .into_any(),
         Event::InboundRequest {
             id,
             peer,
             protocol,
             data,
         } => (
+            key,
             "request",
             id,
             peer.to_string(),
             protocol,
             PyBytes::new(py, &data),
         )
-            .into_pyobject(py)?,
+            .into_pyobject(py)?
+            .into_any(),
         Event::Response {
             request_id,
             result: Ok(data),
-        } => ("response", request_id, true, PyBytes::new(py, &data)).into_pyobject(py)?,
+        } => (key, "response", request_id, true, PyBytes::new(py, &data))
+            .into_pyobject(py)?
+            .into_any(),
         Event::Response {
             request_id,
             result: Err(message),
-        } => ("response", request_id, false, message).into_pyobject(py)?,
-        Event::PeerConnected(peer) => ("connected", peer.to_string()).into_pyobject(py)?,
-        Event::PeerDisconnected(peer) => ("disconnected", peer.to_string()).into_pyobject(py)?,
-        Event::ListenAddr(addr) => ("listen_addr", addr.to_string()).into_pyobject(py)?,
+        } => (key, "response", request_id, false, message)
+            .into_pyobject(py)?
+            .into_any(),
+        Event::PeerConnected(peer) => (key, "connected", peer.to_string())
+            .into_pyobject(py)?
+            .into_any(),
+        Event::PeerDisconnected(peer) => (key, "disconnected", peer.to_string())
+            .into_pyobject(py)?
+            .into_any(),
+        Event::ListenAddr(addr) => (key, "listen_addr", addr.to_string())
+            .into_pyobject(py)?
+            .into_any(),
+        Event::RequesterUp(peer) => (key, "requester_up", peer.to_string())
+            .into_pyobject(py)?
+            .into_any(),
+        Event::RequesterDown(peer) => (key, "requester_down", peer.to_string())
+            .into_pyobject(py)?
+            .into_any(),
+        Event::PeerSubscribed { peer, topic } => (key, "subscribed", peer.to_string(), topic)
+            .into_pyobject(py)?
+            .into_any(),
     };
-    Ok(obj.into_any().unbind())
+    Ok(obj.unbind())
 }
 
-/// A running libp2p node (gossipsub + request/response) on its own background thread.
+/// Waits up to `timeout_ms` for an event of any node of this process, then returns up to
+/// `max` queued events, each `(node key, kind, ...)`. Runs without the GIL.
+#[pyfunction]
+pub fn next_events(py: Python<'_>, max: usize, timeout_ms: u64) -> PyResult<Vec<Py<PyAny>>> {
+    let max = max.min(MAX_BATCH);
+    let hub = hub();
+    let events = py.detach(|| hub.next_events(max, Duration::from_millis(timeout_ms)));
+    events
+        .into_iter()
+        .map(|(key, e)| event_tuple(py, key, e))
+        .collect()
+}
+
+/// A running libp2p node (gossipsub + request/response), a task on the process's runtime.
 #[pyclass(frozen, module = "bacalhau._native")]
 pub struct NativeNode {
     node: Node,
@@ -166,7 +250,10 @@ impl NativeNode {
     #[new]
     fn new(py: Python<'_>, config: &Bound<'_, PyAny>, key_file: PathBuf) -> PyResult<Self> {
         let config = node_config(config, &key_file, py)?;
-        let node = py.detach(|| Node::start(config)).map_err(map_err)?;
+        let hub = hub();
+        let node = py
+            .detach(|| Node::start_in(config, &hub))
+            .map_err(map_err)?;
         let peer_id = node.peer_id().to_string();
         Ok(NativeNode { node, peer_id })
     }
@@ -174,6 +261,20 @@ impl NativeNode {
     #[getter]
     fn peer_id(&self) -> &str {
         &self.peer_id
+    }
+
+    /// The node's key in the process's event hub (the first item of its events).
+    #[getter]
+    fn key(&self) -> u64 {
+        self.node.key()
+    }
+
+    fn requesters(&self) -> Vec<String> {
+        self.node
+            .requesters()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     fn listen_addrs(&self) -> Vec<String> {
@@ -234,17 +335,6 @@ impl NativeNode {
         self.node
             .respond_error(inbound_id, message)
             .map_err(map_err)
-    }
-
-    fn next_events(&self, py: Python<'_>, max: usize, timeout_ms: u64) -> PyResult<Vec<Py<PyAny>>> {
-        let max = max.min(MAX_BATCH);
-        let events = py
-            .detach(|| {
-                self.node
-                    .next_events(max, Duration::from_millis(timeout_ms))
-            })
-            .map_err(map_err)?;
-        events.into_iter().map(|e| event_tuple(py, e)).collect()
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

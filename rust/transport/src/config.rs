@@ -12,6 +12,20 @@ use crate::error::TransportError;
 /// Default largest gossip or request/response payload (4 MiB).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
+/// Default bound on the connections a compute node accepts (see [`Config::max_peers`]).
+pub const DEFAULT_MAX_PEERS: u32 = 32;
+
+/// What a node is to the rest of the network; decides whom it dials (see `discovery.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// An orchestrator (or a hybrid node): compute nodes connect to it; it accepts every
+    /// connection and dials only the other requesters.
+    Requester,
+    /// A compute node: dials the requesters it knows and accepts a bounded number of
+    /// connections from anyone else.
+    Compute,
+}
+
 /// Everything a node needs; build one with [`Config::new`] and adjust the public fields.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -21,6 +35,12 @@ pub struct Config {
     pub listen: Vec<Multiaddr>,
     /// Peers to dial at start and to redial while disconnected; each ends in `/p2p/<peer id>`.
     pub bootstrap: Vec<Multiaddr>,
+    /// Requester or compute (see [`Role`]).
+    pub role: Role,
+    /// A compute node accepts at most this many incoming connections from peers that are not
+    /// requesters it knows (its own dials to requesters are never limited); requesters accept
+    /// every connection.
+    pub max_peers: u32,
     /// Pre-shared key of a private network (Kubo `swarm.key`); `None` = open network.
     pub psk: Option<[u8; 32]>,
     /// If set, only these peers may connect, and only their gossip is accepted.
@@ -29,9 +49,19 @@ pub struct Config {
     pub max_message_size: usize,
     /// Gossipsub heartbeat (mesh maintenance, gossip emission).
     pub gossip_heartbeat: Duration,
-    /// How often a node re-announces its listen addresses on the discovery topic and redials
-    /// bootstrap and recently announced peers that are not connected.
+    /// How often a node says hello again to the requesters it is connected to (its role, its
+    /// addresses and the requesters it knows, answered in kind): the roster refresh.
     pub announce_interval: Duration,
+    /// First delay before redialing a lost requester or bootstrap peer; it doubles on every
+    /// failed dial up to `redial_max`.
+    pub redial_min: Duration,
+    /// Longest delay between two dials of a lost requester (while it has been gone for less
+    /// than `roster_ttl`; afterwards a learned requester is forgotten, a bootstrap peer is
+    /// dialed every `announce_interval`).
+    pub redial_max: Duration,
+    /// A learned requester that has been neither connected nor reported by a peer for this
+    /// long is forgotten.
+    pub roster_ttl: Duration,
     /// Connections without any open stream are closed after this long.
     pub idle_timeout: Duration,
     /// Ping interval; a failed ping closes the connection (dead peer detection).
@@ -53,13 +83,18 @@ impl Config {
             keypair,
             listen: Vec::new(),
             bootstrap: Vec::new(),
+            role: Role::Compute,
+            max_peers: DEFAULT_MAX_PEERS,
             psk: None,
             allow_list: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             gossip_heartbeat: Duration::from_secs(1),
-            announce_interval: Duration::from_secs(10),
+            announce_interval: Duration::from_secs(60),
+            redial_min: Duration::from_millis(100),
+            redial_max: Duration::from_secs(1),
+            roster_ttl: Duration::from_secs(600),
             idle_timeout: Duration::from_secs(3600),
-            ping_interval: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             max_request_timeout: Duration::from_secs(300),
             event_queue: 65_536,
@@ -83,6 +118,9 @@ impl Config {
         for (name, d) in [
             ("gossip_heartbeat", self.gossip_heartbeat),
             ("announce_interval", self.announce_interval),
+            ("redial_min", self.redial_min),
+            ("redial_max", self.redial_max),
+            ("roster_ttl", self.roster_ttl),
             ("idle_timeout", self.idle_timeout),
             ("ping_interval", self.ping_interval),
             ("handshake_timeout", self.handshake_timeout),
@@ -91,6 +129,9 @@ impl Config {
             if d.is_zero() {
                 return bad(format!("{name} must be positive"));
             }
+        }
+        if self.redial_min > self.redial_max {
+            return bad("redial_min must not exceed redial_max".into());
         }
         if self.event_queue == 0 {
             return bad("event_queue must be positive".into());

@@ -1,18 +1,18 @@
 //! The handle of a running node: commands in, events out, counters and peer sets readable.
 //!
-//! `Node::start` spawns one OS thread that owns a single-threaded tokio runtime and the libp2p
-//! swarm (see `swarm.rs`). Nothing global is created: no runtime exists until a node starts,
-//! and each node owns its own. The thread does not survive `fork`, so a node remembers the
+//! `Node::start` spawns the node's swarm loop (see `swarm.rs`) as a task on the process's one
+//! shared tokio runtime (`runtime.rs`): a process with a thousand nodes runs a few network
+//! threads, not a thousand. The runtime does not survive `fork`, so a node remembers the
 //! process that started it and refuses calls from any other (start a new node in the child).
 //!
-//! Commands go to the thread over an unbounded channel (sending never blocks); events come back
-//! over a bounded channel that the caller drains in batches with [`Node::next_events`].
+//! Commands go to the task over an unbounded channel (sending never blocks); events go to an
+//! [`EventHub`]: the node's own (read it with [`Node::next_events`]) or one shared by many
+//! nodes ([`Node::start_in`]), drained by one reader that routes events by [`Node::key`].
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
@@ -20,6 +20,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::Config;
 use crate::error::TransportError;
+use crate::hub::EventHub;
+use crate::runtime;
 use crate::stats::{Counters, Stats};
 use crate::swarm;
 
@@ -60,6 +62,18 @@ pub enum Event {
     PeerDisconnected(PeerId),
     /// The node listens on a new address.
     ListenAddr(Multiaddr),
+    /// A peer known to be a requester is connected (first connection, or it became known as
+    /// a requester while connected).
+    RequesterUp(PeerId),
+    /// A requester's last connection closed (it is redialed).
+    RequesterDown(PeerId),
+    /// A connected peer subscribed to a gossip topic.
+    PeerSubscribed {
+        /// The peer.
+        peer: PeerId,
+        /// Topic name.
+        topic: String,
+    },
 }
 
 /// Requests from the handle to the swarm thread.
@@ -92,6 +106,7 @@ pub(crate) enum Command {
 pub(crate) struct Shared {
     pub listen_addrs: Mutex<Vec<Multiaddr>>,
     pub connected: Mutex<BTreeSet<PeerId>>,
+    pub requesters: Mutex<BTreeSet<PeerId>>,
     pub counters: Counters,
 }
 
@@ -109,32 +124,52 @@ pub struct Node {
     max_request_timeout: Duration,
     allow_list: Option<HashSet<PeerId>>,
     commands: UnboundedSender<Command>,
-    events: Mutex<Receiver<Event>>,
+    hub: Arc<EventHub>,
+    key: u64,
     shared: Arc<Shared>,
     next_request_id: AtomicU64,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Disconnects when the swarm task has ended.
+    done: Mutex<Option<Receiver<()>>>,
+    closed: AtomicBool,
 }
 
 /// How long `start` waits for the listeners to be bound.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `close` waits for the swarm task to end.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Node {
-    /// Starts the node's thread and swarm; returns once every listen address is bound.
+    /// Starts the node with an event hub of its own (read with [`Node::next_events`]);
+    /// returns once every listen address is bound.
     pub fn start(config: Config) -> Result<Node, TransportError> {
+        let hub = EventHub::new(config.event_queue);
+        Node::start_in(config, &hub)
+    }
+
+    /// Starts the node writing its events into `hub`, tagged with [`Node::key`]; returns
+    /// once every listen address is bound.
+    pub fn start_in(config: Config, hub: &Arc<EventHub>) -> Result<Node, TransportError> {
         config.validate()?;
+        let handle = runtime::handle()?;
         let peer_id = config.peer_id();
         let shared = Arc::new(Shared::default());
         let (cmd_tx, cmd_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (ev_tx, ev_rx) = mpsc::sync_channel(config.event_queue);
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        let (done_tx, done_rx) = mpsc::sync_channel(1);
+        let sink = hub.sink();
+        let key = sink.key();
         let max_message_size = config.max_message_size;
         let max_request_timeout = config.max_request_timeout;
         let allow_list = config.allow_list.clone();
-        let thread_shared = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name(format!("libp2p-{}", short(&peer_id)))
-            .spawn(move || swarm::run(config, cmd_rx, ev_tx, thread_shared, ready_tx))
-            .map_err(|e| TransportError::Start(format!("cannot spawn the network thread: {e}")))?;
+        let task_shared = Arc::clone(&shared);
+        handle.spawn(swarm::run(
+            config,
+            cmd_rx,
+            sink,
+            task_shared,
+            ready_tx,
+            done_tx,
+        ));
         let node = Node {
             peer_id,
             pid: std::process::id(),
@@ -142,10 +177,12 @@ impl Node {
             max_request_timeout,
             allow_list,
             commands: cmd_tx,
-            events: Mutex::new(ev_rx),
+            hub: Arc::clone(hub),
+            key,
             shared,
             next_request_id: AtomicU64::new(1),
-            thread: Mutex::new(Some(thread)),
+            done: Mutex::new(Some(done_rx)),
+            closed: AtomicBool::new(false),
         };
         match ready_rx.recv_timeout(START_TIMEOUT) {
             Ok(Ok(())) => Ok(node),
@@ -156,10 +193,15 @@ impl Node {
             Err(_) => {
                 node.close();
                 Err(TransportError::Start(
-                    "the network thread did not start".into(),
+                    "the network task did not start".into(),
                 ))
             }
         }
+    }
+
+    /// This node's key in its event hub.
+    pub fn key(&self) -> u64 {
+        self.key
     }
 
     /// This node's peer id.
@@ -192,6 +234,11 @@ impl Node {
     /// Peers with at least one open connection, sorted.
     pub fn connected_peers(&self) -> Vec<PeerId> {
         lock(&self.shared.connected).iter().copied().collect()
+    }
+
+    /// Connected peers known to be requesters, sorted.
+    pub fn requesters(&self) -> Vec<PeerId> {
+        lock(&self.shared.requesters).iter().copied().collect()
     }
 
     /// Receive gossip on `topic` (as [`Event::Gossip`]).
@@ -272,25 +319,24 @@ impl Node {
     }
 
     /// Waits up to `timeout` for a first event, then returns it with any others already
-    /// queued, at most `max` in all. Returns an empty list on timeout or once closed.
+    /// queued, at most `max` in all. Returns an empty list on timeout or once closed. Only
+    /// for a node with a hub of its own ([`Node::start`]): on a shared hub it would take the
+    /// other nodes' events too (they are dropped).
     pub fn next_events(&self, max: usize, timeout: Duration) -> Result<Vec<Event>, TransportError> {
         self.check_process()?;
-        let rx = lock(&self.events);
-        let mut out = Vec::new();
-        if max == 0 {
-            return Ok(out);
-        }
-        match rx.recv_timeout(timeout) {
-            Ok(ev) => out.push(ev),
-            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => return Ok(out),
-        }
-        while out.len() < max {
-            match rx.try_recv() {
-                Ok(ev) => out.push(ev),
-                Err(_) => break,
-            }
-        }
-        Ok(out)
+        // A closed node writes nothing more: return what is queued without waiting.
+        let timeout = if self.closed.load(Ordering::Relaxed) {
+            Duration::ZERO
+        } else {
+            timeout
+        };
+        Ok(self
+            .hub
+            .next_events(max, timeout)
+            .into_iter()
+            .filter(|(key, _)| *key == self.key)
+            .map(|(_, event)| event)
+            .collect())
     }
 
     /// Current counters (asks the swarm thread to refresh the gossipsub-side ones first).
@@ -310,13 +356,15 @@ impl Node {
             .is_none_or(|allowed| allowed.contains(peer))
     }
 
-    /// Stops the swarm (closing all connections) and joins its thread. Idempotent.
+    /// Stops the swarm (closing all connections) and waits for its task to end. Idempotent.
     pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
         let _ = self.commands.send(Command::Shutdown);
-        let thread = lock(&self.thread).take();
-        if let Some(thread) = thread {
+        let done = lock(&self.done).take();
+        if let Some(done) = done {
             if std::process::id() == self.pid {
-                let _ = thread.join();
+                // Err = the task ended (its sender dropped) or the wait timed out.
+                let _ = done.recv_timeout(CLOSE_TIMEOUT);
             }
         }
     }
@@ -337,9 +385,4 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.close();
     }
-}
-
-fn short(peer: &PeerId) -> String {
-    let s = peer.to_string();
-    s.chars().skip(s.len().saturating_sub(6)).collect()
 }

@@ -25,6 +25,9 @@ pub(crate) struct Counters {
     pub failed_dials: AtomicU64,
     pub publish_errors: AtomicU64,
     pub events_dropped: AtomicU64,
+    pub refused_over_limit: AtomicU64,
+    pub discovery_messages: AtomicU64,
+    pub discovery_bytes: AtomicU64,
 }
 
 impl Counters {
@@ -47,6 +50,9 @@ impl Counters {
             failed_dials: get(&self.failed_dials),
             publish_errors: get(&self.publish_errors),
             events_dropped: get(&self.events_dropped),
+            refused_over_limit: get(&self.refused_over_limit),
+            discovery_messages: get(&self.discovery_messages),
+            discovery_bytes: get(&self.discovery_bytes),
         }
     }
 }
@@ -77,11 +83,17 @@ pub struct Stats {
     pub publish_errors: u64,
     /// Events dropped because the application did not drain the queue.
     pub events_dropped: u64,
+    /// Incoming connections refused by the connection limit (compute nodes).
+    pub refused_over_limit: u64,
+    /// Hellos sent and received (requests and replies; `discovery.rs`).
+    pub discovery_messages: u64,
+    /// Their bytes.
+    pub discovery_bytes: u64,
 }
 
 impl Stats {
     /// `(name, value)` pairs, in a fixed order.
-    pub fn fields(&self) -> [(&'static str, u64); 11] {
+    pub fn fields(&self) -> [(&'static str, u64); 14] {
         [
             ("messages_in", self.messages_in),
             ("bytes_in", self.bytes_in),
@@ -94,6 +106,9 @@ impl Stats {
             ("failed_dials", self.failed_dials),
             ("publish_errors", self.publish_errors),
             ("events_dropped", self.events_dropped),
+            ("refused_over_limit", self.refused_over_limit),
+            ("discovery_messages", self.discovery_messages),
+            ("discovery_bytes", self.discovery_bytes),
         ]
     }
 }

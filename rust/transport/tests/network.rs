@@ -1,4 +1,5 @@
-//! Nodes on 127.0.0.1 talking to each other: gossip, request/response, discovery, private
+//! Nodes on 127.0.0.1 talking to each other: gossip, request/response, discovery of the
+//! requesters (bounded connections, redial after a restart, connection limits), private
 //! networks (swarm key), allow-lists and signature checking.
 //!
 //! Nothing sleeps for a fixed time: every wait blocks on the node's event queue (or polls a
@@ -9,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bacalhau_transport::{Config, Event, Keypair, Multiaddr, Node, PeerId};
+use bacalhau_transport::{Config, Event, Keypair, Multiaddr, Node, PeerId, Role};
 use libp2p::multiaddr::Protocol;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -20,6 +21,7 @@ fn config() -> Config {
     config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     config.gossip_heartbeat = Duration::from_millis(100);
     config.announce_interval = Duration::from_millis(500);
+    config.redial_max = Duration::from_millis(200);
     config.handshake_timeout = Duration::from_secs(2);
     config
 }
@@ -203,25 +205,101 @@ fn request_errors_are_reported() {
         .is_err());
 }
 
-#[test]
-fn three_nodes_discover_each_other() {
-    let a = start(config());
-    let b = start(joining(&[&a]));
-    let c = start(joining(&[&a]));
-    for n in [&a, &b, &c] {
-        n.subscribe(TOPIC).unwrap();
-    }
-    // b and c only know a; announcements relayed by a make them dial each other.
-    assert!(
-        wait_until(&b, drop, || connected(&b, &c)),
-        "b and c never met"
-    );
-    assert_eq!(gossip_until_received(&c, &b, b"c to b"), Some(c.peer_id()));
-    assert_eq!(gossip_until_received(&b, &a, b"b to a"), Some(b.peer_id()));
+fn requester(bootstrap: &[&Node]) -> Config {
+    let mut config = joining(bootstrap);
+    config.role = Role::Requester;
+    config
+}
 
-    let id = ask(&c, &b, "/direct", b"hi", Duration::from_secs(10));
-    answer_one(&b, Ok(b"hello"));
-    assert_eq!(response(&c, id), Ok(b"hello".to_vec()));
+fn requesters_of(node: &Node) -> HashSet<PeerId> {
+    node.requesters().into_iter().collect()
+}
+
+#[test]
+fn compute_nodes_find_every_requester_and_not_each_other() {
+    let r1 = start(requester(&[]));
+    let r2 = start(requester(&[&r1]));
+    // Each compute node only knows r1; hellos tell them about r2.
+    let c1 = start(joining(&[&r1]));
+    let c2 = start(joining(&[&r1]));
+    let both = HashSet::from([r1.peer_id(), r2.peer_id()]);
+    let mut ups = HashSet::new();
+    assert!(
+        wait_until(
+            &c1,
+            |e| {
+                if let Event::RequesterUp(p) = e {
+                    ups.insert(p);
+                }
+            },
+            || requesters_of(&c1) == both && requesters_of(&c2) == both
+        ),
+        "c1 {:?} c2 {:?}",
+        c1.requesters(),
+        c2.requesters()
+    );
+    assert_eq!(ups, both, "one RequesterUp per requester");
+    assert!(connected(&r1, &r2), "requesters connect to each other");
+    assert_eq!(requesters_of(&r1), HashSet::from([r2.peer_id()]));
+    // No full mesh: the compute nodes never dial each other.
+    assert!(!c1.connected_peers().contains(&c2.peer_id()));
+    assert_eq!(c1.connected_peers().len(), 2);
+    assert!(c1.stats().discovery_messages >= 2);
+
+    // A requester reaches a compute node that connected to it, and the other way round.
+    let id = ask(&r2, &c2, "/direct", b"hi", Duration::from_secs(10));
+    answer_one(&c2, Ok(b"hello"));
+    assert_eq!(response(&r2, id), Ok(b"hello".to_vec()));
+}
+
+#[test]
+fn a_restarted_requester_is_redialed_at_its_address() {
+    let key = Keypair::generate_ed25519();
+    let mut first = requester(&[]);
+    first.keypair = key.clone();
+    let r = start(first);
+    let listen = r.listen_addrs()[0].clone();
+    let c = start(joining(&[&r]));
+    assert!(wait_until(&c, drop, || c.requesters() == vec![r.peer_id()]));
+    r.close();
+    drop(r);
+    assert!(
+        wait_event(&c, |e| matches!(e, Event::RequesterDown(_))).is_some(),
+        "the compute node sees the requester go"
+    );
+    let mut again = requester(&[]);
+    again.keypair = key.clone();
+    again.listen = vec![listen];
+    let r = start(again);
+    assert!(
+        wait_event(
+            &c,
+            |e| matches!(e, Event::RequesterUp(p) if *p == r.peer_id())
+        )
+        .is_some(),
+        "the compute node redials the requester where it listened"
+    );
+    assert_eq!(c.requesters(), vec![r.peer_id()]);
+}
+
+#[test]
+fn a_compute_node_accepts_a_bounded_number_of_peers() {
+    let mut limited = config();
+    limited.max_peers = 1;
+    let c = start(limited);
+    let a = start(joining(&[&c]));
+    assert!(wait_until(&a, drop, || connected(&a, &c)));
+    let b = start(joining(&[&c]));
+    assert!(
+        wait_until(&c, drop, || c.stats().refused_over_limit >= 1),
+        "{:?}",
+        c.stats()
+    );
+    assert!(!c.connected_peers().contains(&b.peer_id()));
+    // A requester is never refused: it said hello, so it is exempt.
+    let r = start(requester(&[]));
+    c.dial(addr(&r)).unwrap();
+    assert!(wait_until(&c, drop, || c.requesters() == vec![r.peer_id()]));
 }
 
 #[test]

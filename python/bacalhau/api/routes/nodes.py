@@ -12,6 +12,7 @@ from bacalhau.models import (
     MEMBERSHIP_PENDING,
     MEMBERSHIP_REJECTED,
 )
+from bacalhau.models.codec import dumps
 
 from ..middleware import json_response
 from ..paging import PagingToken, next_page_token
@@ -71,16 +72,13 @@ async def list_nodes(request: web.Request) -> web.Response:
     )
     page = nodes[offset:offset + limit] if limit else nodes[offset:]
     more = bool(limit) and offset + len(page) < len(nodes)
-    items = [n.to_dict() for n in page]
-    return json_response({
-        "Nodes": items,
-        # The same list under the key bacalhau-apiclient reads (Go decodes either key).
-        "nodes": items,
-        "NextToken": next_page_token(
-            sort_by=order_by, reverse=reverse, limit=limit, offset=offset,
-            returned=len(page), more=more,
-        ),
-    })
+    items = dumps([n.to_dict() for n in page])  # now: the states are live, not copies
+    token = dumps(next_page_token(sort_by=order_by, reverse=reverse, limit=limit,
+                                  offset=offset, returned=len(page), more=more))
+    # The same list under the key bacalhau-apiclient reads too (Go decodes either key):
+    # serialized once, written twice.
+    body = b'{"Nodes":' + items + b',"nodes":' + items + b',"NextToken":' + token + b"}"
+    return web.Response(body=body, content_type="application/json")
 
 
 async def get_node(request: web.Request) -> web.Response:

@@ -1,9 +1,12 @@
 """Ops (and daemon) scheduling: one execution on every matching node, created desired Running
 (a direct bid: no approval round).
 
-Ops: executions are created when the job is registered, updated or re-tried from the queue;
-no matching node and no execution fails the job (or queues it with QueueTimeout). The job is
-Completed once every execution is terminal and at least one completed with none failed.
+Ops: executions are created when the job is registered, updated or re-tried from the queue,
+on every matching node in one plan (no per-evaluation limit: a job that targets all nodes
+must not complete between two batches, and a thousand nodes get their executions in one
+commit); no matching node and no execution fails the job (or queues it with QueueTimeout).
+The job is Completed once every execution is terminal and at least one completed with none
+failed.
 Daemon: the same without timeouts, and every evaluation (node joins included) adds executions
 on matching nodes that have none live; it never completes. An update of a daemon (new Version)
 rolls node by node: the new version's execution is created beside the running old one, which
@@ -21,7 +24,6 @@ from bacalhau.orchestrator.scheduler.base import (
     SchedulerContext,
     StepScheduler,
     View,
-    delayed_evaluation,
     fail_for_nodes,
     mark_running,
     new_execution,
@@ -74,15 +76,10 @@ class OpsScheduler(StepScheduler):
                 fail_for_nodes(plan, job, current, selection, 1)
                 return False
             return True
-        batch = targets[:ctx.max_new_executions]
-        for node_id in batch:
+        for node_id in targets:
             plan.add_execution(new_execution(job, node_id, evaluation, ctx,
                                              desired=Desired.RUNNING),
                                requested_event(node_id))
-        if len(targets) > len(batch):
-            plan.add_evaluation(delayed_evaluation(
-                job, EvalTrigger.EXEC_LIMIT, ctx.exec_limit_backoff, ctx,
-                comment="more executions to create"))
         return True
 
     @staticmethod
