@@ -65,6 +65,7 @@ KINDS: dict[str, str] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "Network.Transport": ("libp2p", "inprocess"),
     "Logging.Level": ("debug", "info", "warn", "warning", "error"),
+    "Metrics.Access": ("read:agent", "open"),
 }
 
 _LOOKS_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
