@@ -3,7 +3,8 @@ scenarios, each figure beside a baseline measured in the same run; writes one JS
 scenario (machine info, settings, raw samples, summary, rows of figure/baseline/ratio/target/
 met), a PNG plot per scenario and `table.md`, and prints the table.
 
-Scenarios: latency, throughput, backlog, docker (end to end), cid, ranking, membership.
+Scenarios: latency, throughput, backlog, docker (end to end), cid, ranking, membership,
+metrics (what the Prometheus metrics cost on the hot paths).
 `--quick` finishes in about 2 minutes with --all (fewer jobs, smaller files, fewer nodes);
 without it the full sizes of the issue run (500 latency jobs, 10k throughput jobs, 100k
 stored jobs). Results default to bench/results/ (git-ignored).
@@ -22,7 +23,8 @@ from typing import Any
 
 from bench import harness, report
 
-SCENARIOS = ("latency", "throughput", "backlog", "docker", "cid", "ranking", "membership")
+SCENARIOS = ("latency", "throughput", "backlog", "docker", "cid", "ranking", "membership",
+             "metrics")
 
 
 def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -41,6 +43,10 @@ def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
         from bench import backlog
 
         return backlog.run(args.quick, out, backlog=args.backlog, samples=args.samples)
+    if name == "metrics":
+        from bench import metrics_overhead
+
+        return metrics_overhead.run(args.quick, out)
     from bench import scenarios
 
     if name == "docker":
