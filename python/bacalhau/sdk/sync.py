@@ -1,6 +1,6 @@
-"""`Client`: the blocking face of the SDK's `AsyncClient`, for scripts and notebooks without
-an event loop. Every method runs the async one on a loop the client owns; `logs` is a plain
-iterator."""
+"""`Client`: the blocking face of the SDK's `AsyncClient`, for scripts without an event loop.
+Every method runs the async one on a loop the client owns; `logs` is a plain iterator. Where a
+loop already runs in the thread (Jupyter, an asyncio program), use `AsyncClient` and await."""
 
 from __future__ import annotations
 
