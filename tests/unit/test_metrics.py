@@ -119,3 +119,44 @@ async def test_open_access_and_disabled_metrics() -> None:
 def test_a_bad_access_value_names_the_key() -> None:
     with pytest.raises(ConfigError, match=r"Metrics\.Access"):
         metrics_access(Config({"Metrics": {"Access": "everyone"}}))
+
+
+def test_plan_hook_counts_each_end_once_and_times_scheduling() -> None:
+    from bacalhau.models import Evaluation, Job, JobState, JobStateType
+    from bacalhau.models.timeutil import now_ns
+    from bacalhau.orchestrator.plan import Plan
+
+    metrics = NodeMetrics("n-x")
+    now = now_ns()
+    running = Job(id="j-1", type="batch", state=JobState(JobStateType.RUNNING.value),
+                  create_time=now - 3 * 10**9)
+    due = Evaluation(id="ev-1", job_id="j-1", type="batch", triggered_by="exec-update",
+                     create_time=now - 10**9, wait_until=now - 2 * 10**8)
+    ends = Plan(evaluation=due, job=running)
+    ends.set_job_state(JobStateType.COMPLETED)
+    metrics.plan_applied(ends)
+    stopped = Job(id="j-1", type="batch", state=JobState(JobStateType.STOPPED.value))
+    metrics.plan_applied(Plan(evaluation=Evaluation(), job=stopped))  # cancel follow-up
+    failing = Plan(evaluation=Evaluation(), job=running)
+    failing.set_job_state(JobStateType.FAILED, "no nodes")
+    metrics.plan_applied(failing)
+    metrics.job_event("submitted", running)
+    metrics.job_event("stopped", stopped)
+
+    assert metrics.jobs_ended.value("batch", "Completed") == 1
+    assert metrics.jobs_ended.value("batch", "Failed") == 1
+    assert metrics.jobs_ended.value("batch", "Stopped") == 1
+    assert metrics.jobs_submitted.value("batch") == 1
+    assert metrics.job_completion.count("batch") == 1
+    (row,) = metrics.job_completion.series.values()
+    assert 3.0 <= row[-1] < 60.0  # from CreateTime, three seconds ago
+    # from the evaluation's WaitUntil (later than its creation), not from its creation
+    (sched,) = metrics.scheduling.series.values()
+    assert 0.2 <= sched[-1] < 0.9
+    assert metrics.scheduling.count("batch", "exec-update") == 1  # evaluations without id: none
+
+
+def test_a_broken_plan_never_reaches_the_job_path(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = NodeMetrics("n-x")
+    metrics.plan_applied(object())  # not a plan: logged, not raised
+    assert "not counted" in caplog.text

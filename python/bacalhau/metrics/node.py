@@ -11,6 +11,7 @@ compute node's running executions and capacity, the libp2p transport's message c
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter as Tally
 from typing import Any
 
@@ -32,6 +33,8 @@ from bacalhau.models import (
     JobStateType,
 )
 from bacalhau.models.timeutil import now_ns
+
+log = logging.getLogger(__name__)
 
 TERMINAL_JOB_STATES = (JobStateType.COMPLETED, JobStateType.FAILED, JobStateType.STOPPED)
 TRANSPORT_FLOWS = {"messages_in": ("in",), "messages_out": ("out",)}
@@ -87,14 +90,25 @@ class NodeMetrics:
         self.api_requests.observe(seconds, method, route, str(status))
 
     def job_event(self, event: str, job: Job) -> None:
-        """Requester listener: `submitted` or `stopped` (by a user)."""
-        if event == "submitted":
-            self.jobs_submitted.inc(job.type)
-        elif event == "stopped":
-            self.jobs_ended.inc(job.type, JobStateType.STOPPED.value)
+        """Requester listener: `submitted` or `stopped` (by a user). Never raises: the job
+        path must not fail for a metric."""
+        try:
+            if event == "submitted":
+                self.jobs_submitted.inc(job.type)
+            elif event == "stopped":
+                self.jobs_ended.inc(job.type, JobStateType.STOPPED.value)
+        except Exception:
+            log.exception("metrics: job event %s of %s not counted", event, job.id)
 
     def plan_applied(self, plan: Any) -> None:
-        """Planner listener, after the plan's transaction committed."""
+        """Planner listener, after the plan's transaction committed. Never raises."""
+        try:
+            self._count_plan(plan)
+        except Exception:
+            log.exception("metrics: plan of evaluation %s not counted",
+                          getattr(getattr(plan, "evaluation", None), "id", "?"))
+
+    def _count_plan(self, plan: Any) -> None:
         now = now_ns()
         evaluation = plan.evaluation
         if evaluation.id:
