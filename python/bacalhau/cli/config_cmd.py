@@ -74,7 +74,7 @@ def config_list(cli: CLIContext, out: OutputOptions) -> None:
 @doc_output_options(None, "json or yaml [default: the value as text].")
 @pass_cli
 def config_get(cli: CLIContext, key: str, out: OutputOptions) -> None:
-    """The effective value of KEY (any case, e.g. API.Port or api.port)."""
+    """Print the effective value of KEY (any case: API.Port and api.port are one key)."""
     from bacalhau.config_keys import key_spec
 
     try:
