@@ -51,6 +51,10 @@ DEFAULTS: dict[str, Any] = {
         "AllocatedCapacity": {"CPU": "80%", "Memory": "80%", "Disk": "80%", "GPU": "100%"},
         "Heartbeat": {"Interval": "5s", "InfoUpdateInterval": "60s"},
         "Env": {"AllowList": []},
+        # Network HTTP (docker): the job domains this node accepts at all (example.com, or
+        # .example.com for it and its subdomains; * = any; [] = none), and names its proxy
+        # resolves to fixed addresses instead of asking DNS ({name: address}, like /etc/hosts).
+        "Network": {"AllowListedDomains": ["*"], "ProxyHosts": {}},
     },
     "Network": {
         # `libp2p` (TCP + Noise + yamux, gossipsub, request/response; the default of `serve`

@@ -275,6 +275,7 @@ class Node:
         (cached for the process) and whether a Docker engine answers (the docker executor
         is offered only then, and not when `Engines.Disabled` names it)."""
         from bacalhau.executors.docker import DockerExecutor
+        from bacalhau.executors.docker_http import HTTPSettings
         from bacalhau.executors.gpu import host_gpus
 
         await asyncio.to_thread(host_gpus)
@@ -290,7 +291,8 @@ class Node:
                               "{Username, Password}")
         executor = DockerExecutor(
             self.node_id, registries=registries,
-            stop_timeout=self.config.duration(docker_cfg + "StopTimeout"))
+            stop_timeout=self.config.duration(docker_cfg + "StopTimeout"),
+            http=HTTPSettings.from_config(self.config))
         if await asyncio.to_thread(executor.connect):
             self._docker = executor
 

@@ -128,6 +128,10 @@ def test_get_without_the_swarm_key_cannot_reach_the_private_network(
                    str(tmp_path / "out"), "--ipfs-swarm-addrs", holder.addresses[0])
     assert got.returncode == 1, got.stdout + got.stderr
     assert "could not connect to any IPFS peer" in got.stderr
+    # the party: the execution, its node and the peer that was dialled (not the API)
+    assert "could not download the result of execution e-" in got.stderr
+    assert "from compute node 12D3KooW" in got.stderr
+    assert f"through a short-lived IPFS node dialling {holder.addresses[0]}" in got.stderr
     assert "--ipfs-swarm-key" in got.stderr
     assert kubo_pids(client_dir) == [] and not list(client_dir.glob("ipfs-get-*"))
 

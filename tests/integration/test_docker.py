@@ -212,14 +212,6 @@ def test_network_none_cannot_reach_a_local_listener_host_can(server, loopback_ht
     assert host_out["Stdout"].endswith(token) and host_out["ExitCode"] == 0
 
 
-def test_http_network_is_refused_with_a_reason(server):
-    job = docker_job("true", network="HTTP")
-    job["Tasks"][0]["Network"]["Domains"] = ["example.com"]
-    job_id = submit(server, job)
-    assert wait_terminal(server, job_id, 60)["StateType"] == "Failed"
-    assert "does not support Network HTTP" in messages(server, job_id)
-
-
 def test_unavailable_image_is_refused_with_a_reason(server):
     job = docker_job("true")
     job["Tasks"][0]["Engine"]["Params"]["Image"] = "localhost:1/bacalhau-py/absent:1"

@@ -6,7 +6,9 @@ own loopback address (127.0.0.1 … 127.0.0.4) and ports, sharing no file.
   and the job completes on another node within the disconnect timeout plus one scheduling
   round, exactly once;
 - a node holding another swarm key never appears in `node list` and never gets work;
-- manual approval works across processes (`node approve` makes a PENDING node schedulable).
+- manual approval works across processes (`node approve` makes a PENDING node schedulable);
+- a kill -9 of the requester while jobs run, and its restart on the same data dir, costs the
+  jobs time, never their outcome.
 
 Every wait is a deadline-bounded wait on an observable condition (API answers, run files).
 """
@@ -24,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ServeProcess, wait_until
+from tests.conftest import ServeProcess, free_port, wait_until
 from tests.jobspecs import expected_count, wordcount_job
 
 pytestmark = [pytest.mark.integration]
@@ -40,14 +42,14 @@ class Network:
     """One orchestrator (API on 127.0.0.1) and compute nodes on 127.0.0.2, .3, ..."""
 
     def __init__(self, base: Path, *, swarm_key: Path | None = None,
-                 manual_approval: bool = False) -> None:
+                 manual_approval: bool = False, p2p_port: int = 0) -> None:
         self.base = base
         self.swarm_key = swarm_key
         key_args = ["--swarm-key", str(swarm_key)] if swarm_key else []
         approval = ["-c", "Orchestrator.NodeManager.ManualApproval=true"] if manual_approval else []
         self.requester = ServeProcess(
             data_dir=base / "requester", host="127.0.0.1", roles=("--orchestrator",),
-            extra_args=["--listen", "/ip4/127.0.0.1/tcp/0", *key_args, *approval,
+            extra_args=["--listen", f"/ip4/127.0.0.1/tcp/{p2p_port}", *key_args, *approval,
                         "-c", f"Orchestrator.NodeManager.DisconnectTimeout={DISCONNECT_TIMEOUT}s"])
         self.computes: list[ServeProcess] = []
         self._all: list[ServeProcess] = [self.requester]
@@ -201,6 +203,36 @@ def test_compute_restart_keeps_its_id_and_reconnects(network: Network) -> None:
     job_id = network.submit(wordcount_job("back again\n"))
     assert network.wait_terminal(job_id)["StateType"] == "Completed"
     assert {e["NodeID"] for e in network.executions(job_id)} == {node_id}
+
+
+def test_requester_kill_9_and_restart_loses_no_job(tmp_path: Path) -> None:
+    """The scenario of issue 17: 20 one-second jobs on two compute nodes, the requester
+    killed while they run and restarted on the same data dir: every job Completed, once.
+    (The mechanism, nodes staying schedulable across a restart, is pinned by
+    tests/unit/test_requester.py::test_a_restart_keeps_the_nodes_schedulable.)"""
+    net = Network(tmp_path / "net", p2p_port=free_port())
+    net.start()
+    try:
+        computes = [net.add_compute(i) for i in range(2)]
+        net.wait_connected(computes)
+        jobs = [net.submit(sleep_job(1000)) for _ in range(20)]
+
+        def some_running() -> bool:
+            return any(e["ComputeState"]["StateType"] == 5
+                       for job_id in jobs[:4] for e in net.executions(job_id))
+
+        wait_until(some_running, 30, what="the first jobs to run", interval=0.05)
+        assert net.requester.stop(sig=signal.SIGKILL) == -signal.SIGKILL
+        net.requester.start()
+        states = {job_id: net.wait_terminal(job_id, timeout=120)["StateType"]
+                  for job_id in jobs}
+        assert list(states.values()) == ["Completed"] * 20, states
+        for job_id in jobs:
+            done = [e for e in net.executions(job_id)
+                    if e["ComputeState"]["StateType"] == COMPLETED]
+            assert len(done) == 1, (job_id, net.executions(job_id))
+    finally:
+        net.stop()
 
 
 def test_node_with_another_swarm_key_stays_out(tmp_path: Path) -> None:

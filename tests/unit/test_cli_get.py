@@ -176,12 +176,116 @@ def test_job_get_without_results_says_so(fake_api: FakeBacalhau, tmp_path: Path)
     assert f"bacalhau job logs {JOB_ID}" in result.output
 
 
-def test_job_get_failed_download_is_a_clean_error(fake_api: FakeBacalhau, tmp_path: Path) -> None:
-    fake_api.on(
-        "GET",
-        RESULTS,
-        {"Items": [{"Type": "urlDownload", "Params": {"URL": f"{fake_api.url}/gone.tar.gz"}}]},
-    )
+EXECUTIONS = f"/api/v1/orchestrator/jobs/{JOB_ID}/executions"
+NODE_ID = "12D3KooWNodeThatPublished"
+
+
+def one_local_result(server: FakeBacalhau, url: str, execution_id: str = "e-1") -> None:
+    """The job's one `local` result at `url`, published by execution `execution_id` on NODE_ID."""
+    spec = {"Type": "urlDownload", "Params": {"URL": url}}
+    server.on("GET", RESULTS, {"Items": [spec], "NextToken": ""})
+    server.on("GET", EXECUTIONS, {"Items": [
+        {"ID": "e-other", "NodeID": "12D3KooWSomeoneElse", "PublishedResult": {}},
+        {"ID": execution_id, "NodeID": NODE_ID, "PublishedResult": spec}]})
+
+
+def test_job_get_failed_download_names_the_execution_node_and_url(
+    fake_api: FakeBacalhau, tmp_path: Path
+) -> None:
+    url = f"{fake_api.url}/gone.tar.gz"
+    one_local_result(fake_api, url)
     result = run_cli(fake_api, "job", "get", JOB_ID, "--output-dir", str(tmp_path / "o"))
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"Error: downloading {fake_api.url}/gone.tar.gz:")
+    assert result.stderr.startswith(
+        f"Error: could not download the result of execution e-1 from compute node {NODE_ID} "
+        f"(GET {url}): HTTP 404")
+    assert "no longer holds this result" in result.stderr
+    assert "-p s3://BUCKET/PREFIX or -p ipfs" in result.stderr
+    assert not (tmp_path / "o").exists()  # nothing left behind
+
+
+def test_job_get_with_the_result_server_down_does_not_blame_the_api(
+    fake_api: FakeBacalhau, tmp_path: Path
+) -> None:
+    from tests.conftest import free_port
+
+    dead = free_port()
+    url = f"http://127.0.0.1:{dead}/e-7.tar.gz"
+    fake_api.on("GET", RESULTS, {"Items": [{"Type": "urlDownload", "Params": {"URL": url}}]})
+    # the executions do not carry the spec: the execution id in the URL names it
+    fake_api.on("GET", EXECUTIONS, {"Items": [{"ID": "e-7", "NodeID": NODE_ID}]})
+    result = run_cli(fake_api, "job", "get", JOB_ID, "--output-dir", str(tmp_path / "o"))
+    assert result.exit_code == 1
+    assert (f"the result of execution e-7 from compute node {NODE_ID} (GET {url}): cannot "
+            f"connect to 127.0.0.1:{dead}") in result.stderr
+    assert f"compute node {NODE_ID} serves this result itself" in result.stderr
+    assert "bring that node back" in result.stderr
+    assert "API" not in result.stderr
+
+
+def test_job_get_lists_every_failed_result_and_keeps_going_after_the_first(
+    fake_api: FakeBacalhau, tmp_path: Path
+) -> None:
+    from tests.conftest import free_port
+
+    dead = free_port()
+    items = [{"Type": "urlDownload", "Params": {"URL": f"http://127.0.0.1:{dead}/e-1.tar.gz"}},
+             {"Type": "urlDownload", "Params": {"URL": f"{fake_api.url}/e-2.tar.gz"}},
+             {"Type": "urlDownload", "Params": {"URL": f"{fake_api.url}/e-3.tar.gz"}}]
+    fake_api.on("GET", RESULTS, {"Items": items})
+    fake_api.on("GET", "/e-3.tar.gz", Reply(body=tar_gz({"stdout": b"three\n"})))
+    result = run_cli(fake_api, "job", "get", JOB_ID, "--output-dir", str(tmp_path / "o"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: 2 results could not be downloaded:\n")
+    assert f"- could not download the result of an execution (GET http://127.0.0.1:{dead}/" \
+           "e-1.tar.gz): cannot connect" in result.stderr
+    assert f"(GET {fake_api.url}/e-2.tar.gz): HTTP 404" in result.stderr
+    assert fake_api.calls("GET", "/e-3.tar.gz")  # fetched, then dropped with the rest
+    assert not (tmp_path / "o").exists()
+
+
+def test_result_downloads_do_not_carry_the_api_credentials(
+    fake_api: FakeBacalhau, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_two_results(fake_api)
+    monkeypatch.setenv("BACALHAU_API_KEY", "secret-key")
+    result = run_cli(fake_api, "job", "get", JOB_ID, "--output-dir", str(tmp_path / "o"))
+    assert result.exit_code == 0, result.output
+    assert fake_api.calls("GET", RESULTS)[0].headers.get("Authorization") == "Bearer secret-key"
+    assert [c.headers.get("Authorization") for c in fake_api.calls("GET", "/e-1.tar.gz")] == [None]
+
+
+def test_job_get_s3_failures_name_the_object_and_endpoint_not_the_api(
+    fake_api: FakeBacalhau, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    dead = free_port()
+    s3_spec = {"Type": "s3", "Params": {"Bucket": "b", "Key": "r/e-1.tar.gz",
+                                        "Endpoint": f"http://127.0.0.1:{dead}",
+                                        "Region": "us-east-1"}}
+    presigned = {"Type": "s3PreSigned", "Params": {
+        "PreSignedURL": f"http://127.0.0.1:{dead}/b/r/e-2.tar.gz?X-Amz-Signature=sekrit",
+        "SourceSpec": {"Bucket": "b", "Key": "r/e-2.tar.gz", "CID": "bafy-e2"}}}
+    fake_api.on("GET", RESULTS, {"Items": [s3_spec, presigned]})
+    fake_api.on("GET", EXECUTIONS, {"Items": [
+        {"ID": "e-1", "NodeID": "12D3KooWOne", "PublishedResult": s3_spec},
+        {"ID": "e-2", "NodeID": "12D3KooWTwo",
+         "PublishedResult": {"Type": "s3", "Params": {"Bucket": "b", "Key": "r/e-2.tar.gz",
+                                                      "CID": "bafy-e2"}}}]})
+    result = run_cli(fake_api, "job", "get", JOB_ID, "--output-dir", str(tmp_path / "o"),
+                     "--download-timeout-secs", "60")
+    assert result.exit_code == 1
+    err = result.stderr
+    assert err.startswith("Error: 2 results could not be downloaded:\n"), err
+    assert ("- could not download the result of execution e-1 from compute node 12D3KooWOne "
+            f"(s3://b/r/e-1.tar.gz at http://127.0.0.1:{dead}): ") in err
+    assert ("- could not download the result of execution e-2 from compute node 12D3KooWTwo "
+            f"(presigned S3 URL http://127.0.0.1:{dead}/b/r/e-2.tar.gz): cannot connect to "
+            f"127.0.0.1:{dead} (connection refused)") in err
+    assert "sekrit" not in err  # the signature stays out of messages
+    assert "this machine fetches s3 results itself" in err
+    assert f"this machine must reach the S3 endpoint 127.0.0.1:{dead}" in err
+    assert "Bacalhau API" not in err

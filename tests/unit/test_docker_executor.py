@@ -25,6 +25,7 @@ from bacalhau.executors.docker import (
     container_name,
     parse_spec,
 )
+from bacalhau.executors.docker_http import HTTPSettings
 from bacalhau.models import (
     GPU,
     InputSource,
@@ -258,17 +259,32 @@ async def test_network_modes(tmp_path: Path, network: str, mode: str) -> None:
     assert api.created[0][0]["HostConfig"]["NetworkMode"] == mode
 
 
-async def test_http_network_and_ports_are_refused_at_bid_and_run(tmp_path: Path) -> None:
-    executor = DockerExecutor(NODE, client=FakeDockerAPI())
-    task = Task(name="main", engine=SpecConfig("docker", {"Image": TEST_IMAGE}),
-                network=NetworkConfig(type="HTTP", domains=["example.com"]))
-    problems = await executor.check_task(task)
-    assert len(problems) == 1 and "does not support Network HTTP" in problems[0]
-    assert "cannot enforce the allow-list" in problems[0]
-    task.network = NetworkConfig(type="Bridge", ports=[PortMapping(name="web", target=80)])
-    assert "Network.Ports" in (await executor.check_task(task))[0]
-    with pytest.raises(ExecutorError, match="Network HTTP"):
-        await executor.run(make_request(tmp_path, network="HTTP"))
+async def test_http_domains_and_ports_are_checked_at_bid_and_run(tmp_path: Path) -> None:
+    # the domain checks come before anything touches the engine (its networks are tested
+    # against the real engine in tests/integration/test_docker_http.py)
+    api = FakeDockerAPI()
+    executor = DockerExecutor(NODE, client=api, http=HTTPSettings(
+        allow_list=[".example.com", "api.test.org"]))
+
+    def task(*domains: str) -> Task:
+        return Task(name="main", engine=SpecConfig("docker", {"Image": TEST_IMAGE}),
+                    network=NetworkConfig(type="HTTP", domains=list(domains)))
+
+    assert (await executor.check_task(task())) == [
+        "Network HTTP needs at least one domain in Network.Domains (--domain): the job "
+        "would reach nothing"]
+    assert "is not a domain" in (await executor.check_task(task("https://x.example.com")))[0]
+    assert (await executor.check_task(task("a.example.com", "other.org", ".test.org"))) == [
+        "this node does not allow the domain(s) other.org, .test.org for Network HTTP "
+        "(Compute.Network.AllowListedDomains: .example.com, api.test.org)"]
+    with pytest.raises(ExecutorError, match="does not allow the domain"):
+        request = make_request(tmp_path, network="HTTP")
+        request.network.domains = ["other.org"]
+        await executor.run(request)
+    assert set(api.names()) == {"inspect_image"}  # refused before any network or container
+    ports = Task(name="main", engine=SpecConfig("docker", {"Image": TEST_IMAGE}),
+                 network=NetworkConfig(type="Bridge", ports=[PortMapping(name="w", target=80)]))
+    assert "Network.Ports" in (await executor.check_task(ports))[0]
 
 
 async def test_bid_checks_the_image_here_or_in_its_registry() -> None:

@@ -304,16 +304,24 @@ async def test_state_survives_restart(tmp_path: Path) -> None:
     await c.manager.reject(b)
     await c.close()
 
-    c2 = Cluster(tmp_path, make_config(ManualApproval=True))
+    # A restart is not the loss of every node: a node CONNECTED before it stays CONNECTED
+    # (and schedulable when approved), with a fresh DisconnectTimeout to be heard in.
+    c2 = Cluster(tmp_path, make_config(ManualApproval=True, DisconnectTimeout="0.3s"))
     await c2.start()
     try:
         sa, sb = c2.manager.get(a), c2.manager.get(b)
         assert sa.membership == MEMBERSHIP_APPROVED and sa.info.labels == {"k": "v"}
         assert sb.membership == MEMBERSHIP_REJECTED
-        assert sa.connection_state.status == DISCONNECTED
-        assert sb.connection_state.status == DISCONNECTED
-        assert len(c2.manager.table) == 0
+        assert sa.connection_state.status == CONNECTED
+        assert c2.manager.is_schedulable(a) and not c2.manager.is_schedulable(b)
+        assert len(c2.manager.table) == 1
         assert c2.manager.get(REQUESTER).connection_state.status == CONNECTED
+
+        # unheard for the timeout: DISCONNECTED, out of the table, persisted
+        assert sorted([await c2.events.next(), await c2.events.next()]) == [
+            (a, "leave"), (b, "update")]
+        assert c2.manager.get(a).connection_state.status == DISCONNECTED
+        assert len(c2.manager.table) == 0
         assert c2.store.get(a).connection_state.status == DISCONNECTED
 
         # known node: the heartbeat alone reconnects it (no NodeInfo request needed)
@@ -324,6 +332,16 @@ async def test_state_survives_restart(tmp_path: Path) -> None:
         assert c2.store.get(a).connection_state.status == CONNECTED
     finally:
         await c2.close()
+
+    # ... and a node DISCONNECTED when the requester stopped stays so until heard
+    c3 = Cluster(tmp_path, make_config(ManualApproval=True))
+    await c3.start()
+    try:
+        assert c3.manager.get(b).connection_state.status == DISCONNECTED
+        assert c3.manager.get(a).connection_state.status == CONNECTED
+        assert c3.manager.is_schedulable(a) and len(c3.manager.table) == 1
+    finally:
+        await c3.close()
 
 
 async def test_listener_errors_do_not_stop_others(cluster: Cluster) -> None:

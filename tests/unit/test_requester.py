@@ -446,3 +446,74 @@ async def test_with_real_node_manager_and_selector(tmp_path):
         await transport.close()
         await compute.close()
         store.close()
+
+
+@pytest.mark.skipif(not _native_ranking(), reason="native ranking not built")
+async def test_a_restart_keeps_the_nodes_schedulable(tmp_path):
+    """Regression (issue 17, requester restart): a restarted requester treated every node as
+    DISCONNECTED until it spoke again (up to a heartbeat interval), so work evaluated in that
+    window found no node: a job submitted then failed with "not enough nodes ... available:
+    0". Nodes that were CONNECTED now stay so with a fresh DisconnectTimeout (Nomad resets
+    node heartbeat timers on a leader change the same way); a restart costs no outcome."""
+    from bacalhau.models import Resources
+    from bacalhau.orchestrator.nodes import NodeManager
+    from bacalhau.orchestrator.selection import NodeSelector
+    from bacalhau.store.nodestore import NodeStore
+    from bacalhau.transport import TOPIC_NODE_INFO
+
+    h = Harness(tmp_path, **{"Orchestrator.NodeManager.DisconnectTimeout": "60s"})
+    compute = FakeCompute(h.net, "n-busy", behaviour="hang")  # accepts, runs for ever
+    h.computes[compute.node_id] = compute
+    await compute.transport.start()
+    info = NodeInfo(node_id=REQUESTER_ID, node_type=NODE_TYPE_REQUESTER)
+
+    async def start_requester() -> tuple[Requester, JobStore, Any]:
+        store = JobStore(h.path)
+        transport = h.net.transport(REQUESTER_ID)
+        await transport.start()
+        nodes = NodeManager(h.config(), NodeStore(store.db), transport, info)
+        requester = Requester(h.config(), store, transport, info, nodes=nodes,
+                              selector=NodeSelector(nodes, h.config()))
+        await requester.start()
+        return requester, store, transport
+
+    requester, store, transport = await start_requester()
+    node = make_node_info("n-busy")
+    big = Resources(cpu=4, memory=8_000_000_000, disk=100_000_000_000)
+    cni = node.compute_node_info
+    cni.max_capacity = cni.available_capacity = cni.max_job_requirements = big
+    await compute.transport.publish(TOPIC_NODE_INFO, m.encode(m.NODE_INFO, {"NodeInfo": node}))
+    await eventually(lambda: requester.nodes.is_schedulable("n-busy"), what="node registered")
+    job_id = (await requester.submit_job(job_spec())).job_id
+
+    def running() -> bool:
+        return any(e.compute_state_type == Compute.BID_ACCEPTED
+                   for e in store.get_executions(job_id))
+
+    await eventually(running, what="the execution to run")
+    await requester.stop()
+    await transport.close()
+    # The crash left an evaluation of the job to do (e.g. a report that arrived just before).
+    job = store.get_job(job_id)
+    pending = make_evaluation(job, "exec-update")
+    store.create_evaluation(pending)
+    store.close()
+
+    requester, store, transport = await start_requester()  # the node has not spoken since
+    try:
+        await eventually(lambda: store.get_evaluation(pending.id).status != EvalStatus.PENDING,
+                         what="the evaluation after the restart")
+        [execution] = store.get_executions(job_id)
+        assert execution.compute_state_type == Compute.BID_ACCEPTED, execution.compute_state
+        assert store.get_job(job_id).state_type == JobStateType.RUNNING
+        assert requester.nodes.is_schedulable("n-busy")
+        # a job submitted now is placed on the node, not failed for want of nodes
+        second = (await requester.submit_job(job_spec())).job_id
+        await eventually(lambda: store.get_executions(second), what="the second job placed")
+        assert store.get_job(second).state_type != JobStateType.FAILED, \
+            store.get_job(second).state.message
+    finally:
+        await requester.stop()
+        await transport.close()
+        store.close()
+        await compute.close()

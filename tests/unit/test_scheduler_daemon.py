@@ -217,6 +217,8 @@ async def test_daemon_reaches_nodes_that_join_later_and_stop_ends_it(harness):
     job_id = (await requester.submit_job(job_spec(type="daemon"))).job_id
     await harness.wait_state(job_id, JobStateType.RUNNING)
     await eventually(lambda: "n-c1" in live(requester, job_id), what="execution on n-c1")
+    # stored before it is sent: wait for the message itself
+    await eventually(lambda: c1.types() == [m.ASK_FOR_BID], what="n-c1 asked")
     assert c1.types() == [m.ASK_FOR_BID]  # a direct bid: no approval round
 
     c2 = await harness.add_compute("n-c2", "hang")  # the node manager says "join"

@@ -108,6 +108,27 @@ def test_is_an_executor(executor: WasmExecutor) -> None:
     assert executor.is_installed()
 
 
+async def test_network_http_is_refused_with_the_reason(
+    executor: WasmExecutor, tmp_path: Path, inputs_dir: Path
+) -> None:
+    from bacalhau.models import NetworkConfig, Task
+
+    task = Task(name="main", engine=SpecConfig("wasm", {"EntryModule": "/wasm/main.wasm"}),
+                network=NetworkConfig(type="HTTP", domains=["example.com"]))
+    (problem,) = await executor.check_task(task)
+    assert "cannot run a Network HTTP task: a WASI module has no sockets" in problem
+    assert "use the docker engine" in problem
+    for other in ("", "None", "Host"):  # a module has no sockets: nothing else to refuse
+        task.network = NetworkConfig(type=other)
+        assert await executor.check_task(task) == []
+    req = make_request(tmp_path, [module_input("wordcount.wasm"),
+                                  file_input(inputs_dir, "/inputs")])
+    req.network = NetworkConfig(type="HTTP", domains=["example.com"])
+    with pytest.raises(ExecutorError, match="has no sockets"):
+        await executor.run(req)
+    assert not (req.results_dir / "outputs" / "count.txt").exists()  # it never ran
+
+
 async def test_wordcount_matches_python(
     executor: WasmExecutor, tmp_path: Path, inputs_dir: Path
 ) -> None:
@@ -465,7 +486,7 @@ async def test_trap_in_start_function(executor: WasmExecutor, tmp_path: Path) ->
 async def test_lone_input_file_of_the_execution_is_mounted_without_staging(
     executor: WasmExecutor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bacalhau.executors.wasm as wasm_module
+    import bacalhau.executors.wasm_mounts as wasm_module
 
     def no_staging(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a lone file in an execution's own dir needs no staging dir")

@@ -15,6 +15,7 @@ from bacalhau.cli import progress
 from bacalhau.cli.common import CLIContext
 from bacalhau.cli.flags import Seconds
 from bacalhau.cli.output import compute_state, echo_doc, table
+from bacalhau.cli.result_errors import ResultDownloadError
 from bacalhau.cli.results import (
     NoResults,
     ResultMismatch,
@@ -513,7 +514,7 @@ def get_results(
                 config=config, ipfs_repo=ipfs_repo,
             )
         )
-    except (ResultMismatch, S3DownloadError) as exc:
+    except (ResultMismatch, ResultDownloadError, S3DownloadError) as exc:
         raise click.ClickException(str(exc)) from None
     except NoResults:
         click.echo("No results found")

@@ -22,7 +22,12 @@ from bacalhau.models import SpecConfig
 
 
 class S3DownloadError(Exception):
-    """An S3 result could not be fetched; the message says which and why."""
+    """An S3 result could not be fetched; the message says which and why; `status` is the
+    HTTP status of a refusal (0 when there was no answer)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def s3_source(result: dict[str, Any]) -> SpecConfig | None:
@@ -61,7 +66,7 @@ async def download_presigned(url: str, dest: Path, *, timeout: float = 300.0) ->
             body = (await resp.text(errors="replace"))[:300]
             raise S3DownloadError(
                 f"downloading a presigned S3 result answered {resp.status}: {body} "
-                "(the URL may have expired: run `job get` again for a fresh one)")
+                "(the URL may have expired: run `job get` again for a fresh one)", resp.status)
         with dest.open("wb") as fh:
             async for chunk in resp.content.iter_chunked(1 << 16):
                 fh.write(chunk)

@@ -131,7 +131,8 @@ class Bidder:
     async def _executor_task_checks(self, task: Any) -> list[str]:
         """The engine's optional `async check_task(task) -> list[str]`: bid-time checks that
         need I/O or more of the task than the engine spec (the docker engine: is the image
-        here or pullable, is the network mode supported)."""
+        here or pullable, is the network mode supported, may Network HTTP reach its domains
+        from here; the wasm engine: Network HTTP is refused)."""
         executor = self._executors.get(task.engine.type.lower())
         check_task = getattr(executor, "check_task", None)
         if check_task is None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from bacalhau.models import (
     InputSource,
@@ -25,6 +26,8 @@ from bacalhau.models import (
     RunCommandResult,
     SpecConfig,
 )
+
+T = TypeVar("T")
 
 # RunCommandResult.Stdout/stderr keep only the head of each stream (reference §4.4).
 MAX_OUTPUT_IN_RESULT = 2048
@@ -115,3 +118,14 @@ def resolve_from_thread(loop: asyncio.AbstractEventLoop, future: asyncio.Future[
 
     with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
         loop.call_soon_threadsafe(deliver, *outcome)
+
+
+def in_daemon_thread(name: str, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """Run blocking `func(*args)` on a daemon thread of its own; the future resolves on the
+    calling loop. Daemon threads: a long pull or a container stream never holds up exit or
+    a shared pool."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    threading.Thread(target=resolve_from_thread, args=(loop, future, func, *args), name=name,
+                     daemon=True).start()
+    return future

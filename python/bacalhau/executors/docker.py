@@ -5,11 +5,17 @@ image's entrypoint, and then its CMD too, as `docker run --entrypoint` does), `P
 [str] (the container's command), `EnvironmentVariables` ["K=V"] (names starting with
 `BACALHAU_` are refused), `WorkingDirectory` (absolute).
 
+Split by concern: params, network modes and names in `docker_spec.py`; image checks, pulls
+and registry credentials in `docker_images.py`; `Network HTTP` (internal network + filtering
+proxy per execution) in `docker_http.py`.
+
 One run (on a worker thread of its own: every SDK call blocks, none runs on the event loop):
-make sure the image is here (inspect, else pull with the node's registry credentials) ->
-create the container -> attach to its output -> start -> copy stdout/stderr, demultiplexed,
-into `request.stdout_path`/`stderr_path` as it comes (so `job logs -f` follows a running
-container) -> wait -> inspect (OOM) -> remove the container.
+[Network HTTP: the execution's internal network and proxy, on the loop] -> make sure the
+image is here (inspect, else pull with the node's registry credentials) -> create the
+container -> attach to its output -> start -> copy stdout/stderr, demultiplexed, into
+`request.stdout_path`/`stderr_path` as it comes (so `job logs -f` follows a running
+container) -> wait -> inspect (OOM) -> remove the container [-> stop the proxy, remove the
+network].
 
 Container: named `bacalhau-<node short id>-<job id>-<execution id>`, labeled
 `bacalhau-executor` and `bacalhau-nodeID` (this node's id), `bacalhau-jobID`,
@@ -22,10 +28,10 @@ mount of `results_dir/<Name>`. Resources: Memory -> memory limit with swap limit
 
 Network (`Task.Network.Type`): None -> `none` (loopback only); Host and Full -> `host`;
 Default and Bridge -> the engine's default `bridge` network (outbound access, no inbound
-ports). HTTP (domain allow-list) is refused at bid time and at run time: Bacalhau enforces it
-with a filtering proxy gateway container; putting a container on a bridge with `http_proxy`
-variables would not stop a program that ignores them, so this node does not pretend. Port
-mappings (`Network.Ports`) are not supported yet either and refused the same way.
+ports); HTTP -> an internal network of the execution's own whose only way out is the node's
+filtering proxy for `Network.Domains` (the proxy variables point at it; see
+`docker_http.py`). Port mappings (`Network.Ports`) are not supported yet and are refused at bid
+time and at run time.
 
 Outcomes: the container's exit code is the result (non-zero is still a normal result).
 `ExecutionTimeout` stops the container and fails with "execution timed out after Ns";
@@ -36,21 +42,18 @@ could not be pulled: …"; errors of the engine (bad mount, missing executable, 
 fail with the engine's explanation.
 
 Bid time: `check` validates the params; the bidder's async hook `check_task` also refuses the
-unsupported network modes and checks the image on a worker thread: present locally (cached
-`LOCAL_CACHE_S`), else the registry is asked for its manifest (`docker manifest inspect`, no
-pull; the answer is cached `REMOTE_OK_CACHE_S` when the image exists, `REMOTE_FAIL_CACHE_S`
-when not). A registry that does not answer within `IMAGE_PROBE_TIMEOUT_S` does not refuse the
-bid: the pull at run time decides. With env `SKIP_IMAGE_PULL` set, only local images run.
+unsupported network modes, checks a Network HTTP task's domains and that this host can serve
+it (`docker_http.HTTPNetworks.check`), and whether the image is here or pullable
+(`docker_images.DockerImages.problem`).
 
 Restart (called by the compute service before its restart rule, `restore(keep)`): the
 containers labeled with this node's id are listed; a running container of an execution in
 `keep` (the service/daemon executions the compute re-runs) is adopted: the re-run attaches to
 it instead of starting a new one (its log files are rewritten from the engine's copy of the
-output). Every other container of this node (batch/ops executions, which the restart rule
-fails, or containers that exited meanwhile) is removed.
-
-Registry credentials: config `Engines.Types.Docker.Registries`, a map from registry host
-(`docker.io` for Docker Hub, `ghcr.io`, `localhost:5000`, ...) to `{Username, Password}`.
+output; a Network HTTP one gets a new proxy on its network). Every other container of this
+node (batch/ops executions, which the restart rule fails, or containers that exited
+meanwhile) is removed, then every Network HTTP network of this node not in use by an adopted
+container.
 """
 
 from __future__ import annotations
@@ -59,171 +62,47 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import struct
 import threading
-import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import PurePosixPath
-from typing import Any, TypeVar
+from typing import Any
 
 from bacalhau.errors import ExecutorError
 from bacalhau.executors import gpu as gpu_mod
-from bacalhau.executors.base import RunRequest, read_output_head, resolve_from_thread
-from bacalhau.models import NetworkConfig, RunCommandResult, SpecConfig
+from bacalhau.executors.base import RunRequest, in_daemon_thread, read_output_head
+from bacalhau.executors.docker_http import HTTPNetwork, HTTPNetworks, HTTPSettings, is_http
+from bacalhau.executors.docker_images import DockerImages
+from bacalhau.executors.docker_spec import (
+    LABEL_EXECUTION,
+    LABEL_EXECUTOR,
+    LABEL_JOB,
+    LABEL_JOB_TYPE,
+    LABEL_NODE,
+    TEST_IMAGE,
+    DockerSpec,
+    container_name,
+    explain,
+    network_mode,
+    network_problems,
+    parse_spec,
+    target_path,
+)
+from bacalhau.models import RunCommandResult, SpecConfig
 from bacalhau.models.ids import short_id
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-TEST_IMAGE = "bacalhau-py/test:busybox"
-"""The image `scripts/build_test_image.sh` builds (busybox-static, no registry needed)."""
-
-LABEL_EXECUTOR = "bacalhau-executor"
-LABEL_NODE = "bacalhau-nodeID"
-LABEL_JOB = "bacalhau-jobID"
-LABEL_EXECUTION = "bacalhau-executionID"
-LABEL_JOB_TYPE = "bacalhau-jobType"
+__all__ = ["LABEL_EXECUTION", "LABEL_JOB", "LABEL_NODE", "TEST_IMAGE", "DockerExecutor",
+           "DockerSpec", "container_name", "parse_spec"]
 
 DEFAULT_STOP_TIMEOUT_S = 1.0
 API_TIMEOUT_S = 60.0
 PING_TIMEOUT_S = 5.0
-IMAGE_PROBE_TIMEOUT_S = 10.0
-LOCAL_CACHE_S = 10.0
-REMOTE_OK_CACHE_S = 3600.0
-REMOTE_FAIL_CACHE_S = 60.0
 NANO = 1_000_000_000
 
 REASON_TIMEOUT = "timeout"
 REASON_CANCELLED = "cancelled"
-
-_NETWORK_MODES = {"": "bridge", "default": "bridge", "bridge": "bridge", "none": "none",
-                  "host": "host", "full": "host"}
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
-
-
-# ----- params -----------------------------------------------------------------------------------
-
-@dataclass(slots=True)
-class DockerSpec:
-    """The engine params, validated."""
-
-    image: str
-    entrypoint: list[str] | None
-    parameters: list[str] | None
-    env: list[tuple[str, str]]
-    working_dir: str
-
-
-def _str_list(value: Any) -> list[str] | None:
-    """A list of strings (None and "" count as empty); None when it is something else."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return list(value)
-    return None
-
-
-def parse_spec(engine: SpecConfig) -> tuple[DockerSpec | None, list[str]]:
-    """(spec, problems); problems name the param and say what is expected."""
-    problems: list[str] = []
-    if engine.type.lower() != "docker":
-        problems.append(f'engine type "{engine.type}" is not "docker"')
-    image = engine.param("Image")
-    if not isinstance(image, str) or not image.strip():
-        problems.append('Engine.Params.Image is required: an image name such as '
-                        f'"ubuntu:24.04" or "{TEST_IMAGE}"')
-        image = ""
-    elif any(c.isspace() for c in image.strip()):
-        problems.append(f'Engine.Params.Image "{image}" must not contain spaces')
-    entrypoint = _str_list(engine.param("Entrypoint"))
-    if entrypoint is None:
-        problems.append("Engine.Params.Entrypoint must be a list of strings")
-    parameters = _str_list(engine.param("Parameters"))
-    if parameters is None:
-        problems.append("Engine.Params.Parameters must be a list of strings")
-    env: list[tuple[str, str]] = []
-    raw_env = _str_list(engine.param("EnvironmentVariables"))
-    if raw_env is None:
-        problems.append('Engine.Params.EnvironmentVariables must be a list of "NAME=value" '
-                        "strings")
-    else:
-        for item in raw_env:
-            name, sep, value = item.partition("=")
-            if not sep or not _ENV_NAME.match(name):
-                problems.append(f'Engine.Params.EnvironmentVariables: "{item}" is not '
-                                '"NAME=value"')
-            elif name.upper().startswith("BACALHAU_"):
-                problems.append(f"Engine.Params.EnvironmentVariables: {name} is refused: "
-                                "names starting with BACALHAU_ are reserved for the system")
-            else:
-                env.append((name, value))
-    working_dir = engine.param("WorkingDirectory")
-    if working_dir is None:
-        working_dir = ""
-    if not isinstance(working_dir, str):
-        problems.append("Engine.Params.WorkingDirectory must be a string")
-        working_dir = ""
-    elif working_dir and not working_dir.startswith("/"):
-        problems.append(f'Engine.Params.WorkingDirectory "{working_dir}" must be an absolute '
-                        "path")
-    if problems:
-        return None, problems
-    return DockerSpec(image=image.strip(), entrypoint=entrypoint or None,
-                      parameters=parameters or None, env=env, working_dir=working_dir), []
-
-
-def network_problems(network: NetworkConfig | None) -> list[str]:
-    """Why this engine cannot give the task its network (empty when it can)."""
-    if network is None:
-        return []
-    kind = (network.type or "").lower()
-    problems = []
-    if kind == "http":
-        problems.append(
-            "this node does not support Network HTTP (domain allow-list) with the docker "
-            "engine yet: it cannot enforce the allow-list; use None, Bridge or Host")
-    elif kind not in _NETWORK_MODES:
-        problems.append(f'this node does not know Network type "{network.type}"')
-    if network.ports:
-        problems.append("this node does not support Network.Ports with the docker engine yet")
-    return problems
-
-
-def network_mode(network: NetworkConfig | None) -> str:
-    kind = ((network.type if network else "") or "").lower()
-    mode = _NETWORK_MODES.get(kind)
-    if mode is None:
-        raise ExecutorError(network_problems(network)[0] if network else "bad network")
-    return mode
-
-
-def container_name(node_id: str, job_id: str, execution_id: str) -> str:
-    node = _NAME_UNSAFE.sub("-", short_id(node_id)) or "node"
-    return f"bacalhau-{node}-{_NAME_UNSAFE.sub('-', job_id)}-" \
-           f"{_NAME_UNSAFE.sub('-', execution_id)}"
-
-
-def _target(path: str) -> str:
-    normalized = str(PurePosixPath("/", path))
-    if ".." in PurePosixPath(normalized).parts:
-        raise ExecutorError(f'path "{path}" must not contain ".."')
-    return normalized
-
-
-# ----- threads ------------------------------------------------------------------------------------
-
-def _in_thread(name: str, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-    """Run blocking `func(*args)` on a daemon thread of its own; the future resolves on the
-    calling loop. Daemon threads: a long pull or a container stream never holds up exit or
-    a shared pool."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-    threading.Thread(target=resolve_from_thread, args=(loop, future, func, *args), name=name,
-                     daemon=True).start()
-    return future
 
 
 class _Run:
@@ -235,6 +114,7 @@ class _Run:
         self.container_id = ""
         self.started = False  # start was called (or the container was adopted running)
         self.reason = ""  # why it is being stopped: timeout / cancelled
+        self.http: HTTPNetwork | None = None  # Network HTTP: its network and proxy
 
 
 @dataclass(slots=True)
@@ -255,24 +135,25 @@ class DockerExecutor:
                  registries: Mapping[str, Any] | None = None,
                  stop_timeout: float = DEFAULT_STOP_TIMEOUT_S,
                  gpu_vendor_index: Mapping[int, int] | None = None,
-                 device_resolver: Callable[[str], str] = os.path.realpath) -> None:
+                 device_resolver: Callable[[str], str] = os.path.realpath,
+                 http: HTTPSettings | None = None) -> None:
         """`client` is a `docker.APIClient`; None means the engine of the environment
         (DOCKER_HOST, else the local socket), connected on first use — call `connect()` on
         a worker thread first (node.py does), so that `is_installed` answers from a cache.
         `gpu_vendor_index` maps GPU indices to the vendor tool's own (default: this host's
-        detection); `device_resolver` follows `/dev/dri/by-path` links (tests replace it)."""
+        detection); `device_resolver` follows `/dev/dri/by-path` links (tests replace it);
+        `http`: the node's Network HTTP options (default: any domain, DNS only)."""
         self.node_id = node_id
         self._api = client
         self._installed: bool | None = True if client is not None else None
         self._install_error = ""
-        self._registries = {str(k).lower(): v for k, v in (registries or {}).items()}
         self._stop_timeout = stop_timeout
         self._gpu_vendor_index = gpu_vendor_index
         self._resolve = device_resolver
         self._runs: dict[str, _Run] = {}
         self._adoptable: dict[str, str] = {}  # execution id -> running container id
-        self._local_images: dict[str, float] = {}  # image -> time seen locally
-        self._remote_images: dict[str, tuple[float, str]] = {}  # image -> (time, problem)
+        self.images = DockerImages(lambda: self.api, registries)
+        self.http = HTTPNetworks(node_id, lambda: self.api, self.labels, http)
 
     # ----- engine connection ---------------------------------------------------------------
 
@@ -312,82 +193,18 @@ class DockerExecutor:
         return parse_spec(engine)[1]
 
     async def check_task(self, task: Any) -> list[str]:
-        """Bid-time checks beyond the params: network mode, image availability."""
+        """Bid-time checks beyond the params: network mode (and for Network HTTP its domains
+        and this host's networks), image availability."""
         problems = network_problems(task.network)
+        if not problems and is_http(task.network):
+            problems += await self.http.check(task.network)
         spec, spec_problems = parse_spec(task.engine)
         if spec is None or spec_problems:
             return problems  # `check` already reported them
-        image_problem = await self._image_problem(spec.image)
+        image_problem = await self.images.problem(spec.image)
         if image_problem:
             problems.append(image_problem)
         return problems
-
-    async def _image_problem(self, image: str) -> str:
-        now = time.monotonic()
-        seen = self._local_images.get(image)
-        if seen is not None and now - seen < LOCAL_CACHE_S:
-            return ""
-        remote = self._remote_images.get(image)
-        probe = _in_thread("docker-image-probe", self._probe_image, image,
-                           remote if remote and now - remote[0] < (
-                               REMOTE_FAIL_CACHE_S if remote[1] else REMOTE_OK_CACHE_S)
-                           else None)
-        try:
-            async with asyncio.timeout(IMAGE_PROBE_TIMEOUT_S):
-                return await asyncio.shield(probe)
-        except TimeoutError:
-            log.info("registry did not answer for %s within %gs; the pull will tell", image,
-                     IMAGE_PROBE_TIMEOUT_S)
-            return ""
-
-    def _probe_image(self, image: str, cached_remote: tuple[float, str] | None) -> str:
-        """Blocking: "" when `image` is here or pullable, else the reason."""
-        import docker.errors
-
-        try:
-            self.api.inspect_image(image)
-            self._local_images[image] = time.monotonic()
-            return ""
-        except docker.errors.ImageNotFound:
-            pass
-        except docker.errors.APIError as exc:
-            return f"this node cannot check image {image}: {_explain(exc)}"
-        if os.environ.get("SKIP_IMAGE_PULL"):
-            return (f"image {image} is not available locally and image pulls are disabled "
-                    "on this node (SKIP_IMAGE_PULL)")
-        if cached_remote is not None:
-            return cached_remote[1]
-        try:
-            self.api.inspect_distribution(image, auth_config=self._auth_for(image))
-            problem = ""
-        except docker.errors.APIError as exc:
-            problem = (f"image {image} is not available locally and could not be pulled: "
-                       f"{_explain(exc)}")
-        self._remote_images[image] = (time.monotonic(), problem)
-        return problem
-
-    def _auth_for(self, image: str) -> dict[str, str] | None:
-        from docker.auth import INDEX_NAME, resolve_repository_name
-        from docker.utils import parse_repository_tag
-
-        repository, _ = parse_repository_tag(image)
-        try:
-            registry, _ = resolve_repository_name(repository)
-        except Exception:
-            return None
-        names = [registry.lower()]
-        if registry == INDEX_NAME:
-            names += ["index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/"]
-        for name in names:
-            entry = self._registries.get(name)
-            if isinstance(entry, Mapping):
-                creds = {str(k).lower(): str(v) for k, v in entry.items()}
-                auth = {"username": creds.get("username", ""),
-                        "password": creds.get("password", ""), "serveraddress": registry}
-                if creds.get("identitytoken"):
-                    auth["identitytoken"] = creds["identitytoken"]
-                return auth
-        return None
 
     # ----- running ------------------------------------------------------------------------------
 
@@ -402,30 +219,24 @@ class DockerExecutor:
             raise ExecutorError(f"execution {request.execution_id} is already running")
         state = _Run(request.execution_id)
         self._runs[request.execution_id] = state
-        timeout = request.timeout if request.timeout and request.timeout > 0 else None
-        worker = _in_thread(f"docker-{short_id(request.execution_id)}", self._run_blocking,
-                            request, spec, state)
         try:
-            try:
-                async with asyncio.timeout(timeout):
-                    outcome = await asyncio.shield(worker)
-            except TimeoutError:
-                await self._stop(state, REASON_TIMEOUT)
-                outcome = await worker
-        except asyncio.CancelledError:
-            # The caller gave up: stop the container and wait for the thread, so that
-            # nothing writes into the execution dir afterwards and the container is gone.
-            with contextlib.suppress(BaseException):
-                await self._stop(state, REASON_CANCELLED)
-            with contextlib.suppress(BaseException):
-                await worker
-            raise
+            if is_http(request.network):
+                state.http = await self.http.open(
+                    f"{container_name(self.node_id, request.job_id, request.execution_id)}-http",
+                    job_id=request.job_id, execution_id=request.execution_id,
+                    job_type=request.job_type, network=request.network,
+                    adopted_container=self._adoptable.get(request.execution_id, ""))
+            outcome = await self._run_container(request, spec, state)
         finally:
             self._runs.pop(request.execution_id, None)
+            if state.http is not None:
+                # shielded: a cancelled run still removes its proxy and network
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.http.close(request.execution_id))
 
         if outcome.reason == REASON_TIMEOUT:
             raise ExecutorError(
-                f"execution timed out after {timeout:g}s",
+                f"execution timed out after {request.timeout:g}s",
                 hint="raise Timeouts.ExecutionTimeout or make the job finish sooner",
                 details={"Reason": "timeout"})
         if outcome.reason == REASON_CANCELLED:
@@ -444,6 +255,28 @@ class DockerExecutor:
                                 stderr=stderr, stderr_truncated=stderr_truncated,
                                 exit_code=outcome.exit_code)
 
+    async def _run_container(self, request: RunRequest, spec: DockerSpec,
+                             state: _Run) -> _Outcome:
+        """The container's run on its own thread, stopped at the timeout; a cancelled caller
+        stops the container and waits for the thread."""
+        timeout = request.timeout if request.timeout and request.timeout > 0 else None
+        worker = in_daemon_thread(f"docker-{short_id(request.execution_id)}",
+                                  self._run_blocking, request, spec, state)
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(worker)
+        except TimeoutError:
+            await self._stop(state, REASON_TIMEOUT)
+            return await worker
+        except asyncio.CancelledError:
+            # The caller gave up: stop the container and wait for the thread, so that
+            # nothing writes into the execution dir afterwards and the container is gone.
+            with contextlib.suppress(BaseException):
+                await self._stop(state, REASON_CANCELLED)
+            with contextlib.suppress(BaseException):
+                await worker
+            raise
+
     async def cancel(self, execution_id: str) -> None:
         state = self._runs.get(execution_id)
         if state is not None:
@@ -459,7 +292,7 @@ class DockerExecutor:
                 state.reason = reason
             container = state.container_id if state.started else ""
         if container:
-            await _in_thread("docker-stop", self._stop_blocking, container)
+            await in_daemon_thread("docker-stop", self._stop_blocking, container)
 
     def _stop_blocking(self, container: str) -> None:
         import docker.errors
@@ -480,7 +313,7 @@ class DockerExecutor:
 
         api = self.api
         adopted = self._adoptable.pop(request.execution_id, "")
-        container = adopted or self._create(request, spec)
+        container = adopted or self._create(request, spec, state.http)
         with state.lock:
             state.container_id = container
             state.started = bool(adopted)
@@ -496,7 +329,7 @@ class DockerExecutor:
                     stream: Any = (self._follow_logs(container) if adopted else
                                    api.attach(container, stream=True, logs=True, demux=True))
                 except docker.errors.APIError as exc:
-                    raise ExecutorError(f"could not attach to the container: {_explain(exc)}"
+                    raise ExecutorError(f"could not attach to the container: {explain(exc)}"
                                         ) from exc
                 try:
                     if not adopted and not self._start(container, state):
@@ -515,7 +348,7 @@ class DockerExecutor:
             except docker.errors.APIError as exc:
                 if state.reason:  # we stopped it (cancel/timeout): it may be gone already
                     return _Outcome(0, False, state.reason)
-                raise ExecutorError(f"lost the container: {_explain(exc)}") from exc
+                raise ExecutorError(f"lost the container: {explain(exc)}") from exc
             exit_code = int(status.get("StatusCode", info["State"].get("ExitCode", 0)))
             oom = bool(info.get("State", {}).get("OOMKilled"))
             return _Outcome(exit_code, oom, state.reason)
@@ -555,19 +388,19 @@ class DockerExecutor:
         try:
             self.api.start(container)
         except docker.errors.APIError as exc:
-            raise ExecutorError(f"the container could not start: {_explain(exc)}",
-                                hint=_start_hint(_explain(exc))) from exc
+            raise ExecutorError(f"the container could not start: {explain(exc)}",
+                                hint=_start_hint(explain(exc))) from exc
         with state.lock:
             stopped = state.reason
         if stopped:  # a stop raced the start (it found the container not yet running)
             self._stop_blocking(container)
         return True
 
-    def _create(self, request: RunRequest, spec: DockerSpec) -> str:
+    def _create(self, request: RunRequest, spec: DockerSpec, http: HTTPNetwork | None) -> str:
         import docker.errors
 
-        self._ensure_image(spec.image)
-        config = self.create_config(request, spec)
+        self.images.ensure(spec.image)
+        config = self.create_config(request, spec, http)
         name = container_name(self.node_id, request.job_id, request.execution_id)
         for attempt in (1, 2):
             try:
@@ -578,12 +411,24 @@ class DockerExecutor:
                     with contextlib.suppress(docker.errors.APIError):
                         self.api.remove_container(name, v=True, force=True)
                     continue
-                raise ExecutorError(f"could not create the container: {_explain(exc)}"
+                raise ExecutorError(f"could not create the container: {explain(exc)}"
                                     ) from exc
         raise AssertionError("unreachable")
 
-    def create_config(self, request: RunRequest, spec: DockerSpec) -> dict[str, Any]:
-        """The body of `POST /containers/create` for this execution (pure: no engine calls)."""
+    def labels(self, job_id: str, execution_id: str, job_type: str) -> dict[str, str]:
+        """The labels of an execution's container (and of its Network HTTP network)."""
+        return {
+            LABEL_EXECUTOR: self.node_id,
+            LABEL_NODE: self.node_id,
+            LABEL_JOB: job_id,
+            LABEL_EXECUTION: execution_id,
+            LABEL_JOB_TYPE: job_type,
+        }
+
+    def create_config(self, request: RunRequest, spec: DockerSpec,
+                      http: HTTPNetwork | None = None) -> dict[str, Any]:
+        """The body of `POST /containers/create` for this execution (pure: no engine calls);
+        `http`: the execution's Network HTTP network, whose proxy variables it gets."""
         from docker.types import ContainerConfig, HostConfig, Mount
 
         version = self.api.api_version
@@ -599,7 +444,7 @@ class DockerExecutor:
                                    read_only=read_only)
 
         for prepared in request.inputs:
-            target = _target(prepared.target)
+            target = target_path(prepared.target)
             if not prepared.host_path.exists():
                 raise ExecutorError(f"input {target}: prepared path {prepared.host_path} does "
                                     "not exist")
@@ -608,7 +453,7 @@ class DockerExecutor:
         for result in request.result_paths:
             host = request.results_dir / result.name
             host.mkdir(parents=True, exist_ok=True)
-            add(_target(result.path), str(host.resolve()), False, f"result path {result.name}")
+            add(target_path(result.path), str(host.resolve()), False, f"result path {result.name}")
 
         resources = request.resources
         memory = int(resources.memory) if resources and resources.memory else 0
@@ -626,7 +471,7 @@ class DockerExecutor:
         host_config = HostConfig(
             version,
             mounts=list(mounts.values()),
-            network_mode=network_mode(request.network),
+            network_mode=http.name if http is not None else network_mode(request.network),
             mem_limit=memory or None,
             memswap_limit=memory or None,
             nano_cpus=nano_cpus or None,
@@ -634,13 +479,9 @@ class DockerExecutor:
         )
         env = dict(spec.env)
         env.update(request.env)
-        labels = {
-            LABEL_EXECUTOR: self.node_id,
-            LABEL_NODE: self.node_id,
-            LABEL_JOB: request.job_id,
-            LABEL_EXECUTION: request.execution_id,
-            LABEL_JOB_TYPE: request.job_type,
-        }
+        if http is not None:
+            env.update(http.env())  # the system's: a job cannot point them elsewhere
+        labels = self.labels(request.job_id, request.execution_id, request.job_type)
         return dict(ContainerConfig(
             version, spec.image, spec.parameters,
             entrypoint=spec.entrypoint,
@@ -650,35 +491,6 @@ class DockerExecutor:
             host_config=host_config,
         ))
 
-    def _ensure_image(self, image: str) -> None:
-        """Blocking: the image is here afterwards, or ExecutorError says why not."""
-        import docker.errors
-        from docker.utils import parse_repository_tag
-
-        try:
-            self.api.inspect_image(image)
-            return
-        except docker.errors.ImageNotFound:
-            pass
-        except docker.errors.APIError as exc:
-            raise ExecutorError(f"could not inspect image {image}: {_explain(exc)}") from exc
-        prefix = f"image {image} is not available locally and could not be pulled: "
-        if os.environ.get("SKIP_IMAGE_PULL"):
-            raise ExecutorError(prefix + "image pulls are disabled on this node "
-                                "(SKIP_IMAGE_PULL)")
-        repository, tag = parse_repository_tag(image)
-        log.info("pulling image %s", image)
-        try:
-            for event in self.api.pull(repository, tag=tag or "latest", stream=True,
-                                       decode=True, auth_config=self._auth_for(image)):
-                if isinstance(event, dict) and event.get("error"):
-                    raise ExecutorError(prefix + str(event["error"]),
-                                        hint=_pull_hint(image))
-        except docker.errors.APIError as exc:
-            self._remote_images[image] = (time.monotonic(), prefix + _explain(exc))
-            raise ExecutorError(prefix + _explain(exc), hint=_pull_hint(image)) from exc
-        self._local_images[image] = time.monotonic()
-
     # ----- restart ----------------------------------------------------------------------------
 
     async def restore(self, keep: Collection[str]) -> None:
@@ -686,7 +498,7 @@ class DockerExecutor:
         container of this node (see the module doc). Called once at compute start."""
         if not self.is_installed():
             return
-        await _in_thread("docker-restore", self._restore_blocking, set(keep))
+        await in_daemon_thread("docker-restore", self._restore_blocking, set(keep))
 
     def _restore_blocking(self, keep: set[str]) -> None:
         import docker.errors
@@ -696,7 +508,7 @@ class DockerExecutor:
                                         filters={"label": f"{LABEL_NODE}={self.node_id}"})
         except docker.errors.APIError as exc:
             log.warning("could not list this node's containers: %s", exc)
-            return
+            found = []
         for item in found:
             labels = item.get("Labels") or {}
             execution_id = labels.get(LABEL_EXECUTION, "")
@@ -714,6 +526,7 @@ class DockerExecutor:
                 pass
             except docker.errors.APIError as exc:
                 log.warning("could not remove container %s: %s", container[:12], exc)
+        self.http.remove_leftovers(set(self._adoptable))
 
 
 class _LogStream:
@@ -735,19 +548,6 @@ class _LogStream:
 
     def close(self) -> None:
         self._response.close()
-
-
-def _explain(exc: Exception) -> str:
-    text = getattr(exc, "explanation", None) or str(exc)
-    if isinstance(text, bytes):
-        text = text.decode(errors="replace")
-    return str(text).strip()
-
-
-def _pull_hint(image: str) -> str:
-    return (f"check the image name, or make {image} available on the node (docker pull / "
-            "docker load), or give the node registry credentials in "
-            "Engines.Types.Docker.Registries")
 
 
 def _start_hint(text: str) -> str:

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bacalhau.httpgateway.domains import domain_problem
 from bacalhau.models.codec import copy_str_map, get_list, get_str, get_str_map, lower_keys
 from bacalhau.models.resources import ResourcesConfig
 from bacalhau.models.spec import (
@@ -153,6 +154,9 @@ class Task:
             out.append(str(exc))
         if self.network.domains and self.network.type != "HTTP":
             out.append(f"{where}.Network.Domains: domains are only allowed with network type HTTP")
+        for i, domain in enumerate(self.network.domains):
+            if problem := domain_problem(domain):
+                out.append(f"{where}.Network.Domains[{i}]: {problem}")
         t = self.timeouts
         for label, value in (("ExecutionTimeout", t.execution_timeout),
                              ("QueueTimeout", t.queue_timeout),

@@ -159,29 +159,31 @@ class NodeManager:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Load the persisted nodes (all DISCONNECTED until heard), register this node,
-        subscribe to the membership topics and start the disconnect timer."""
+        """Load the persisted nodes, register this node, subscribe to the membership topics
+        and start the disconnect timer.
+
+        A node that was CONNECTED when this requester stopped stays CONNECTED, with a fresh
+        DisconnectTimeout to be heard in (as Nomad resets every node's heartbeat timer when a
+        new leader takes over): a restart must not make every node unschedulable until it
+        speaks again, or work evaluated in that window (a job submitted just then) finds no
+        node and fails. A node that is really gone is DISCONNECTED one timeout later, as if
+        the requester had never stopped."""
         if self._timer is not None:
             return
         now = rfc3339()
-        loaded = self.store.list()
-        changed: list[NodeState] = []
-        for state in loaded:
+        for state in self.store.list():
             if state.node_id == self.self_info.node_id:
                 continue
-            conn = state.connection_state
-            if conn.status != DISCONNECTED:
-                conn.status = DISCONNECTED
-                conn.disconnected_since = now
-                changed.append(state)
             self._nodes[state.node_id] = state
+            if state.connection_state.status == CONNECTED:
+                self._touch(state.node_id)
+                self._sync_table(state)
         own = NodeState(
             info=self.self_info, membership=MEMBERSHIP_APPROVED,
             connection_state=ConnectionState(status=CONNECTED, last_heartbeat=now,
                                              connected_since=now))
         self._nodes[own.node_id] = own
-        changed.append(own)
-        self.store.put_many(changed)
+        self.store.put(own)
         self._sync_table(own)
         if not self._subscribed:
             self.transport.subscribe(TOPIC_NODE_INFO, self.handle_node_info)

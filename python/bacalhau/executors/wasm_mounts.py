@@ -1,0 +1,138 @@
+"""How a job's inputs and result paths map onto the WASI file system of a wasm run.
+
+- a directory input is preopened at its target, read-only unless `read_write`;
+- file inputs are grouped by the parent of their target; each group gets a per-execution
+  staging directory (hard links, or copies across file systems) preopened at that parent.
+  The staging dir is writable only if one of its files is `read_write`; read-only files in a
+  writable group are copied, so the guest cannot change the source through a link. A group
+  of one file whose own directory lies in the execution dir and holds nothing else (an input
+  provider wrote it there, as the inline one does) needs no staging: that directory is
+  preopened instead, which shows the guest the same thing;
+- each ResultPath's `results_dir/<Name>` is preopened read-write at its `Path`.
+`resolve_target` finds the host file behind a guest path (the module files).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path, PurePosixPath
+
+from bacalhau.errors import ExecutorError
+from bacalhau.executors.base import PreparedInput, RunRequest
+
+
+def preopens(request: RunRequest, staging: Path) -> list[tuple[Path, str, bool]]:
+    """(host dir, guest path, writable) for every preopen of this execution."""
+    mounts: dict[str, tuple[Path, bool]] = {}
+
+    def add(guest: str, host: Path, writable: bool, what: str) -> None:
+        if guest in mounts:
+            raise ExecutorError(
+                f"{what} is mounted at {guest}, which is already used by another input "
+                "or result path",
+                hint="give every input source and result path its own path",
+            )
+        mounts[guest] = (host, writable)
+
+    file_groups: dict[str, list[PreparedInput]] = {}
+    for prepared in request.inputs:
+        guest = _normalize_guest(prepared.target)
+        if prepared.host_path.is_dir():
+            add(guest, prepared.host_path, prepared.read_write, f"input {guest}")
+        elif prepared.host_path.exists():
+            parent = str(PurePosixPath(guest).parent)
+            file_groups.setdefault(parent, []).append(prepared)
+        else:
+            raise ExecutorError(
+                f"input {guest}: prepared path {prepared.host_path} does not exist"
+            )
+    for result in request.result_paths:
+        host = request.results_dir / result.name
+        host.mkdir(parents=True, exist_ok=True)
+        add(_normalize_guest(result.path), host, True, f"result path {result.name}")
+    for index, (parent, group) in enumerate(sorted(file_groups.items())):
+        writable = any(p.read_write for p in group)
+        own_dir = _sole_file_dir(group, request.results_dir.parent)
+        if own_dir is not None:
+            # a directory of this execution holds the file alone, under its guest name:
+            # mounting it shows the guest exactly what a staging dir would
+            add(parent, own_dir, writable, f"input files under {parent}")
+            continue
+        stage = staging / f"{index}"
+        stage.mkdir(parents=True, exist_ok=True)
+        for prepared in group:
+            dest = stage / PurePosixPath(_normalize_guest(prepared.target)).name
+            _stage_file(prepared.host_path, dest, link=prepared.read_write or not writable)
+        add(parent, stage, writable, f"input files under {parent}")
+    return [(host, guest, writable) for guest, (host, writable) in mounts.items()]
+
+
+def _sole_file_dir(group: list[PreparedInput], execution_dir: Path) -> Path | None:
+    """The host directory of a one-file group if it lies in the execution's own directory
+    (an input provider made it for this run) and holds nothing but that regular file, named
+    as in the guest; else None."""
+    if len(group) != 1:
+        return None
+    prepared = group[0]
+    name = PurePosixPath(_normalize_guest(prepared.target)).name
+    if prepared.host_path.name != name or not prepared.host_path.parent.is_relative_to(
+            execution_dir):
+        return None
+    try:
+        with os.scandir(prepared.host_path.parent) as entries:
+            found = [(e.name, e.is_file(follow_symlinks=False)) for e in entries]
+    except OSError:
+        return None
+    return prepared.host_path.parent if found == [(name, True)] else None
+
+
+def _normalize_guest(path: str) -> str:
+    normalized = str(PurePosixPath("/", path))
+    if ".." in PurePosixPath(normalized).parts:
+        raise ExecutorError(f'path "{path}" must not contain ".."')
+    return normalized
+
+
+def _stage_file(source: Path, dest: Path, *, link: bool) -> None:
+    if link:
+        try:
+            os.link(source, dest)
+            return
+        except OSError:
+            pass  # other file system or no permission: copy instead
+    shutil.copy2(source, dest)
+
+
+def resolve_target(inputs: list[PreparedInput], target: str) -> Path | None:
+    """The host path behind a guest path: the input with the longest target prefix wins.
+
+    None when no input covers `target`, or when the path leaves the input's directory
+    (`..` or a symlink pointing outside it).
+    """
+    wanted = PurePosixPath("/", target)
+    best: tuple[int, PreparedInput, PurePosixPath] | None = None
+    for prepared in inputs:
+        mount = PurePosixPath("/", prepared.target)
+        if wanted == mount:
+            rel = PurePosixPath()
+        elif mount in wanted.parents:
+            rel = wanted.relative_to(mount)
+        else:
+            continue
+        if best is None or len(mount.parts) > best[0]:
+            best = (len(mount.parts), prepared, rel)
+    if best is None:
+        return None
+    _, prepared, rel = best
+    if not rel.parts:
+        return prepared.host_path
+    if ".." in rel.parts:
+        return None
+    host = prepared.host_path.joinpath(*rel.parts)
+    try:
+        if not host.resolve().is_relative_to(prepared.host_path.resolve()):
+            return None
+    except OSError:
+        return None
+    return host
