@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         JobRun,
         LogLine,
         NoResultsError,
+        ResultDownloadFailedError,
         ResultVerificationError,
         SubmitResult,
         WaitTimeoutError,
@@ -27,14 +28,15 @@ if TYPE_CHECKING:
 
 _SDK_NAMES = frozenset({
     "APIError", "APIUnreachableError", "AsyncClient", "Client", "JobFailedError", "JobRun",
-    "LogLine", "NoResultsError", "ResultVerificationError", "SubmitResult", "WaitTimeoutError",
+    "LogLine", "NoResultsError", "ResultDownloadFailedError", "ResultVerificationError",
+    "SubmitResult", "WaitTimeoutError",
 })
 _MODEL_NAMES = frozenset({"InputSource", "Job", "SpecConfig"})
 
 __all__ = [
     "APIError", "APIUnreachableError", "AsyncClient", "Client", "InputSource", "Job",
-    "JobFailedError", "JobRun", "LogLine", "NoResultsError", "ResultVerificationError",
-    "SpecConfig", "SubmitResult", "WaitTimeoutError",
+    "JobFailedError", "JobRun", "LogLine", "NoResultsError", "ResultDownloadFailedError",
+    "ResultVerificationError", "SpecConfig", "SubmitResult", "WaitTimeoutError",
 ]
 
 

@@ -12,12 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from bacalhau import APIError, APIUnreachableError, AsyncClient, Client, Job, JobFailedError
+from bacalhau import (
+    APIError,
+    APIUnreachableError,
+    AsyncClient,
+    Client,
+    Job,
+    JobFailedError,
+    ResultDownloadFailedError,
+)
 from bacalhau.assets import asset_path
 from tests.conftest import REPO, ServeProcess, free_port
+from tests.integration.test_network import Network, network
 from tests.jobspecs import expected_count
 
 pytestmark = [pytest.mark.integration]
+__all__ = ["network"]  # the fixture: one requester process, compute nodes added by a test
 
 POEM = "so much depends\nupon a red wheel\nbarrow\n"
 
@@ -119,3 +129,28 @@ async def test_async_client_logs_are_an_async_iterator(bacalhau_server: ServePro
         lines = [line async for line in client.logs(run.job_id, follow=True)]
     assert [line.text for line in lines][:2] == ["probe", "hello-async"]
     assert {line.stream for line in lines} == {"stdout"}
+
+
+def test_results_from_a_stopped_node_name_that_node_not_the_api(network: Network,
+                                                                 tmp_path: Path) -> None:
+    compute = network.add_compute(0)
+    network.wait_connected([compute])
+    requester = network.requester
+    with Client(requester.host, requester.port) as client:
+        run = client.run(Job.wasm(asset_path("wordcount.wasm"), "/inputs/in.txt",
+                                  inputs=[f"{_poem(tmp_path)}:/inputs/in.txt"]), timeout=60)
+        (execution,) = run.completed
+        url = execution.published_result.params["URL"]
+        compute.stop()
+        with pytest.raises(ResultDownloadFailedError) as caught:
+            client.results(run.job_id, tmp_path / "out")
+    text = str(caught.value)
+    assert execution.id in text and execution.node_id in text and url in text, text
+    assert "bring that node back" in caught.value.hint
+    assert not (tmp_path / "out").exists()
+
+
+def _poem(tmp_path: Path) -> Path:
+    path = tmp_path / "poem.txt"
+    path.write_text(POEM)
+    return path

@@ -17,11 +17,12 @@ from bacalhau.sdk.errors import (
     APIUnreachableError,
     JobFailedError,
     NoResultsError,
+    ResultDownloadFailedError,
     ResultVerificationError,
     WaitTimeoutError,
 )
 from bacalhau.sdk.sync import Client
 
 __all__ = ["APIError", "APIUnreachableError", "AsyncClient", "Client", "JobFailedError",
-           "JobRun", "LogLine", "NoResultsError", "ResultVerificationError", "SubmitResult",
-           "WaitTimeoutError"]
+           "JobRun", "LogLine", "NoResultsError", "ResultDownloadFailedError",
+           "ResultVerificationError", "SubmitResult", "WaitTimeoutError"]

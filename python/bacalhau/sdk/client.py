@@ -35,6 +35,7 @@ from bacalhau.sdk.errors import (
     APIUnreachableError,
     JobFailedError,
     NoResultsError,
+    ResultDownloadFailedError,
     ResultVerificationError,
     WaitTimeoutError,
 )
@@ -227,7 +228,10 @@ class AsyncClient:
                       timeout: float = 300.0) -> list[Path]:
         """Download every published result of the job into `dest`, verify each against the
         CID its compute node published and merge them (stdout/stderr appended; `raw` keeps
-        one folder per result): the code of `bacalhau job get`. Returns the files written."""
+        one folder per result): the code of `bacalhau job get`. Returns the files written.
+        A result that cannot be fetched raises `ResultDownloadFailedError` naming its
+        execution, node and location."""
+        from bacalhau.cli.result_errors import ResultDownloadError
         from bacalhau.cli.results import NoResults, ResultMismatch, download_results
 
         warnings: list[str] = []
@@ -241,6 +245,8 @@ class AsyncClient:
                                  "client.logs(job_id)") from None
         except ResultMismatch as exc:
             raise ResultVerificationError(str(exc)) from None
+        except ResultDownloadError as exc:
+            raise ResultDownloadFailedError(Exception.__str__(exc), hint=exc.hint) from None
         for text in warnings:
             print(text, file=sys.stderr)
         return [Path(p) for p in written]

@@ -50,6 +50,18 @@ class NoResultsError(BacalhauError):
     component = "Client"
 
 
+class ResultDownloadFailedError(BacalhauError):
+    """Some results could not be fetched from where they live (a compute node's result
+    server, S3, IPFS): the message names each execution, node and location, the hint what to
+    do. Not an API failure: the API answered with where the results are."""
+
+    code = "ResultDownloadFailed"
+    component = "Client"
+
+    def __str__(self) -> str:
+        return f"{self.message}\nHint: {self.hint}" if self.hint else self.message
+
+
 class ResultVerificationError(BacalhauError):
     """A downloaded result's content does not hash to the CID its compute node published;
     nothing was written."""
@@ -59,4 +71,4 @@ class ResultVerificationError(BacalhauError):
 
 
 __all__ = ["APIError", "APIUnreachableError", "JobFailedError", "NoResultsError",
-           "ResultVerificationError", "WaitTimeoutError"]
+           "ResultDownloadFailedError", "ResultVerificationError", "WaitTimeoutError"]
