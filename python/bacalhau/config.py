@@ -104,6 +104,10 @@ DEFAULTS: dict[str, Any] = {
     "Logging": {"Level": "info"},
     # The web UI at <API>/ui/ on requester nodes; Listen (host:port) serves it on its own too.
     "WebUI": {"Enabled": True, "Listen": ""},
+    # Prometheus metrics at <API>/metrics; Access: read:agent (users with that capability,
+    # when API.Auth.Users has users) or open (bacalhau.metrics). Listen (host:port) serves
+    # /metrics on its own too (compute-only nodes have no API).
+    "Metrics": {"Enabled": True, "Access": "read:agent", "Listen": ""},
 }
 
 # AWS-style names too: AccessKeyID, SecretAccessKey, SessionToken, Credentials

@@ -232,6 +232,9 @@ class Node:
         self._docker: Any = None
         self._stores: list[Any] = []
         self._api_runner: Any = None
+        self.metrics: Any = None  # NodeMetrics, served at <API>/metrics
+        self._metrics_runner: Any = None
+        self.metrics_url = ""  # Metrics.Listen's /metrics
         self.api_url = ""
         self.webui_url = ""
 
@@ -365,6 +368,8 @@ class Node:
         if self.is_requester:
             self._build_requester()
             await self.requester.start()
+        await self._start_metrics()
+        if self.is_requester:
             await self._start_api()
         if self.p2p is not None:
             from bacalhau.transport.listen import remember
@@ -419,12 +424,25 @@ class Node:
         os.replace(tmp, path)
         return path
 
+    async def _start_metrics(self) -> None:
+        """The node's metrics (bacalhau.metrics), served by the API and, with
+        `Metrics.Listen`, on their own address."""
+        from bacalhau.metrics import NodeMetrics
+        from bacalhau.metrics.http import start_metrics_site
+        from bacalhau.version import build_version_info
+
+        self.metrics = NodeMetrics(self.node_id, requester=self.requester, compute=self.compute,
+                                   transport=self.p2p,
+                                   version=str(build_version_info().get("GitVersion", "")))
+        self._metrics_runner, self.metrics_url = await start_metrics_site(self.metrics,
+                                                                          self.config)
+
     async def _start_api(self) -> None:
         from bacalhau.api.app import create_app, start_api
         from bacalhau.api.auth import warn_if_exposed
         from bacalhau.api.limits import server_ssl_context
-
-        app = create_app(self.requester, node_info_provider=self.node_info, config=self.config)
+        app = create_app(self.requester, node_info_provider=self.node_info, config=self.config,
+                         metrics=self.metrics)
         host = str(self.config.get("API.Host"))
         port = int(self.config.get("API.Port"))
         ssl_context = server_ssl_context(self.config)
@@ -442,6 +460,11 @@ class Node:
         if self._api_runner is not None:
             with contextlib.suppress(Exception):
                 await self._api_runner.cleanup()
+        if self._metrics_runner is not None:
+            with contextlib.suppress(Exception):
+                await self._metrics_runner.cleanup()
+        if self.metrics is not None:
+            self.metrics.close()
         if self.requester is not None:
             await self.requester.stop()
         if self.compute is not None:
@@ -499,6 +522,8 @@ async def run_node(config: Config) -> None:
               f"export BACALHAU_API_PORT={port}", flush=True)
     if node.webui_url:
         print(f"Web UI: {node.webui_url}", flush=True)
+    if node.metrics_url:
+        print(f"Metrics: {node.metrics_url}", flush=True)
     print(f"Run file: {node.data_dir / RUN_FILE}", flush=True)
     try:
         await wait_for_shutdown()

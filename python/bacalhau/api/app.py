@@ -16,6 +16,8 @@ from aiohttp import WSCloseCode, web
 
 from bacalhau.config import Config, parse_duration
 from bacalhau.errors import BacalhauError, ConfigError
+from bacalhau.metrics import NodeMetrics
+from bacalhau.metrics.http import request_timing, setup_metrics
 from bacalhau.models import NodeInfo
 from bacalhau.models.resources import parse_bytes
 from bacalhau.webui import setup_webui_routes, webui_enabled
@@ -65,6 +67,7 @@ def create_app(
     config: Config,
     debug_info: Mapping[str, Callable[[], Any]] | None = None,
     handler_timeout: float | None = None,
+    metrics: NodeMetrics | None = None,
 ) -> web.Application:
     """Build the API app of one node.
 
@@ -73,16 +76,20 @@ def create_app(
     `/agent/node`); `debug_info` maps component names to callables returning JSON-able debug
     data (for `/agent/debug`). Handlers other than WebSockets are cut off after
     `handler_timeout` seconds (default `API.HandlerTimeout`) with a 503; bodies larger than
-    `API.MaxBodySize` get a 413.
+    `API.MaxBodySize` get a 413. With `metrics`, every request is timed by route and
+    `/metrics` serves them (`Metrics.Enabled`, `Metrics.Access`; bacalhau.metrics).
     """
     max_body, configured_timeout = api_limits(config)
     if handler_timeout is None:
         handler_timeout = configured_timeout
+    timing = [request_timing] if metrics is not None else []
     app = web.Application(
         client_max_size=max_body,
-        middlewares=[error_middleware, rate_limit_middleware, cors_middleware,
+        middlewares=[*timing, error_middleware, rate_limit_middleware, cors_middleware,
                      client_version_middleware, auth.auth_middleware],
     )
+    if metrics is not None:
+        setup_metrics(app, metrics, config)
     limiter = RateLimiter.from_config(config)
     if limiter is not None:
         app[RATE_LIMITER] = limiter

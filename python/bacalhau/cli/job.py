@@ -38,6 +38,7 @@ from bacalhau.cli.run import (
     runtime_options,
 )
 from bacalhau.cli.spec import parse_job_document
+from bacalhau.cli.template_options import render_spec, template_options
 
 DEFAULT_LIST_LABELS = "bacalhau_canary != true"
 """`job list` hides the network's canary jobs unless --labels says otherwise (reference §7)."""
@@ -57,6 +58,7 @@ def job() -> None:
 @runtime_options
 @download_options
 @ipfs_options
+@template_options
 @click.option(
     "--output",
     type=click.Choice(DOC_FORMATS),
@@ -65,11 +67,13 @@ def job() -> None:
 )
 @pass_cli
 def job_run(cli: CLIContext, file: Any, force: bool, output: str | None, **options: Any) -> None:
-    """Submit the job spec in FILE (YAML or JSON; `-` or nothing reads stdin)."""
+    """Submit the job spec in FILE (YAML or JSON; `-` or nothing reads stdin). Placeholders
+    such as {{.name}} are filled from -V/-E first (Go template syntax) unless --no-template."""
+    source = "stdin" if file.name == "<stdin>" else file.name
+    text = render_spec(file.read(), source, options)
     flags = pop_run_flags(options)
     flags.ipfs.apply(cli)
-    source = "stdin" if file.name == "<stdin>" else file.name
-    spec = parse_job_document(file.read(), source)
+    spec = parse_job_document(text, source)
     run_spec(cli, spec, flags, force=force, output=output or "")
 
 

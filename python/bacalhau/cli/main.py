@@ -18,6 +18,7 @@ from bacalhau.cli.auth import auth
 from bacalhau.cli.cid import cid
 from bacalhau.cli.classic import register_classic
 from bacalhau.cli.common import CLIContext, friendly_error
+from bacalhau.cli.config_cmd import config as config_group
 from bacalhau.cli.docker import docker
 from bacalhau.cli.job import job
 from bacalhau.cli.node import node
@@ -167,6 +168,7 @@ cli.add_command(auth)
 cli.add_command(version)
 cli.add_command(cid)
 cli.add_command(swarm_key)
+cli.add_command(config_group)
 register_classic(cli)
 
 

@@ -1,9 +1,7 @@
 """Watching a submitted job: the live event display, log following and the closing summary.
 
-The display polls `GET /jobs/{id}/history?event_type=all`, passing back the `NextToken` it gets
-(reference §2.6): the server keeps returning a token while the job is active, so the display
-stops when the token is empty or the job reached a terminal state. Long-running jobs (daemon,
-service) stop after their first execution-level event, as Bacalhau's CLI does.
+The display follows the job's history with `bacalhau.api.watch.follow_history` (NextToken
+polling, reference §2.6), printing each event as a row.
 """
 
 from __future__ import annotations
@@ -16,10 +14,8 @@ from typing import Any
 import click
 
 from bacalhau.api.client import AsyncClient
-from bacalhau.cli.output import TERMINAL_JOB_STATES, clock_time, job_state, short_id
-
-POLL_INTERVAL = 0.1
-LONG_RUNNING = {"daemon", "service"}
+from bacalhau.api.watch import POLL_INTERVAL, HistoryTimeout, follow_history
+from bacalhau.cli.output import clock_time, job_state, short_id
 
 Echo = Callable[[str], None]
 
@@ -62,40 +58,15 @@ async def watch_job(
 
     Raises `WaitTimeout` when `timeout` seconds pass first (the job keeps running).
     """
-    deadline = time.monotonic() + timeout
     echo(f"{'TIME':<13} {'EXEC. ID':<11} {'TOPIC':<24} EVENT")
-    token = ""
-    long_running = job_type in LONG_RUNNING
-    while True:
-        page = await client.job_history(job_id, event_type="all", next_token=token)
-        items = page.get("Items") or []
-        for item in items:
-            echo(format_event_row(item))
-        token = str(page.get("NextToken") or "")
-        if not token:
-            break
-        if long_running and any(i.get("Type") == "ExecutionLevel" for i in items):
-            break
-        if items and any(_terminal_event(i) for i in items):
-            job = (await client.get_job(job_id)).get("Job") or {}
-            if job_state(job) in TERMINAL_JOB_STATES:
-                # Drain what was recorded after the terminal state, then stop.
-                tail = await client.job_history(job_id, event_type="all", next_token=token)
-                for item in tail.get("Items") or []:
-                    echo(format_event_row(item))
-                return job
-        if time.monotonic() >= deadline:
-            raise WaitTimeout(
-                f"stopped waiting after {timeout:g}s; the job is still running. "
-                f"Check on it with: bacalhau job describe {job_id}"
-            )
-        await asyncio.sleep(interval)
-    return (await client.get_job(job_id)).get("Job") or {}
-
-
-def _terminal_event(item: dict[str, Any]) -> bool:
-    details = (item.get("Event") or {}).get("Details") or {}
-    return str(details.get("NewState", "")) in TERMINAL_JOB_STATES
+    try:
+        return await follow_history(client, job_id, lambda item: echo(format_event_row(item)),
+                                    job_type=job_type, timeout=timeout, interval=interval)
+    except HistoryTimeout:
+        raise WaitTimeout(
+            f"stopped waiting after {timeout:g}s; the job is still running. "
+            f"Check on it with: bacalhau job describe {job_id}"
+        ) from None
 
 
 async def wait_until_started(

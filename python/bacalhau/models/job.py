@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from os import PathLike
 from typing import Any
 
 from bacalhau.errors import ValidationError
@@ -102,6 +103,27 @@ class Job:
     @property
     def task(self) -> Task:
         return self.tasks[0]
+
+    @classmethod
+    def wasm(cls, module: str | PathLike[str], *args: str, **options: Any) -> Job:
+        """A WASM job, as `bacalhau wasm run` builds it: `module` a local .wasm file (sent
+        inline), a URI (ipfs://, s3://, https://) or a path under an input's target; `args`
+        its arguments. Options (keywords): entry_point, env, import_modules, inputs (`-i`
+        strings or InputSource), outputs (`name:/path`), publisher (local, ipfs, noop,
+        s3://bucket/key or a SpecConfig), cpu, memory, disk, gpu, network, domains, timeout,
+        queue_timeout, name, namespace, job_type, count, priority, labels, constraints."""
+        from bacalhau.sdk.builders import wasm_job
+
+        return wasm_job(module, *args, **options)
+
+    @classmethod
+    def docker(cls, image: str, *args: str, **options: Any) -> Job:
+        """A Docker job, as `bacalhau docker run` builds it: `image` run with `args`. Options
+        as `Job.wasm`, with entrypoint (list) and workdir instead of entry_point and
+        import_modules."""
+        from bacalhau.sdk.builders import docker_job
+
+        return docker_job(image, *args, **options)
 
     @property
     def state_type(self) -> JobStateType:

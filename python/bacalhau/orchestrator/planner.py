@@ -54,6 +54,7 @@ class Planner:
         self.store = store
         self.node_id = node_id
         self.on_outbox = on_outbox
+        self.on_applied: list[Callable[[Plan], None]] = []  # observers (metrics), after commit
 
     def apply(self, plan: Plan) -> None:
         """Apply everything or nothing; raises RevisionConflictError on a concurrent change."""
@@ -88,6 +89,8 @@ class Planner:
                 store.set_evaluation_status([plan.evaluation.id], EvalStatus.COMPLETE)
         if outbox and self.on_outbox is not None:
             self.on_outbox()
+        for observer in self.on_applied:
+            observer(plan)
 
     def _send(self, peer: str, msg_type: str, payload: dict[str, Any]) -> None:
         self.store.add_outbox(peer, PROTOCOL_COMPUTE,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +105,9 @@ class Requester:
         self._node_events: dict[str, str] = {}
         self._grace_timer: asyncio.TimerHandle | None = None
         self._running = False
+        # observers (metrics) of what the requester itself does to jobs: ("submitted", job)
+        # after a submission, ("stopped", job) after a user's stop; both after the commit
+        self.job_listeners: list[Callable[[str, Job], None]] = []
 
     # ----- lifecycle --------------------------------------------------------------------------
 
@@ -158,6 +161,8 @@ class Requester:
                 stored, EvalTrigger.JOB_REGISTER if previous is None else EvalTrigger.JOB_UPDATE)
             self.store.create_evaluation(evaluation)
         self.broker.enqueue(evaluation)
+        for listener in self.job_listeners:
+            listener("submitted", stored)
         return SubmitResult(stored.id, evaluation.id, warnings)
 
     def _prepare(self, job: Job, client_meta: dict[str, str] | None) -> list[str]:
@@ -229,6 +234,8 @@ class Requester:
             evaluation = self._new_evaluation(stored, EvalTrigger.JOB_CANCEL)
             self.store.create_evaluation(evaluation)
         self.broker.enqueue(evaluation)
+        for listener in self.job_listeners:
+            listener("stopped", stored)
         return evaluation.id
 
     def get_job(self, id_or_name: str, namespace: str = "default", version: int = 0) -> Job:
