@@ -34,7 +34,10 @@ DEFAULTS: dict[str, Any] = {
     "Labels": {},
     "Orchestrator": {
         "Enabled": False,
-        "NodeManager": {"DisconnectTimeout": "60s", "ManualApproval": False},
+        # MaxHeartbeatsPerSecond: nodes are told to heartbeat at most N/this often (Nomad's
+        # max_heartbeats_per_second); 0 = every node at its own Compute.Heartbeat.Interval.
+        "NodeManager": {"DisconnectTimeout": "60s", "ManualApproval": False,
+                        "MaxHeartbeatsPerSecond": 50},
         "Scheduler": {
             "WorkerCount": 4,
             "QueueBackoff": "60s",

@@ -105,6 +105,7 @@ class FakeRequester:
         self.gossip: dict[str, list[msg.Envelope]] = defaultdict(list)
         self.refuse = False
         self.known = True
+        self.interval: float | None = None  # HeartbeatInterval to ask for
         self.transport.serve(PROTOCOL_ORCHESTRATOR, self._on_message)
         self.transport.serve(PROTOCOL_MEMBERSHIP, self._on_membership)
         self.transport.subscribe(TOPIC_NODE_INFO, self._gossip_handler(TOPIC_NODE_INFO))
@@ -113,7 +114,11 @@ class FakeRequester:
         env = msg.decode(payload)
         assert sender == COMPUTE_ID
         self.membership[env.type].append(env)
-        return msg.reply_ok(Known=self.known) if env.type == msg.HEARTBEAT else msg.reply_ok()
+        if env.type != msg.HEARTBEAT:
+            return msg.reply_ok()
+        if self.interval is not None:
+            return msg.reply_ok(Known=self.known, HeartbeatInterval=self.interval)
+        return msg.reply_ok(Known=self.known)
 
     async def _on_message(self, sender: str, payload: bytes) -> bytes:
         if self.refuse:
@@ -284,6 +289,18 @@ async def test_membership_node_info_and_heartbeats(cluster: Cluster) -> None:
     sent = len(r.membership[msg.NODE_INFO])
     r.known = False
     await eventually(lambda: len(r.membership[msg.NODE_INFO]) > sent)
+
+
+async def test_heartbeats_slow_down_when_the_requester_asks(cluster: Cluster) -> None:
+    r = cluster.requester
+    node = cluster.node
+    assert node is not None and node.membership.interval == pytest.approx(0.02)
+    r.interval = 0.4
+    await eventually(lambda: node.membership.interval == pytest.approx(0.4))
+    r.interval = 0.001  # never faster than the node's own interval
+    await eventually(lambda: node.membership.interval == pytest.approx(0.02), timeout=5)
+    r.interval = 1e9  # and never silent for more than an hour
+    await eventually(lambda: node.membership.interval == 3600.0, timeout=5)
 
 
 async def test_a_requester_that_connects_gets_the_node_info_at_once(

@@ -186,11 +186,11 @@ async def test_registration_via_gossip(cluster: Cluster) -> None:
 async def test_unknown_heartbeating_node_is_asked_for_its_info(cluster: Cluster) -> None:
     nid = node_id(2)
     t = await cluster.compute(nid)
-    assert await send(t, heartbeat_bytes(nid)) == {"OK": True, "Known": False}
+    assert (await send(t, heartbeat_bytes(nid)))["Known"] is False
     assert cluster.manager.get(nid) is None
     assert await send(t, node_info_bytes(compute_info(nid))) == {"OK": True}
     assert await cluster.events.next() == (nid, "join")
-    assert await send(t, heartbeat_bytes(nid)) == {"OK": True, "Known": True}
+    assert (await send(t, heartbeat_bytes(nid)))["Known"] is True
     assert cluster.manager.is_schedulable(nid)
     reply = await t.request(REQUESTER, PROTOCOL_MEMBERSHIP, m.encode("Gossip", {}))
     assert orjson.loads(reply)["OK"] is False
@@ -454,3 +454,55 @@ async def test_hybrid_node_schedules_on_itself(tmp_path: Path) -> None:
     finally:
         await manager.stop()
         store.close()
+
+
+async def test_heartbeat_replies_bound_the_rate_as_the_network_grows(tmp_path: Path) -> None:
+    """Nomad's rule: a requester that hears N nodes asks each to heartbeat every
+    N / MaxHeartbeatsPerSecond seconds (at most a third of the DisconnectTimeout)."""
+    c = Cluster(tmp_path, make_config(MaxHeartbeatsPerSecond=2, DisconnectTimeout="9s"))
+    await c.start()
+    try:
+        ts = [await c.compute(node_id(100 + i)) for i in range(4)]
+        for i, t in enumerate(ts):
+            nid = node_id(100 + i)
+            await send(t, node_info_bytes(compute_info(nid)))
+        reply = await send(ts[0], heartbeat_bytes(node_id(100)))
+        assert reply == {"OK": True, "Known": True, "HeartbeatInterval": 2.0}  # 4 nodes / 2
+        for i in range(4, 10):
+            t = await c.compute(node_id(100 + i))
+            await send(t, node_info_bytes(compute_info(node_id(100 + i))))
+        reply = await send(ts[0], heartbeat_bytes(node_id(100)))
+        assert reply["HeartbeatInterval"] == 3.0  # 10 / 2 = 5, capped at 9 s / 3
+    finally:
+        await c.close()
+    off = Cluster(tmp_path / "off", make_config(MaxHeartbeatsPerSecond=0))
+    await off.start()
+    try:
+        t = await off.compute(node_id(1))
+        await send(t, node_info_bytes(compute_info(node_id(1))))
+        assert await send(t, heartbeat_bytes(node_id(1))) == {"OK": True, "Known": True}
+    finally:
+        await off.close()
+
+
+async def test_the_wire_form_of_a_listing_follows_every_change(cluster: Cluster) -> None:
+    """`wire` caches each node's JSON until the node changes: a heartbeat, a new NodeInfo,
+    a disconnect or an approval change shows in the next listing."""
+    nid = node_id(42)
+    t = await cluster.compute(nid)
+    await send(t, node_info_bytes(compute_info(nid, labels={"zone": "a"})))
+
+    def listed() -> dict[str, Any]:
+        rows = orjson.loads(cluster.manager.wire(cluster.manager.list(copies=False)))
+        assert rows == [s.to_dict() for s in cluster.manager.list()]
+        return next(r for r in rows if r["Info"]["NodeID"] == nid)
+
+    assert listed()["Info"]["Labels"] == {"zone": "a"}
+    await send(t, heartbeat_bytes(nid, cpu=0.75))
+    assert listed()["Info"]["ComputeNodeInfo"]["AvailableCapacity"]["CPU"] == 0.75
+    await send(t, node_info_bytes(compute_info(nid, labels={"zone": "b"})))
+    assert listed()["Info"]["Labels"] == {"zone": "b"}
+    await cluster.manager.reject(nid)
+    assert listed()["Membership"] == MEMBERSHIP_REJECTED
+    await cluster.manager.approve(nid)
+    assert listed()["Membership"] == MEMBERSHIP_APPROVED

@@ -7,7 +7,7 @@ nodes (devstack, tests) can serve APIs in one process.
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -60,6 +60,8 @@ class RequesterFacade(Protocol):
         self, *, filter_approval: str = "", filter_status: str = "", labels: list[str] = ...,
         order_by: str = "id", reverse: bool = False,
     ) -> list[NodeState]: ...
+
+    def nodes_wire(self, states: Iterable[NodeState]) -> bytes: ...
 
     def get_node(self, node_id: str) -> NodeState: ...
 

@@ -3,7 +3,9 @@ requester it is connected to (PROTOCOL_MEMBERSHIP, internals §9), never flooded
 
 - Heartbeat: every `Compute.Heartbeat.Interval`, one request to each connected requester
   (all at once, one encoded message). A requester that does not know the node answers
-  `Known: false`; the node then sends it its NodeInfo.
+  `Known: false`; the node then sends it its NodeInfo. A requester may answer with a
+  `HeartbeatInterval` (it bounds the heartbeats it receives as the network grows, as Nomad
+  does): the node then heartbeats at the longest interval asked, never faster than its own.
 - NodeInfo: to a requester as soon as it connects (`watch_requesters`), to all of them when
   the node's static facts change (checked each heartbeat round) and every
   `Compute.Heartbeat.InfoUpdateInterval`.
@@ -51,9 +53,10 @@ class Membership:
         self.node_id = node_id
         self._node_info = node_info
         self._heartbeat = heartbeat
-        self.interval = max(0.01, interval)
+        self.configured_interval = max(0.01, interval)
+        self._asked: dict[str, float] = {}  # requester -> the interval it asked for
         self.info_interval = max(0.01, info_interval)
-        self.timeout = max(0.5, min(10.0, self.interval * 2))
+        self.timeout = max(0.5, min(10.0, self.configured_interval * 2))
         self._last_static: dict[str, Any] | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -72,6 +75,12 @@ class Membership:
         loop = asyncio.get_running_loop()
         self._loops = [loop.create_task(self._heartbeat_loop(), name="heartbeats"),
                        loop.create_task(self._info_loop(), name="node-info")]
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two heartbeat rounds: the node's own, or longer when a requester
+        asked for it."""
+        return max(self.configured_interval, *self._asked.values(), 0.0)
 
     async def stop(self) -> None:
         if self._regossip is not None:
@@ -107,6 +116,9 @@ class Membership:
         data = msg.encode(msg.HEARTBEAT, self._heartbeat(), source=self.node_id)
         peers = self.transport.requesters()
         replies = await asyncio.gather(*(self._send(peer, data) for peer in peers))
+        for peer, reply in zip(peers, replies, strict=True):
+            if reply is not None:
+                self._asked[peer] = _seconds(reply.get("HeartbeatInterval"))
         unknown = [peer for peer, reply in zip(peers, replies, strict=True)
                    if reply is not None and reply.get("Known") is False]
         if unknown:
@@ -131,7 +143,9 @@ class Membership:
     # ----- events and loops -------------------------------------------------------------------
 
     def _on_requester(self, peer: str, up: bool) -> None:
-        if up and self._loops:
+        if not up:
+            self._asked.pop(peer, None)
+        elif self._loops:
             self._spawn(self.send_info(peer))
 
     def _on_subscription(self, peer: str, topic: str) -> None:
@@ -177,3 +191,11 @@ class Membership:
                 await self.publish_info()
             except Exception:
                 log.exception("NodeInfo update of %s failed", self.node_id)
+
+
+def _seconds(value: Any) -> float:
+    """A requester's HeartbeatInterval: non-negative seconds, anything else 0 (not asked).
+    Capped at an hour, so a confused requester cannot silence a node for good."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return min(max(float(value), 0.0), 3600.0)

@@ -10,6 +10,11 @@ without a message and CONNECTED again when they are heard, and persists every me
 connection change in the `NodeStore`. A heartbeat costs O(1): a dict update, a move to the
 end of an ordered dict and, for a schedulable node, the native table's capacity fast path.
 
+The heartbeat rate it sees is bounded, as Nomad bounds it: every heartbeat reply names the
+interval the node should keep, `len(connected nodes) / MaxHeartbeatsPerSecond` seconds (at
+most a third of the DisconnectTimeout); a node heartbeats at that interval or its own
+configured one, whichever is longer. A thousand nodes at 50 per second heartbeat every 20 s.
+
 Sender authentication: a NodeInfo or heartbeat is only accepted from the node it describes.
 The sender id handed to the handlers is the one the transport authenticated (over libp2p the
 peer at the other end of the Noise-authenticated connection), so a message whose `NodeID`
@@ -43,6 +48,7 @@ from bacalhau.errors import (
     RankingError,
     ValidationError,
 )
+from bacalhau.models.codec import dumps
 from bacalhau.models.node import (
     CONNECTED,
     DISCONNECTED,
@@ -136,12 +142,22 @@ class NodeManager:
         self.disconnect_timeout: float = config.duration(
             "Orchestrator.NodeManager.DisconnectTimeout")
         self.manual_approval: bool = bool(config.get("Orchestrator.NodeManager.ManualApproval"))
+        try:
+            self.max_heartbeats_per_second = float(
+                config.get("Orchestrator.NodeManager.MaxHeartbeatsPerSecond") or 0)
+        except (TypeError, ValueError):
+            raise ValidationError(
+                "Orchestrator.NodeManager.MaxHeartbeatsPerSecond: expected a number, got "
+                f"{config.get('Orchestrator.NodeManager.MaxHeartbeatsPerSecond')!r}") from None
         self._nodes: dict[str, NodeState] = {}
         self._schedulable: set[str] = set()
         # Last time each connected node (other than this one) was heard, oldest first: the
         # disconnect timer only ever looks at the head.
         self._heard: OrderedDict[str, float] = OrderedDict()
         self._listeners: list[NodeListener] = []
+        # Each node's `to_dict()` as JSON, kept until the node changes (`_persist`, `_touch`):
+        # listing a thousand nodes joins cached bytes instead of serializing them all.
+        self._wire: dict[str, bytes] = {}
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
         self._serving = False
@@ -177,7 +193,7 @@ class NodeManager:
             connection_state=ConnectionState(status=CONNECTED, last_heartbeat=now,
                                              connected_since=now))
         self._nodes[own.node_id] = own
-        self.store.put(own)
+        self._persist(own)
         self._sync_table(own)
         if not self._serving:
             self.transport.serve(PROTOCOL_MEMBERSHIP, self.handle)
@@ -246,6 +262,16 @@ class NodeManager:
             out.sort(key=key, reverse=reverse)
         return [copy.deepcopy(s) for s in out] if copies else out
 
+    def wire(self, states: Iterable[NodeState]) -> bytes:
+        """A JSON array of the states' wire form (`to_dict`), from the per-node cache."""
+        parts = []
+        for state in states:
+            data = self._wire.get(state.node_id)
+            if data is None:
+                data = self._wire[state.node_id] = dumps(state.to_dict())
+            parts.append(data)
+        return b"[" + b",".join(parts) + b"]"
+
     def is_schedulable(self, node_id: str) -> bool:
         """True for a Compute node that is APPROVED and CONNECTED."""
         return node_id in self._schedulable
@@ -281,6 +307,7 @@ class NodeManager:
             raise ValidationError("cannot delete the orchestrator node itself",
                                   component=COMPONENT)
         self.store.delete(nid)
+        self._wire.pop(nid, None)
         del self._nodes[nid]
         self._heard.pop(nid, None)
         was = nid in self._schedulable
@@ -306,7 +333,11 @@ class NodeManager:
         except BacalhauError as exc:
             return messages.reply_error(str(exc))
         if env.type == messages.HEARTBEAT:
-            return messages.reply_ok(Known=self.heartbeat(sender, env.payload))
+            known = self.heartbeat(sender, env.payload)
+            interval = self.heartbeat_interval()
+            if interval:
+                return messages.reply_ok(Known=known, HeartbeatInterval=interval)
+            return messages.reply_ok(Known=known)
         if env.type == messages.NODE_INFO:
             self.node_info(sender, env.payload)
             return messages.reply_ok()
@@ -327,6 +358,15 @@ class NodeManager:
             self._drop_forged("node_info", sender, info.node_id)
             return
         self._apply_node_info(info)
+
+    def heartbeat_interval(self) -> float:
+        """Seconds between two heartbeats of a node that keep this requester at or under
+        `MaxHeartbeatsPerSecond` (0 = no bound, or the nodes' own interval is enough), at
+        most a third of the DisconnectTimeout so that a node is never taken for lost."""
+        if self.max_heartbeats_per_second <= 0:
+            return 0.0
+        interval = len(self._heard) / self.max_heartbeats_per_second
+        return round(min(interval, self.disconnect_timeout / 3), 3)
 
     def heartbeat(self, sender: str, payload: dict[str, Any]) -> bool:
         """A heartbeat from `sender`; False when the node is unknown (it should send its
@@ -352,6 +392,7 @@ class NodeManager:
             return False
         if state.membership == MEMBERSHIP_REJECTED:
             return True
+        self._wire.pop(node_id, None)
         cni = state.info.compute_node_info
         cni.available_capacity = available
         cni.queue_used_capacity = queued
@@ -387,7 +428,7 @@ class NodeManager:
                 status=CONNECTED, last_heartbeat=now, connected_since=now))
             self._nodes[nid] = state
             self._touch(nid)
-            self.store.put(state)
+            self._persist(state)
             event = self._sync_table(state)
             log.info("node %s (%s) registered: %s", nid, info.node_type, membership)
             self._notify(nid, event)
@@ -397,7 +438,7 @@ class NodeManager:
         if info.to_dict() != state.info.to_dict():
             state.info = info
             if not self._heard_from(state):
-                self.store.put(state)
+                self._persist(state)
                 self._notify(nid, self._sync_table(state))
         else:
             self._heard_from(state)
@@ -409,7 +450,7 @@ class NodeManager:
             return
         state.info = info
         self.self_info = info
-        self.store.put(state)
+        self._persist(state)
         self._notify(info.node_id, self._sync_table(state))
 
     def _heard_from(self, state: NodeState) -> bool:
@@ -425,13 +466,19 @@ class NodeManager:
         conn.status = CONNECTED
         conn.connected_since = now
         conn.last_error = ""
-        self.store.put(state)
+        self._persist(state)
         event = self._sync_table(state)
         log.info("node %s connected", nid)
         self._notify(nid, event)
         return True
 
+    def _persist(self, state: NodeState) -> None:
+        """Store a changed state (and forget its cached wire form)."""
+        self._wire.pop(state.node_id, None)
+        self.store.put(state)
+
     def _touch(self, node_id: str) -> None:
+        self._wire.pop(node_id, None)  # LastHeartbeat (and the capacity) moved
         self._heard.pop(node_id, None)
         self._heard[node_id] = asyncio.get_running_loop().time()
         self._wake.set()
@@ -444,7 +491,7 @@ class NodeManager:
         conn.status = DISCONNECTED
         conn.disconnected_since = rfc3339()
         conn.last_error = HEARTBEAT_TIMEOUT_ERROR
-        self.store.put(state)
+        self._persist(state)
         was = node_id in self._schedulable
         self._drop_from_table(node_id)
         log.info("node %s disconnected: no heartbeat for %gs", node_id, self.disconnect_timeout)
@@ -475,7 +522,7 @@ class NodeManager:
 
     def _set_membership(self, state: NodeState, membership: str, message: str) -> None:
         state.membership = membership
-        self.store.put(state)
+        self._persist(state)
         event = self._sync_table(state)
         log.info("node %s %s%s", state.node_id, membership.lower(),
                  f": {message}" if message else "")

@@ -302,6 +302,10 @@ class Requester:
                                labels=list(labels), order_by=order_by, reverse=reverse,
                                copies=False)
 
+    def nodes_wire(self, states: Iterable[NodeState]) -> bytes:
+        """The states as a JSON array of their wire form (cached per node)."""
+        return self.nodes.wire(states)
+
     def get_node(self, node_id: str) -> NodeState:
         return self.nodes.resolve(node_id)
 

@@ -66,13 +66,14 @@ async def list_nodes(request: web.Request) -> web.Response:
         reverse = query_bool(request, "reverse")
         limit = query_int(request, "limit")
         offset = 0
-    nodes = requester_of(request).list_nodes(
+    requester = requester_of(request)
+    nodes = requester.list_nodes(
         filter_approval=filter_approval, filter_status=filter_status, labels=labels,
         order_by=order_by, reverse=reverse,
     )
     page = nodes[offset:offset + limit] if limit else nodes[offset:]
     more = bool(limit) and offset + len(page) < len(nodes)
-    items = dumps([n.to_dict() for n in page])  # now: the states are live, not copies
+    items = requester.nodes_wire(page)  # now: the states are live, not copies
     token = dumps(next_page_token(sort_by=order_by, reverse=reverse, limit=limit,
                                   offset=offset, returned=len(page), more=more))
     # The same list under the key bacalhau-apiclient reads too (Go decodes either key):
