@@ -20,18 +20,18 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
-import yaml
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from bacalhau.models import ids
 from bacalhau.models.ids import LIBP2P_ED25519_PREFIX
+
+if TYPE_CHECKING:
+    # rich and yaml load where a table or a YAML document is printed, not for `--help`.
+    from rich.console import Console
+    from rich.table import Table
 
 OUTPUT_FORMATS = ("table", "csv", "json", "yaml")
 DOC_FORMATS = ("json", "yaml")
@@ -60,6 +60,8 @@ _SHORT_ID = re.compile(r"^([a-z])-([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 
 def console() -> Console:
     """A console on the current stdout (so that click's test runner captures it)."""
+    from rich.console import Console
+
     out = sys.stdout
     tty = out.isatty()
     return Console(
@@ -77,6 +79,8 @@ def dump(data: Any, fmt: str, *, pretty: bool = True) -> str:
     newline)."""
     if fmt == "json":
         return orjson.dumps(data, option=orjson.OPT_INDENT_2 if pretty else 0).decode()
+    import yaml
+
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120).rstrip("\n")
 
 
@@ -198,6 +202,10 @@ def _rich_table(
     title: str | None = None,
 ) -> Table:
     """Styled: a rule under a bold header (as on a terminal today); plain: columns only."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     styled = styled and not out.no_style
     t = Table(
         box=box.SIMPLE_HEAD if styled else None,
@@ -226,6 +234,8 @@ def render_table(
     width: int | None = None,
 ) -> str:
     """The table as text, styled as for a terminal when `terminal` (unless `--no-style`)."""
+    from rich.console import Console
+
     rows = [list(r) for r in rows]
     if not rows and out.hide_header:
         return ""
