@@ -75,6 +75,22 @@ def test_job_list_and_describe_as_json_use_no_aiohttp(tmp_path: Path,
     assert fake_api.calls("GET", jobs)[-1].param("labels") == "bacalhau_canary != true"
 
 
+def test_job_list_and_describe_tables_piped_use_no_rich(tmp_path: Path,
+                                                       fake_api: FakeBacalhau) -> None:
+    jobs = "/api/v1/orchestrator/jobs"
+    fake_api.on("GET", jobs, {"Items": [wire_job()], "NextToken": ""})
+    fake_api.on("GET", f"{jobs}/{JOB_ID}", {"Job": wire_job(), "History": {"Items": []},
+                                             "Executions": {"Items": []}})
+    port = str(fake_api.port)
+    modules, out = loaded_modules(tmp_path, "--api-port", port, "job", "list")
+    assert out.splitlines()[0].split() == ["CREATED", "ID", "NAME", "JOB", "TYPE", "STATE"]
+    assert JOB_ID[:10] in out
+    assert heavy_in(modules) == []
+    modules, out = loaded_modules(tmp_path, "--api-port", port, "job", "describe", JOB_ID)
+    assert f"ID            = {JOB_ID}" in out
+    assert heavy_in(modules) == []
+
+
 def test_unreachable_api_is_a_clean_error_without_aiohttp(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "bacalhau", "--api-port", "1", "job", "list"],
                           capture_output=True, text=True, timeout=60, check=False)
