@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from bacalhau.config import Config
+from bacalhau.counters import install_counter_dump
 from bacalhau.errors import ConfigError, TransportError
 from bacalhau.models import NODE_TYPE_COMPUTE, NODE_TYPE_REQUESTER, NodeInfo
 from bacalhau.models.ids import new_node_id
@@ -507,6 +508,8 @@ async def run_node(config: Config) -> None:
         log.warning("a compute-only node without Network.Peers (--peers) waits for an "
                     "orchestrator to dial it")
     node = Node(config, network)
+    # before the node announces itself: SIGUSR1's default action would end the process
+    install_counter_dump(node.data_dir, node.transport)  # SIGUSR1: counters.json (bench)
     await node.start()
     print(f"bacalhau node {node.node_id} ({' + '.join(node.roles())}) is running", flush=True)
     for address in node.addresses():

@@ -11,6 +11,10 @@ committed, and rollback listeners hear of every rollback, so a cache never holds
 does not.
 WAL checkpoints run on a background thread (see `CHECKPOINT_EVERY`).
 
+Every commit is counted (`COMMITS`, per file: a transaction's COMMIT, and each autocommitted
+write outside one), so that the bench reports commits per job as a count, not an estimate
+(issue 15); `bacalhau serve` writes the counts on SIGUSR1 (`bacalhau.node.write_counters`).
+
 Migrations are a list of SQL scripts; script `i` brings the schema to version `i + 1`. The
 version lives in `PRAGMA user_version`, or, when several stores share one file, in a
 `schema_migrations` row named after the store (`migrate(scripts, name="nodes")`).
@@ -29,6 +33,9 @@ from typing import Any
 from bacalhau.errors import StoreError
 
 log = logging.getLogger(__name__)
+
+COMMITS: dict[str, int] = {}
+"""Commits so far in this process, by database file (see the module docstring)."""
 
 BUSY_TIMEOUT_MS = 5000
 # WAL checkpoints copy the log into the database file and fsync both: milliseconds that a
@@ -211,6 +218,7 @@ class Database:
             self._after_commit = [(min(d, depth), cb) for d, cb in self._after_commit]
 
     def _committed(self) -> None:
+        COMMITS[self.path] = COMMITS.get(self.path, 0) + 1
         callbacks, self._after_commit = self._after_commit, []
         for _, callback in callbacks:
             callback()
@@ -223,10 +231,22 @@ class Database:
                 self._checkpointer.request()
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, tuple(params))
+        if self._depth:
+            return self.conn.execute(sql, tuple(params))
+        before = self.conn.total_changes
+        cursor = self.conn.execute(sql, tuple(params))
+        if self.conn.total_changes != before:  # an autocommitted write
+            COMMITS[self.path] = COMMITS.get(self.path, 0) + 1
+        return cursor
 
     def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> sqlite3.Cursor:
-        return self.conn.executemany(sql, (tuple(r) for r in rows))
+        if self._depth:
+            return self.conn.executemany(sql, (tuple(r) for r in rows))
+        before = self.conn.total_changes
+        cursor = self.conn.executemany(sql, (tuple(r) for r in rows))
+        if changed := self.conn.total_changes - before:  # one autocommit per changed row
+            COMMITS[self.path] = COMMITS.get(self.path, 0) + changed
+        return cursor
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, tuple(params)).fetchall()
