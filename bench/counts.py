@@ -77,9 +77,11 @@ def files_per_execution(net: Cluster, jobs: int, submit: Any, completions: Any
         counts = counter.stop()
     if result["failed"]:
         raise RuntimeError(f"noop jobs failed: {result['failed'][:3]}")
+    created = sorted(str(p.relative_to(net.base_dir)) for p in counter.created)
     return {"jobs": jobs, "files_and_folders_per_execution": counts["created"] / jobs,
             "files_per_execution": counts["files"] / jobs,
             "folders_per_execution": counts["folders"] / jobs,
             "inotify_overflowed": bool(counts["overflowed"]),
             "watched": [str(r.relative_to(net.base_dir)) for r in roots],
-            "examples": sorted(str(p.relative_to(net.base_dir)) for p in counter.created)[:40]}
+            "examples": created[:40],
+            "outside_execution_dirs": [p for p in created if "/executions/" not in p][:40]}
