@@ -236,7 +236,10 @@ class ComputeNode:
             if handler is None:
                 return msg.reply_error(f"unknown message type {envelope.type!r} on "
                                        f"{PROTOCOL_COMPUTE}")
-            return await handler(self, sender, envelope.payload)
+            reply = await handler(self, sender, envelope.payload)
+            # the requester takes the reply as "stored": not before the group commit did
+            await self.store.durable()
+            return reply
         except BacalhauError as exc:
             return msg.reply_error(str(exc))
         except Exception as exc:

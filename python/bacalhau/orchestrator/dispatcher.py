@@ -17,7 +17,8 @@ import functools
 import logging
 
 from bacalhau.errors import TransportError
-from bacalhau.store.jobstore import JobStore, OutboxRow
+from bacalhau.store.joboutbox import OutboxRow
+from bacalhau.store.jobstore import JobStore
 from bacalhau.transport import Transport
 
 log = logging.getLogger(__name__)

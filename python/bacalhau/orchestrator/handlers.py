@@ -55,6 +55,8 @@ class ExecutionMessageHandlers:
             return messages.reply_error(str(exc))
         try:
             self.apply(envelope.type, envelope.payload)
+            # the compute node deletes its outbox row on this reply: not before our commit
+            await self.store.durable()
         except NotFoundError:
             pass  # an execution this requester no longer knows: nothing to do
         except Exception as exc:  # the peer retries; tell it why

@@ -163,6 +163,7 @@ class Requester:
         self.broker.enqueue(evaluation)
         for listener in self.job_listeners:
             listener("submitted", stored)
+        await self.store.durable()  # no answer before the job is durable (group commit)
         return SubmitResult(stored.id, evaluation.id, warnings)
 
     def _prepare(self, job: Job, client_meta: dict[str, str] | None) -> list[str]:
@@ -236,6 +237,7 @@ class Requester:
         self.broker.enqueue(evaluation)
         for listener in self.job_listeners:
             listener("stopped", stored)
+        await self.store.durable()
         return evaluation.id
 
     def get_job(self, id_or_name: str, namespace: str = "default", version: int = 0) -> Job:
