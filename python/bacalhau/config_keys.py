@@ -30,6 +30,8 @@ JOB_TYPES = ("Batch", "Ops", "Daemon", "Service")
 EXTRA_KEYS: dict[str, Any] = {
     "Name": "",
     "Store.GroupCommit": True,
+    "Orchestrator.EvaluationBroker.MaxQueued": 10000,
+    "Orchestrator.MaxUnsentMessages": 50000,
     "Store.GroupCommitMaxItems": 256,
     "JobAdmissionControl.RejectNetworkedJobs": False,
     **{f"JobDefaults.{t}.Task.Publisher.Type": "" for t in JOB_TYPES},

@@ -46,7 +46,15 @@ class JobOutbox:
         self._flush_timer: asyncio.TimerHandle | None = None
         row = self._db.query_one("SELECT MAX(id) FROM outbox")
         self._outbox_committed = int(row[0] or 0) if row else 0  # the file holds committed
+        row = self._db.query_one("SELECT COUNT(*) FROM outbox WHERE sent = 0")
+        self._unsent = int(row[0]) if row else 0  # committed rows not yet marked sent
         self._db.add_before_commit(self._write_sent_marks)
+
+    @property
+    def unsent_count(self) -> int:
+        """Committed outbox rows not yet delivered (kept in memory: the admission check of
+        every submit reads it)."""
+        return max(0, self._unsent - len(self._sent_later))
 
     def add_outbox(self, peer: str, protocol: str, payload: bytes) -> int:
         cur = self._db.execute(
@@ -58,6 +66,11 @@ class JobOutbox:
 
     def _mark_committed(self, row_id: int) -> None:
         self._outbox_committed = max(self._outbox_committed, row_id)
+        self._unsent += 1
+
+    def _sent_committed(self, ids: list[int]) -> None:
+        self._sent_later.difference_update(ids)
+        self._unsent -= len(ids)
 
     def pending_outbox(self, peer: str | None = None, limit: int = 500) -> list[OutboxRow]:
         """Unsent rows in the order they were written (per peer when `peer` is given)."""
@@ -86,9 +99,14 @@ class JobOutbox:
             (committed, dumps(sorted(self._sent_later)).decode()))]
 
     def mark_sent(self, ids: Iterable[int]) -> None:
-        self._db.execute(
-            "UPDATE outbox SET sent = 1 WHERE id IN (SELECT value FROM json_each(?))",
+        cur = self._db.execute(
+            "UPDATE outbox SET sent = 1 WHERE sent = 0 AND id IN (SELECT value FROM json_each(?))",
             (dumps(list(ids)).decode(),))
+        changed = cur.rowcount
+        self._db.after_commit(lambda: self._count_sent(changed))
+
+    def _count_sent(self, n: int) -> None:
+        self._unsent -= n
 
     def mark_sent_later(self, ids: Iterable[int]) -> None:
         """Mark delivered rows sent with the next commit (see the module docstring)."""
@@ -126,7 +144,7 @@ class JobOutbox:
                 (dumps(ids).decode(),))
         except sqlite3.Error:  # the rows stay marked in memory; a later commit retries
             return
-        self._db.after_commit(lambda: self._sent_later.difference_update(ids))
+        self._db.after_commit(lambda: self._sent_committed(ids))
 
     def record_attempt(self, outbox_id: int) -> int:
         """Count a failed send; returns the attempts so far."""
