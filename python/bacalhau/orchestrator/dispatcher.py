@@ -2,9 +2,10 @@
 
 Woken by the planner after each commit (and once at start, so rows left unsent by a restart
 go out again). Rows go to each peer in the order they were written, so an AskForBid always
-arrives before the BidAccepted that follows it: the rows pending for a peer travel together
-as one `Batch` frame (at most `FRAME_MAX_MESSAGES`; one row goes as itself), applied in order
-there; a peer that refuses the batch gets them one by one. Peers are served concurrently.
+arrives before the BidAccepted that follows it: with `BATCH_TO_COMPUTE` the rows pending for a
+peer travel together as one `Batch` frame (at most `FRAME_MAX_MESSAGES`; one row goes as
+itself), applied in order there; a peer that refuses the batch gets them one by one.
+Peers are served concurrently.
 A peer that cannot be reached is retried with exponential backoff; a row that fails
 `max_attempts` times is dropped with a warning. A reply of `{"OK": false}` counts as delivered:
 the node heard the message and refused it, and resending would not change that.
@@ -119,7 +120,7 @@ class Dispatcher:
     async def _deliver_frame(self, rows: list[OutboxRow]) -> int:
         """Send rows of one peer and protocol as one `Batch` frame (one row: as itself);
         returns how many, from the first, were delivered."""
-        if len(rows) > 1:
+        if len(rows) > 1 and BATCH_TO_COMPUTE:
             row = rows[0]
             try:
                 reply = await self.transport.request(
@@ -166,6 +167,14 @@ class Dispatcher:
     async def wait_idle(self, timeout: float = 5.0) -> None:
         """Wait until nothing is being sent (tests, shutdown)."""
         await asyncio.wait_for(self._idle.wait(), timeout)
+
+
+BATCH_TO_COMPUTE = False
+"""Off: with Batch frames toward compute nodes, AskForBid/BidAccepted arrive faster than the
+nodes' heartbeats report their queues, the over-subscription ranker then sees every node
+busy and batch jobs without a QueueTimeout fail ("not enough nodes"; 56 of 300 in the
+throughput bench). Turn on once the requester counts its own assignments since a node's last
+report (issue 15). Compute nodes batch toward requesters, and both ends accept Batch."""
 
 
 def _frames(rows: list[OutboxRow]) -> list[list[OutboxRow]]:
