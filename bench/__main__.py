@@ -4,7 +4,8 @@ scenario (machine info, settings, raw samples, summary, rows of figure/baseline/
 met), a PNG plot per scenario and `table.md`, and prints the table.
 
 Scenarios: latency, throughput, backlog, docker (end to end), cid, ranking, scale (the node
-count: `--nodes 100,300,1000`), metrics (what the Prometheus metrics cost on the hot paths).
+count: `--nodes 100,300,1000`), metrics (what the Prometheus metrics cost on the hot paths),
+cli (one-shot commands' start against `python -c pass`).
 `--quick` finishes in about 2 minutes with --all (fewer jobs, smaller files, fewer nodes);
 without it the full sizes of the issue run (500 latency jobs, 10k throughput jobs, 100k
 stored jobs). Results default to bench/results/ (git-ignored).
@@ -24,7 +25,7 @@ from typing import Any
 from bench import harness, report
 
 SCENARIOS = ("latency", "throughput", "backlog", "docker", "cid", "ranking", "scale",
-             "metrics")
+             "metrics", "cli")
 
 
 def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -48,6 +49,10 @@ def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
         return scale.run(args.quick, out, nodes=args.nodes, processes=args.compute_processes,
                          idle=args.idle)
+    if name == "cli":
+        from bench import cli_start
+
+        return cli_start.run(args.quick, out)
     if name == "metrics":
         from bench import metrics_overhead
 

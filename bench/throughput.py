@@ -4,7 +4,9 @@ loop: each submitter sends its next job as soon as the last PUT answered) to 1 r
 
 Figures: completed jobs/s (first submit to the last job's Completed ModifyTime, server
 clock, same machine), submit latency under load (PUT round trip), CPU seconds per job (user +
-system of the three node processes over the run, from /proc). Completion is read by walking
+system of the three node processes over the run, from /proc), and counted costs (`counts`):
+SQLite commits and transport messages per job over the run, files and folders created per
+execution of a batch of noop-published jobs after it. Completion is read by walking
 the submitted jobs in order with one GET each (a job not yet done is asked again 50 ms later).
 Baselines in the same run: the same module in a tight wasmtime loop (compiled once, new
 Store + WASI per run, one thread: the jobs/s ceiling of one core) and Slurm on this machine
@@ -22,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import harness, report, slurm
+from bench import counts, harness, report, slurm
 from bench import pyspy as py_spy
 from bench.cluster import cluster
 from bench.harness import summary
@@ -31,9 +33,13 @@ from tests.jobspecs import wordcount_job
 
 TARGET_VS_SLURM = 25.0
 TARGET_VS_WASMTIME = 0.3
+TARGET_COMMITS = 3.0
+TARGET_MESSAGES = 4.0
+TARGET_FILES = 4.0
+COUNT = "a count (ratio = the count)"
 
 
-async def submit_all(url: str, n: int, concurrency: int
+async def submit_all(url: str, n: int, concurrency: int, publisher: str = "local"
                      ) -> tuple[list[str], list[float], list[float]]:
     """(job ids in submit order, submit start times (epoch s), PUT latencies (s))."""
     base = f"{url}/api/v1/orchestrator/jobs"
@@ -45,7 +51,7 @@ async def submit_all(url: str, n: int, concurrency: int
     async with aiohttp.ClientSession(connector=conn) as session:
         async def submitter() -> None:
             for i in counter:
-                body = {"Job": wordcount_job(f"job {i}\n")}
+                body = {"Job": wordcount_job(f"job {i}\n", publisher=publisher)}
                 starts[i], t0 = time.time(), time.perf_counter()
                 async with session.put(base, json=body) as resp:
                     answer = await resp.json()
@@ -100,6 +106,7 @@ def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 
             asyncio.run(submit_all(net.api_url, 20, min(concurrency, 8)))  # warm-up
             warm_ids = asyncio.run(submit_all(net.api_url, 1, 1))[0]
             asyncio.run(completions(net.api_url, warm_ids, 120))
+            counters0 = counts.node_counters(net)
             cpu0 = net.cpu_by_process()
             t_begin = time.time()
             with (py_spy.record(net.pids, out_dir, "throughput") if profile
@@ -108,6 +115,9 @@ def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 
                 result = asyncio.run(completions(net.api_url, ids, max(600.0, n * 0.5)))
             cpu_by = {k: v - cpu0[k] for k, v in net.cpu_by_process().items()}
             cpu = sum(cpu_by.values())
+            counted = counts.per_job(counters0, counts.node_counters(net), n)
+            files = counts.files_per_execution(net, min(n, 30 if quick else 200), submit_all,
+                                               completions)
         ceiling, wasm = wasmtime_loop(work, 300 if quick else 3000)
         put = asyncio.run(bare_put_baseline(200))
     done = result["done"]
@@ -124,8 +134,8 @@ def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 
          "cpu_ms_per_job_by_process": {k: v / n * 1e3 for k, v in cpu_by.items()},
          "submit_latency": sub,
          "wasmtime_loop_jobs_per_s": ceiling, "wasmtime_run": summary(wasm),
-         "put": summary(put), "profile": prof, "slurm": {k: v for k, v in slurm_result.items()
-                                        if k != "sbatch_latency_s"}}
+         "put": summary(put), "profile": prof, "counted": counted, "files": files,
+         "slurm": {k: v for k, v in slurm_result.items() if k != "sbatch_latency_s"}}
     slurm_jobs_per_s = slurm_result.get("jobs_per_s")
     rows = [
         report.Row(f"jobs/s completed ({n} jobs, C={concurrency}, 2 compute nodes)",
@@ -141,6 +151,14 @@ def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 
                    "bare aiohttp PUT round trip p50 (idle)", s["put"]["p50_ms"]),
         report.Row("CPU per job (3 node processes)", cpu / n * 1e3, "ms",
                    "wasmtime run of the module (wall) p50", s["wasmtime_run"]["p50_ms"]),
+        # counts: the "baseline" is 1, so that the ratio is the count and the target applies
+        report.Row(f"SQLite commits per job (counted, C={concurrency})",
+                   counted["commits_per_job"], "", COUNT, 1.0, {"max": TARGET_COMMITS}),
+        report.Row(f"cross-process messages per job (counted, C={concurrency})",
+                   counted["messages_per_job"], "", COUNT, 1.0, {"max": TARGET_MESSAGES}),
+        report.Row("files and folders created per noop execution (inotify)",
+                   files["files_and_folders_per_execution"], "", COUNT, 1.0,
+                   {"max": TARGET_FILES}),
     ]
     t0 = t_begin
     completions_t = sorted(d - t0 for d in done)

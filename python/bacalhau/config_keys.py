@@ -29,6 +29,10 @@ JOB_TYPES = ("Batch", "Ops", "Daemon", "Service")
 
 EXTRA_KEYS: dict[str, Any] = {
     "Name": "",
+    "Store.GroupCommit": True,
+    "Orchestrator.EvaluationBroker.MaxQueued": 10000,
+    "Orchestrator.MaxUnsentMessages": 50000,
+    "Store.GroupCommitMaxItems": 256,
     "JobAdmissionControl.RejectNetworkedJobs": False,
     **{f"JobDefaults.{t}.Task.Publisher.Type": "" for t in JOB_TYPES},
     **{f"JobDefaults.{t}.Task.Timeouts.{k}": "" for t in JOB_TYPES

@@ -103,6 +103,20 @@ class TransportError(BacalhauError):
     component = "Transport"
 
 
+class OverloadedError(BacalhauError):
+    """A bounded queue is full: the client should retry after `retry_after` seconds (the API
+    answers 429 with that `Retry-After`)."""
+
+    status = 429
+    code = "TooManyRequests"
+    component = "Orchestrator"
+
+    def __init__(self, message: str, *, retry_after: int = 1, hint: str = "",
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, hint=hint, details=details)
+        self.retry_after = max(1, int(retry_after))
+
+
 class StoreError(BacalhauError):
     code = "DatastoreFailure"
     component = "Store"

@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from bacalhau.config import Config
+from bacalhau.counters import install_counter_dump
 from bacalhau.errors import ConfigError, TransportError
 from bacalhau.models import NODE_TYPE_COMPUTE, NODE_TYPE_REQUESTER, NodeInfo
 from bacalhau.models.ids import new_node_id
@@ -256,6 +257,7 @@ class Node:
         compute_dir = self.data_dir / "compute"
         compute_dir.mkdir(parents=True, exist_ok=True)
         store = ExecutionStore(compute_dir / "executions.db")
+        self._group_commit(store.db)
         self._stores.append(store)
         cache_dir = cfg.get("Engines.Types.WASM.CacheDir") or (self.data_dir / "cache" / "wasm")
         executors: dict[str, Any] = {"wasm": shared.wasm_executor(Path(cache_dir))}
@@ -338,6 +340,7 @@ class Node:
         orch_dir.mkdir(parents=True, exist_ok=True)
         db = orch_dir / "jobs.db"
         store = JobStore(db)
+        self._group_commit(store.db)
         node_store = NodeStore(store.db)  # one connection and transaction scope per file
         self._stores.append(store)
         info = self.node_info()  # a hybrid registers itself as the compute node it also is
@@ -410,6 +413,11 @@ class Node:
         if self.ipfs is not None and self.ipfs.addresses:
             info["BACALHAU_IPFS_SWARM_ADDRESSES"] = ",".join(self.ipfs.addresses)
         return info
+
+    def _group_commit(self, db: Any) -> None:
+        """`Store.GroupCommit` (default on): one commit per event-loop turn (issue 15)."""
+        if self.config.get("Store.GroupCommit", True):
+            db.enable_group_commit(int(self.config.get("Store.GroupCommitMaxItems", 256)))
 
     def roles(self) -> list[str]:
         return [r for r, on in (("orchestrator", self.is_requester),
@@ -507,6 +515,8 @@ async def run_node(config: Config) -> None:
         log.warning("a compute-only node without Network.Peers (--peers) waits for an "
                     "orchestrator to dial it")
     node = Node(config, network)
+    # before the node announces itself: SIGUSR1's default action would end the process
+    install_counter_dump(node.data_dir, node.transport)  # SIGUSR1: counters.json (bench)
     await node.start()
     print(f"bacalhau node {node.node_id} ({' + '.join(node.roles())}) is running", flush=True)
     for address in node.addresses():

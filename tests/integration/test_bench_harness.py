@@ -87,6 +87,13 @@ def test_scenario_specifics(tiny_run: tuple[Path, str]) -> None:
     by_process = throughput["summary"]["cpu_ms_per_job_by_process"]
     assert set(by_process) == {"orchestrator-0", "compute-0", "compute-1"}
     assert all(positive(v) for v in by_process.values()), by_process
+    # counted, not estimated (issue 15): SIGUSR1 counters and inotify
+    counted = throughput["summary"]["counted"]
+    assert counted["commits_per_job"] >= 1 and counted["messages_per_job"] >= 1, counted
+    assert set(counted["commits_per_job_by_process"]) == set(by_process)
+    files = throughput["summary"]["files"]
+    assert files["files_and_folders_per_execution"] >= 1 and not files["inotify_overflowed"]
+    assert any("/executions/" in path for path in files["examples"]), files["examples"]
     slurm_row = next(r for r in throughput["rows"] if "Slurm" in r["baseline"])
     assert slurm_row["baseline_value"] is None and "--no-slurm" in slurm_row["note"]
     assert (out / "throughput_submit.png").read_bytes()[:8] == PNG

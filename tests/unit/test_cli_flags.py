@@ -368,12 +368,16 @@ def test_get_help_has_download_and_ipfs_flags() -> None:
 
 
 def test_classic_verbs_are_their_job_twins() -> None:
-    job_group = cli.commands["job"]
+    ctx = click.Context(cli)
+    job_group = cli.get_command(ctx, "job")
+    assert isinstance(job_group, click.Group)
     twins = {"create": "run", "get": "get", "list": "list", "cancel": "stop", "logs": "logs"}
     for classic, twin in twins.items():
-        assert cli.commands[classic] is job_group.commands[twin]  # type: ignore[attr-defined]
-        assert CLASSIC_TWINS[classic] is job_group.commands[twin]  # type: ignore[attr-defined]
-    assert "describe" in cli.commands and "[default: yaml]" in _help("describe")
+        command = job_group.get_command(ctx, twin)
+        assert command is not None
+        assert cli.get_command(ctx, classic) is command
+        assert CLASSIC_TWINS[classic].load() is command
+    assert "describe" in cli.list_commands(ctx) and "[default: yaml]" in _help("describe")
 
 
 def test_version_without_a_server_prints_the_client_and_a_note() -> None:

@@ -209,10 +209,11 @@ async def test_run_results_layout_env_and_run_result(harness: Harness) -> None:
     assert (request.results_dir / "outputs").is_dir()
     h.executor.release[ex.id].set()
     await eventually(lambda: h.state(ex) == S.COMPLETED)  # non-zero exit still completes
-    results = h.data_dir / "compute" / "executions" / ex.id / "results"
-    assert (results / "stdout").read_text() == f"hello from {ex.id}\n"
-    assert (results / "stderr").read_text() == "warn\n"
-    assert (results / "exitCode").read_text() == "3"
+    exec_dir = h.data_dir / "compute" / "executions" / ex.id
+    assert (exec_dir / "logs" / "stdout").read_text() == f"hello from {ex.id}\n"
+    assert (exec_dir / "logs" / "stderr").read_text() == "warn\n"
+    # noop publishes nothing: no copies of the logs nor an exitCode file to pack (issue 15)
+    assert sorted(p.name for p in (exec_dir / "results").iterdir()) == ["outputs"]
     local = h.store.require(ex.id)
     assert local.execution.run_output is not None
     assert local.execution.run_output.exit_code == 3

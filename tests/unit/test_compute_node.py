@@ -104,6 +104,7 @@ class FakeRequester:
         self.membership: dict[str, list[msg.Envelope]] = defaultdict(list)
         self.gossip: dict[str, list[msg.Envelope]] = defaultdict(list)
         self.refuse = False
+        self.batches: list[int] = []  # messages per Batch frame received
         self.known = True
         self.interval: float | None = None  # HeartbeatInterval to ask for
         self.transport.serve(PROTOCOL_ORCHESTRATOR, self._on_message)
@@ -123,7 +124,13 @@ class FakeRequester:
     async def _on_message(self, sender: str, payload: bytes) -> bytes:
         if self.refuse:
             return msg.reply_error("not now")
-        self.received.append(msg.decode(payload))
+        envelope = msg.decode(payload)
+        if envelope.type == msg.BATCH:  # several rows in one frame (issue 15)
+            items = msg.batch_items(envelope)
+            self.batches.append(len(items))
+            self.received.extend(items)
+            return msg.reply_batch([msg.reply_ok() for _ in items])
+        self.received.append(envelope)
         return msg.reply_ok()
 
     def _gossip_handler(self, topic: str) -> Callable[[str, bytes], Any]:
@@ -381,6 +388,25 @@ async def test_rejected_bid_reply_and_unknown_message(cluster: Cluster) -> None:
     assert cluster.state(execution_id) == S.ASK_FOR_BID_REJECTED
     with pytest.raises(TransportError, match="unknown message type"):
         await r.ask("Bogus", {})
+
+
+async def test_a_batch_frame_is_handled_in_order_and_rows_leave_batched(
+        cluster: Cluster) -> None:
+    r = cluster.requester
+    r.refuse = True  # rows pile up in the compute node's outbox
+    asks = [_ask(_job(SpecConfig("test"))) for _ in range(3)]
+    frame = msg.encode_batch([msg.encode(msg.ASK_FOR_BID, ask) for ask in asks])
+    reply = await r.transport.request(COMPUTE_ID, PROTOCOL_COMPUTE, frame, timeout=30)
+    assert msg.parse_batch_reply(reply, 3) == [{"OK": True}] * 3
+    store = cluster.store
+    assert store is not None
+    await eventually(lambda: len(store.pending_messages()) == 3)
+    r.refuse = False
+    ids = [ask["Execution"]["ID"] for ask in asks]
+    await eventually(lambda: all(len(r.of(i)) == 1 for i in ids))
+    assert sorted(e.payload["ExecutionID"] for e in r.received) == sorted(ids)
+    assert r.batches and max(r.batches) >= 2  # several rows in one frame
+    await eventually(lambda: store.pending_messages() == [])
 
 
 async def test_outbox_retries_until_acknowledged(cluster: Cluster) -> None:

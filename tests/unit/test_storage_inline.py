@@ -131,11 +131,14 @@ async def test_repeated_content_is_a_hard_link_to_the_kept_copy(tmp_path: Path) 
     storage = InlineStorage(cache_dir=cache)
     source = inline("data:application/wasm;base64," + base64.b64encode(b"\0asm-1").decode(),
                     target="/wasm/main.wasm")
-    first_dir, second_dir = tmp_path / "e1", tmp_path / "e2"
-    first_dir.mkdir()
-    second_dir.mkdir()
-    first = await storage.prepare(source, first_dir)
+    once_dir, first_dir, second_dir = tmp_path / "e0", tmp_path / "e1", tmp_path / "e2"
+    for folder in (once_dir, first_dir, second_dir):
+        folder.mkdir()
+    once = await storage.prepare(source, once_dir)
     assert not (cache / "stale").exists()  # an earlier run's files are never linked to
+    assert list(cache.iterdir()) == []  # a content seen once costs no cache entry
+    first = await storage.prepare(source, first_dir)  # seen twice: kept from now on
+    assert first.host_path.stat().st_ino != once.host_path.stat().st_ino
     second = await storage.prepare(source, second_dir)
     assert second.host_path == second_dir / "main.wasm"
     assert second.host_path.read_bytes() == b"\0asm-1"
@@ -146,10 +149,13 @@ async def test_repeated_content_is_a_hard_link_to_the_kept_copy(tmp_path: Path) 
     assert second.host_path.read_bytes() == b"\0asm-1"
     await storage.cleanup(second)
     assert list(second_dir.iterdir()) == []
-    # other content is written, not linked
+    # other content is written, not linked, and kept from its second sighting on
     other = inline("data:,other", target="/wasm/main.wasm")
     third = await storage.prepare(other, first_dir)
     assert third.host_path.read_bytes() == b"other"
+    assert len(list(cache.iterdir())) == 1
+    await storage.cleanup(third)
+    await storage.prepare(other, first_dir)
     assert len(list(cache.iterdir())) == 2  # both contents kept, each once
 
 
@@ -162,9 +168,10 @@ async def test_link_cache_falls_back_to_writing_and_stays_bounded(
     storage = InlineStorage(cache_dir=cache)
     sources = [inline(f"data:,content-{i}", target="/in/f.txt") for i in range(3)]
     for i, source in enumerate(sources):
-        work = tmp_path / f"w{i}"
-        work.mkdir()
-        await storage.prepare(source, work)
+        for sighting in range(2):  # kept from the second sighting on
+            work = tmp_path / f"w{i}-{sighting}"
+            work.mkdir()
+            await storage.prepare(source, work)
     assert len(list(cache.iterdir())) == 2  # the least recently used one left
     # a kept file removed behind the storage's back: written again, with the right content
     for kept in cache.iterdir():

@@ -8,20 +8,23 @@ text is the server's `Message` followed by its `Hint`. Network failures surface 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 
 from bacalhau.version import build_version_info
+
+if TYPE_CHECKING:
+    # Imported where used: a one-shot CLI command loads neither (see api.oneshot).
+    import ssl
+
+    import aiohttp
 
 ORCHESTRATOR = "/api/v1/orchestrator"
 AGENT = "/api/v1/agent"
@@ -82,6 +85,8 @@ def auth_headers(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 def client_ssl_context(*, insecure: bool = False, ca_file: str = "") -> ssl.SSLContext:
     """Client TLS: the system CAs (plus `ca_file`), or no verification at all with `insecure`
     (self-signed test nodes)."""
+    import ssl
+
     context = ssl.create_default_context(cafile=ca_file or None)
     if insecure:
         context.check_hostname = False
@@ -171,6 +176,8 @@ class AsyncClient:
 
     def _get_session(self) -> aiohttp.ClientSession:
         # Created on first use so that it binds to the loop that uses it.
+        import aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(headers=self._headers)
         return self._session
@@ -183,6 +190,8 @@ class AsyncClient:
         params: Params | None = None,
         body: Any = None,
     ) -> Any:
+        import aiohttp
+
         data = None
         headers = dict(self._auth)
         if body is not None:
@@ -367,6 +376,8 @@ class AsyncClient:
             all_job_versions=all_versions,
             namespace=namespace,
         )
+        import aiohttp
+
         path = f"{ORCHESTRATOR}/jobs/{_seg(job_id)}/logs"
         session = self._get_session()
         try:
@@ -397,6 +408,8 @@ class AsyncClient:
     ) -> ClientError:
         # The handshake error drops the body; ask again without the upgrade to read the
         # APIError (e.g. "job not found") that the server sends before upgrading.
+        import aiohttp
+
         if exc.status >= 400:
             try:
                 await self._request("GET", path, params=params)
@@ -465,6 +478,8 @@ class AsyncClient:
 
     async def download(self, url: str, dest: Path, *, timeout: float = 300.0) -> Path:
         """HTTP GET `url` (a published result, not an API path) into the file `dest`."""
+        import aiohttp
+
         dest.parent.mkdir(parents=True, exist_ok=True)
         async with self._get_session().get(
             url, timeout=aiohttp.ClientTimeout(total=timeout)
@@ -495,6 +510,8 @@ class Client:
         insecure: bool = False,
         ca_file: str = "",
     ) -> None:
+        import asyncio
+
         self._loop = asyncio.new_event_loop()
         self.aio = AsyncClient(host, port, timeout=timeout, tls=tls, headers=headers,
                                insecure=insecure, ca_file=ca_file)

@@ -96,7 +96,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             response.headers["Allow"] = exc.headers["Allow"]
         return response
     except BacalhauError as exc:
-        return json_response(api_error_from_exception(exc, request_id), exc.status)
+        response = json_response(api_error_from_exception(exc, request_id), exc.status)
+        retry_after = getattr(exc, "retry_after", 0)
+        if retry_after:  # OverloadedError: a full queue (429)
+            response.headers["Retry-After"] = str(retry_after)
+        return response
     except _HandlerTimeout as exc:
         body = api_error_body(
             503, f"request timed out after {exc.seconds:g}s", code="TimeOut",

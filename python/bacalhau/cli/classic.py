@@ -1,10 +1,11 @@
 """The classic top-level verbs of Bacalhau's CLI, still in its documentation and in users'
 scripts: `create`, `get`, `describe`, `list`, `cancel`, `logs`.
 
-Each is the very command object of its `bacalhau job ...` twin registered under the classic
-name (`create` = `job run`, `get` = `job get`, `list` = `job list`, `cancel` = `job stop`,
-`logs` = `job logs`), so flags and behaviour cannot drift apart; only `describe` differs, in
-printing the job as YAML unless `--output` says otherwise, as the classic verb did.
+Each is the very command object of its `bacalhau job ...` twin registered (lazily, see
+`bacalhau.cli.lazy`) under the classic name (`create` = `job run`, `get` = `job get`,
+`list` = `job list`, `cancel` = `job stop`, `logs` = `job logs`), so flags and behaviour
+cannot drift apart; only `describe` differs, in printing the job as YAML unless `--output`
+says otherwise, as the classic verb did.
 """
 
 from __future__ import annotations
@@ -13,16 +14,20 @@ import click
 
 from bacalhau.cli.common import CLIContext, pass_cli
 from bacalhau.cli.flags import CobraCommand
-from bacalhau.cli.job import job_get, job_list, job_logs, job_run, job_stop, show_job
+from bacalhau.cli.lazy import LazyCommand
 from bacalhau.cli.output import OutputOptions, doc_output_options
 
 CLASSIC_TWINS = {
-    "create": job_run,
-    "get": job_get,
-    "list": job_list,
-    "cancel": job_stop,
-    "logs": job_logs,
+    "create": LazyCommand("bacalhau.cli.job_run:job_run",
+                          "Submit the job spec in FILE (YAML or JSON; `-` or nothing reads "
+                          "stdin)."),
+    "get": LazyCommand("bacalhau.cli.job_run:job_get",
+                       "Download a job's results and merge them into one folder."),
+    "list": LazyCommand("bacalhau.cli.job:job_list", "List jobs."),
+    "cancel": LazyCommand("bacalhau.cli.job:job_stop", "Stop a job."),
+    "logs": LazyCommand("bacalhau.cli.job_run:job_logs", "Print the logs of a job's execution."),
 }
+"""Each classic verb and the `bacalhau job ...` command object it is."""
 
 
 @click.command("describe", cls=CobraCommand)
@@ -36,11 +41,6 @@ def describe(
     cli: CLIContext, job_id: str, namespace: str, job_version: int, out: OutputOptions
 ) -> None:
     """Describe a job: the job, its state, history and executions, as YAML (or JSON)."""
+    from bacalhau.cli.job import show_job
+
     show_job(cli, job_id, namespace, job_version, out)
-
-
-def register_classic(group: click.Group) -> None:
-    """Add the classic verbs to the root `bacalhau` group."""
-    for name, command in CLASSIC_TWINS.items():
-        group.add_command(command, name)
-    group.add_command(describe)

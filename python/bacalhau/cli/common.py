@@ -1,20 +1,25 @@
-"""What every CLI command shares: the global options' values, the API client, error mapping."""
+"""What every CLI command shares: the global options' values, the API client, error mapping.
+
+Light on purpose (issue 15): every command imports this module, so it loads neither aiohttp,
+asyncio nor yaml; the client is `bacalhau.api.oneshot.OneShotClient` (http.client), which
+hands streaming calls to the aiohttp client itself.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiohttp
 import click
-import yaml
 
-from bacalhau.api.client import Client, ClientError, auth_headers
 from bacalhau.cli.output import DOC_FORMATS
+
+if TYPE_CHECKING:
+    from bacalhau.api.oneshot import OneShotClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,7 +40,7 @@ class CLIContext:
     insecure: bool = False
     ca_file: str = ""
 
-    def client(self) -> Client:
+    def client(self) -> OneShotClient:
         """A client for the API named by the flags, else `-c API.Host/API.Port`, else defaults."""
         host, port = self.api_host, self.api_port
         overrides = config_values(self.config)
@@ -48,7 +53,10 @@ class CLIContext:
         tls = self.tls or _truthy(overrides.get("API.TLS.UseTLS"))
         insecure = self.insecure or _truthy(overrides.get("API.TLS.Insecure"))
         ca_file = self.ca_file or str(overrides.get("API.TLS.CAFile") or "")
-        return Client(host, port, timeout=self.timeout, tls=tls or insecure or bool(ca_file),
+        from bacalhau.api.client import auth_headers
+        from bacalhau.api.oneshot import OneShotClient
+
+        return OneShotClient(host, port, timeout=self.timeout, tls=tls or insecure or bool(ca_file),
                       headers=auth_headers(), insecure=insecure, ca_file=ca_file)
 
     def setup_logging(self, default: str) -> None:
@@ -79,6 +87,8 @@ def config_values(items: list[str]) -> dict[str, Any]:
             raise click.BadParameter(
                 f"{item!r} is neither Key.Path=value nor a readable YAML file", param_hint="-c"
             )
+        import yaml
+
         try:
             doc = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
@@ -119,17 +129,32 @@ def doc_output_option(default: str = "yaml") -> Any:
 
 def friendly_error(exc: BaseException, api_url: str) -> click.ClickException | None:
     """The user-facing form of an exception raised under a command, or None to re-raise."""
-    if isinstance(exc, ClientError):
+    # Each error class is checked only where its module is loaded: an exception cannot be an
+    # instance of a class nobody imported (and `--help` must not import aiohttp, issue 15).
+    client = sys.modules.get("bacalhau.api.client")
+    if client is not None and isinstance(exc, client.ClientError):
         return click.ClickException(str(exc))
-    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
+    aiohttp = sys.modules.get("aiohttp")
+    unreachable: tuple[type[BaseException], ...] = (ConnectionRefusedError,)
+    if "socket" in sys.modules:
+        unreachable = (*unreachable, sys.modules["socket"].gaierror)
+    if aiohttp is not None:
+        unreachable = (*unreachable, aiohttp.ClientConnectorError)
+    if isinstance(exc, unreachable):
+        reason = getattr(exc, "strerror", None) or exc
         return click.ClickException(
-            f"cannot reach the Bacalhau API at {api_url} ({exc.strerror or exc}).\n"
+            f"cannot reach the Bacalhau API at {api_url} ({reason}).\n"
             "Hint: start a node with `bacalhau serve` (or `bacalhau devstack`), "
             "or point the CLI at one with --api-host/--api-port"
         )
-    if isinstance(exc, aiohttp.ClientError):
+    failed: tuple[type[BaseException], ...] = (ConnectionError,)
+    if "http.client" in sys.modules:
+        failed = (*failed, sys.modules["http.client"].HTTPException)
+    if aiohttp is not None:
+        failed = (*failed, aiohttp.ClientError)
+    if isinstance(exc, failed):
         return click.ClickException(f"talking to the Bacalhau API at {api_url} failed: {exc}")
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+    if isinstance(exc, TimeoutError):
         return click.ClickException(
             f"the Bacalhau API at {api_url} did not answer in time; is the node overloaded?"
         )

@@ -13,18 +13,33 @@ from typing import Any
 
 import click
 
-from bacalhau.cli.agent import agent, version
-from bacalhau.cli.auth import auth
-from bacalhau.cli.cid import cid
-from bacalhau.cli.classic import register_classic
+from bacalhau.cli.classic import CLASSIC_TWINS
 from bacalhau.cli.common import CLIContext, friendly_error
-from bacalhau.cli.config_cmd import config as config_group
-from bacalhau.cli.docker import docker
-from bacalhau.cli.job import job
-from bacalhau.cli.node import node
-from bacalhau.cli.serve import devstack, serve
-from bacalhau.cli.swarm import swarm_key
-from bacalhau.cli.wasm import wasm
+from bacalhau.cli.lazy import LazyCommand, LazyGroup
+
+COMMANDS: dict[str, LazyCommand] = {
+    "agent": LazyCommand("bacalhau.cli.agent:agent",
+                         "Ask the node behind --api-host/--api-port about itself."),
+    "auth": LazyCommand("bacalhau.cli.auth:auth",
+                        "API credentials (BACALHAU_API_KEY, BACALHAU_API_USERNAME/PASSWORD)."),
+    "cid": LazyCommand("bacalhau.cli.cid:cid", "Print the IPFS CID of PATH (a file or a "
+                       "directory), as Kubo's `ipfs add -r` computes it."),
+    "config": LazyCommand("bacalhau.cli.config_cmd:config",
+                          "Read and change the configuration in <data dir>/config.yaml."),
+    "describe": LazyCommand("bacalhau.cli.classic:describe", "Describe a job: the job, its "
+                            "state, history and executions, as YAML (or JSON)."),
+    "devstack": LazyCommand("bacalhau.cli.serve:devstack", "Run a local network of "
+                            "orchestrators, compute nodes and hybrids on 127.0.0.1."),
+    "docker": LazyCommand("bacalhau.cli.docker:docker", "Run Docker jobs."),
+    "job": LazyCommand("bacalhau.cli.job:job", "Submit and manage jobs."),
+    "node": LazyCommand("bacalhau.cli.node:node", "Inspect and manage the nodes of the network."),
+    "serve": LazyCommand("bacalhau.cli.serve:serve", "Start a node."),
+    "swarm-key": LazyCommand("bacalhau.cli.swarm:swarm_key",
+                             "Create and check private-network keys (Kubo swarm.key format)."),
+    "version": LazyCommand("bacalhau.cli.agent:version", "Get the client and server version."),
+    "wasm": LazyCommand("bacalhau.cli.wasm:wasm", "Run WebAssembly jobs."),
+}
+"""The root's commands, each loaded when it runs (`bacalhau --help` imports none of them)."""
 
 # Global options that may also be written after the subcommand (`bacalhau serve -c K=V`,
 # `bacalhau job list --api-port 1235`), as cobra's persistent flags allow.
@@ -57,7 +72,7 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return front + rest
 
 
-class BacalhauGroup(click.Group):
+class BacalhauGroup(LazyGroup):
     """Root group: global options anywhere, and API/network failures as clean `Error:` lines."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -79,7 +94,8 @@ class BacalhauGroup(click.Group):
 
 
 @click.group(
-    name="bacalhau", cls=BacalhauGroup, context_settings={"help_option_names": ["-h", "--help"]}
+    name="bacalhau", cls=BacalhauGroup, context_settings={"help_option_names": ["-h", "--help"]},
+    lazy_commands={**COMMANDS, **CLASSIC_TWINS},
 )
 @click.option(
     "--api-host",
@@ -155,21 +171,6 @@ def cli(
     )
     if ctx.invoked_subcommand not in ("serve", "devstack"):
         ctx.obj.setup_logging("warning")
-
-
-cli.add_command(serve)
-cli.add_command(devstack)
-cli.add_command(job)
-cli.add_command(wasm)
-cli.add_command(docker)
-cli.add_command(node)
-cli.add_command(agent)
-cli.add_command(auth)
-cli.add_command(version)
-cli.add_command(cid)
-cli.add_command(swarm_key)
-cli.add_command(config_group)
-register_classic(cli)
 
 
 def main() -> None:

@@ -20,22 +20,24 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
-import yaml
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from bacalhau.models import ids
 from bacalhau.models.ids import LIBP2P_ED25519_PREFIX
 
+if TYPE_CHECKING:
+    # rich and yaml load where a table or a YAML document is printed, not for `--help`.
+    from rich.console import Console
+    from rich.table import Table
+
 OUTPUT_FORMATS = ("table", "csv", "json", "yaml")
 DOC_FORMATS = ("json", "yaml")
 CELL_WIDTH = 60
+PIPE_WIDTH = 240
+"""The width of output that is not a terminal's (piped, redirected): wide, so not wrapped."""
 """The longest line a table cell shows unless `--wide`; longer lines end in an ellipsis."""
 
 COMPUTE_STATES = {
@@ -60,11 +62,13 @@ _SHORT_ID = re.compile(r"^([a-z])-([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 
 def console() -> Console:
     """A console on the current stdout (so that click's test runner captures it)."""
+    from rich.console import Console
+
     out = sys.stdout
     tty = out.isatty()
     return Console(
         file=out,
-        width=None if tty else 240,
+        width=None if tty else PIPE_WIDTH,
         no_color=not tty,
         highlight=False,
         emoji=False,
@@ -77,6 +81,8 @@ def dump(data: Any, fmt: str, *, pretty: bool = True) -> str:
     newline)."""
     if fmt == "json":
         return orjson.dumps(data, option=orjson.OPT_INDENT_2 if pretty else 0).decode()
+    import yaml
+
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120).rstrip("\n")
 
 
@@ -91,8 +97,15 @@ def table(
     title: str | None = None,
 ) -> None:
     """Print a plain table (header row, no borders), cells taken literally (no rich markup)."""
-    console().print(_rich_table(headers, rows, OutputOptions(wide=True), styled=_styled(),
-                                title=title))
+    out = OutputOptions(wide=True)
+    styled = _styled()
+    if not styled:
+        rows = [list(r) for r in rows]
+        text = plain_table(headers, rows, out, title=title, max_width=PIPE_WIDTH)
+        if text is not None:
+            click.echo(text, nl=False)
+            return
+    console().print(_rich_table(headers, rows, out, styled=styled, title=title))
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -198,6 +211,10 @@ def _rich_table(
     title: str | None = None,
 ) -> Table:
     """Styled: a rule under a bold header (as on a terminal today); plain: columns only."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     styled = styled and not out.no_style
     t = Table(
         box=box.SIMPLE_HEAD if styled else None,
@@ -217,6 +234,49 @@ def _rich_table(
     return t
 
 
+_PLAIN_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F)) | {"\n", "\u2026"}
+"""Characters one terminal cell wide each that rich prints as they are (and the line break)."""
+
+
+def plain_table(
+    headers: Sequence[str],
+    rows: list[list[Any]],
+    out: OutputOptions,
+    *,
+    title: str | None = None,
+    max_width: int | None = None,
+) -> str | None:
+    """The unstyled table exactly as rich prints it (columns two spaces apart, every line
+    padded to the table's width), without importing rich (~40 ms of a one-shot command's
+    start, issue 15); None where only rich knows the layout (other characters, a title wider
+    than the table, a table wider than `max_width`, line breaks in an empty column).
+    `tests/unit/test_cli_plain_table.py` compares the two on generated tables."""
+    cells = [[_cell(c, out) for c in row] for row in rows]
+    grid = cells if out.hide_header else [[str(h) for h in headers], *cells]
+    if not grid or not headers:
+        return None
+    for row in grid:
+        for cell in row:
+            if not _PLAIN_CHARS.issuperset(cell):
+                return None
+    split = [[cell.split("\n") for cell in row] for row in grid]
+    widths = [max((len(line) for row in split for line in row[i]), default=0)
+              for i in range(len(headers))]
+    if any(w == 0 and any(len(row[i]) > 1 for row in split) for i, w in enumerate(widths)):
+        return None  # rich lays out line breaks in an empty column its own way
+    total = sum(widths) + 2 * (len(widths) - 1)
+    if total == 0:
+        return None
+    if (max_width is not None and total > max_width) or (title and len(title) > total):
+        return None
+    lines = [title.ljust(total)] if title else []
+    for parts in split:
+        for k in range(max(len(p) for p in parts)):
+            lines.append("  ".join((p[k] if k < len(p) else "").ljust(w)
+                                   for p, w in zip(parts, widths, strict=True)))
+    return "".join(line + "\n" for line in lines)
+
+
 def render_table(
     headers: Sequence[str],
     rows: Iterable[Sequence[Any]],
@@ -229,6 +289,12 @@ def render_table(
     rows = [list(r) for r in rows]
     if not rows and out.hide_header:
         return ""
+    if not (terminal and not out.no_style) and width is None:
+        text = plain_table(headers, rows, out)
+        if text is not None:
+            return text
+    from rich.console import Console
+
     buffer = io.StringIO()
     styled = terminal and not out.no_style
     needed = sum(max((len(str(c)) for c in col), default=0) + 2

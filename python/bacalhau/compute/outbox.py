@@ -7,7 +7,9 @@ requester over `PROTOCOL_ORCHESTRATOR` and deletes a row once the requester answ
 `{"OK": true}` (the delete rides on the store's next commit: `ack_message_later`). A
 requester that cannot be reached is retried with exponential backoff
 (forever: the message matters until it is acknowledged); one that answers `{"OK": false}`
-got the message but refused it, which is retried at most `MAX_REFUSALS` times.
+got the message but refused it, which is retried at most `MAX_REFUSALS` times. The rows due
+for one requester travel as one `Batch` frame (at most `FRAME_MAX_MESSAGES`, each answered on
+its own); a requester that refuses the batch as a whole gets them one by one.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
+
+import orjson
 
 from bacalhau.errors import TransportError
 from bacalhau.models import Event
@@ -131,11 +135,39 @@ class OutboxSender:
         return min(waits) if waits else None
 
     async def _send_all(self, rows: list[OutboxMessage]) -> bool:
-        """Send rows of one peer in order; False at the first one that failed."""
-        for row in rows:
-            if not await self._send(row):
+        """Send rows of one peer in order, several per `Batch` frame; False at the first one
+        that failed."""
+        for start in range(0, len(rows), msg.FRAME_MAX_MESSAGES):
+            frame = rows[start:start + msg.FRAME_MAX_MESSAGES]
+            if len(frame) == 1 or (results := await self._send_batch(frame)) is None:
+                for row in frame:  # one row, or a peer that refused the batch as a whole
+                    if not await self._send(row):
+                        return False
+                continue
+            if results is False:
                 return False
+            for row, result in zip(frame, results, strict=True):
+                if not self._settle(row, result):
+                    return False
         return True
+
+    async def _send_batch(self, rows: list[OutboxMessage]) -> list[bytes] | bool | None:
+        """One frame for `rows`: each row's reply; False when the peer could not be reached
+        (retried later); None when it refused the batch as a whole (send them one by one)."""
+        row = rows[0]
+        try:
+            reply = await self._transport.request(
+                row.peer, PROTOCOL_ORCHESTRATOR, msg.encode_batch([r.envelope for r in rows]),
+                timeout=self._timeout)
+        except TransportError as exc:  # unreachable or slow: retry until it answers
+            self._store.record_attempt(row.seq, str(exc))
+            self._defer(row.peer)
+            return False
+        try:
+            results = msg.parse_batch_reply(reply, len(rows))
+        except TransportError:
+            return None
+        return [orjson.dumps(result) for result in results]
 
     async def _send(self, row: OutboxMessage) -> bool:
         try:
@@ -145,6 +177,11 @@ class OutboxSender:
             self._store.record_attempt(row.seq, str(exc))
             self._defer(row.peer)
             return False
+        return self._settle(row, reply)
+
+    def _settle(self, row: OutboxMessage, reply: bytes) -> bool:
+        """Act on the peer's reply to one row: acknowledged, or refused (retried a few
+        times); False when it is to be sent again later."""
         try:
             msg.parse_reply(reply)
         except TransportError as exc:  # it answered, but refused the message

@@ -3,6 +3,9 @@
     inputs (storage providers, in parallel) -> Running -> executor.run -> results/{stdout,
     stderr,exitCode,<Name>/} -> Publishing -> publisher.publish -> Completed + RunResult
 
+(With the `noop` publisher nothing is packed: results/ holds only the result paths, the
+logs stay in logs/ alone, and no CID is computed.)
+
 Any error fails the execution with an event whose topic names the phase (Preparing
 Environment, Downloading Inputs, Running Execution, Publishing Results) and a ComputeError to
 the requester. A non-zero exit code is a normal, Completed result. Every state change is
@@ -226,7 +229,10 @@ class ExecutionRunner:
         )
         async with self._hub.watching(execution.id, [stdout_path, stderr_path]):
             result = await self._execute(executor, request)
-        run_output = self._collect(result, stdout_path, stderr_path, results_dir)
+        # noop publishes nothing: the logs stay in logs/, no copies into results/ (issue 15)
+        publishing = publisher is not None and publisher.type != "noop"
+        run_output = self._collect(result, stdout_path, stderr_path, results_dir,
+                                   into_results=publisher is None or publishing)
 
         def set_output(ex: Execution) -> None:
             ex.run_output = run_output
@@ -238,10 +244,14 @@ class ExecutionRunner:
                                        expected=(ExecutionStateType.RUNNING,), mutate=set_output)
             # --- content address of the results (issue 4): computed before publishing, so
             # the CID names exactly what was packed; `job get` recomputes and compares it.
-            try:
-                result_cid = await asyncio.to_thread(results_cid, results_dir)
-            except CidError as exc:
-                raise PublisherError(f"could not compute the CID of the results: {exc}") from exc
+            # noop publishes nothing, so no CID is attached: do not hash the results for it
+            result_cid = ""
+            if publishing:
+                try:
+                    result_cid = await asyncio.to_thread(results_cid, results_dir)
+                except CidError as exc:
+                    raise PublisherError(
+                        f"could not compute the CID of the results: {exc}") from exc
             published = await publisher.publish(local.execution, results_dir)
             if not published.is_empty():
                 published = SpecConfig(type=published.type,
@@ -315,13 +325,16 @@ class ExecutionRunner:
 
     @staticmethod
     def _collect(result: RunCommandResult, stdout_path: Path, stderr_path: Path,
-                 results_dir: Path) -> RunCommandResult:
-        for src, name in ((stdout_path, "stdout"), (stderr_path, "stderr")):
-            if src.exists():
-                _link_or_copy(src, results_dir / name)
-            else:
-                (results_dir / name).write_bytes(b"")
-        (results_dir / "exitCode").write_text(str(result.exit_code))
+                 results_dir: Path, *, into_results: bool = True) -> RunCommandResult:
+        """The run's output for the execution record; with `into_results`, also the
+        `stdout`, `stderr` and `exitCode` files of the results that a publisher packs."""
+        if into_results:
+            for src, name in ((stdout_path, "stdout"), (stderr_path, "stderr")):
+                if src.exists():
+                    _link_or_copy(src, results_dir / name)
+                else:
+                    (results_dir / name).write_bytes(b"")
+            (results_dir / "exitCode").write_text(str(result.exit_code))
         stdout, stdout_truncated = read_output_head(stdout_path)
         stderr, stderr_truncated = read_output_head(stderr_path)
         return RunCommandResult(stdout=stdout, stdout_truncated=stdout_truncated,

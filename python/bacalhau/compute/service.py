@@ -232,6 +232,22 @@ class ComputeNode:
     async def _handle(self, sender: str, payload: bytes) -> bytes:
         try:
             envelope = msg.decode(payload)
+            if envelope.type == msg.BATCH:  # several messages in one frame, in order
+                replies = [await self._handle_one(sender, item)
+                           for item in msg.batch_items(envelope)]
+            else:
+                replies = [await self._handle_one(sender, envelope)]
+            # the requester takes the reply as "stored": not before the group commit did
+            await self.store.durable()
+        except BacalhauError as exc:
+            return msg.reply_error(str(exc))
+        except Exception as exc:
+            log.exception("compute handler failed")
+            return msg.reply_error(f"internal error: {exc}")
+        return msg.reply_batch(replies) if envelope.type == msg.BATCH else replies[0]
+
+    async def _handle_one(self, sender: str, envelope: msg.Envelope) -> bytes:
+        try:
             handler = self._handlers.get(envelope.type)
             if handler is None:
                 return msg.reply_error(f"unknown message type {envelope.type!r} on "

@@ -5,6 +5,7 @@ the history events the message carries and an `exec-update` evaluation; the eval
 enqueued after the commit. Delivery is at-least-once, so a message that would not change the
 execution (a duplicate, or news about an execution already terminal) is acknowledged and
 otherwise ignored. Every message is answered `{"OK": true}` unless it cannot be decoded.
+A `Batch` frame is applied message by message, in order, and answered with one result each.
 """
 
 from __future__ import annotations
@@ -51,8 +52,20 @@ class ExecutionMessageHandlers:
     async def handle(self, sender: str, payload: bytes) -> bytes:
         try:
             envelope = messages.decode(payload)
+            batch = envelope.type == messages.BATCH  # several messages in one frame
+            items = messages.batch_items(envelope) if batch else [envelope]
         except TransportError as exc:
             return messages.reply_error(str(exc))
+        replies = [self._apply_one(sender, item) for item in items]
+        try:
+            # the compute node deletes its outbox rows on this reply: not before our commit
+            await self.store.durable()
+        except Exception as exc:  # the peer retries; tell it why
+            log.exception("committing messages from %s failed", sender)
+            return messages.reply_error(f"{envelope.type} failed: {exc}")
+        return messages.reply_batch(replies) if batch else replies[0]
+
+    def _apply_one(self, sender: str, envelope: messages.Envelope) -> bytes:
         try:
             self.apply(envelope.type, envelope.payload)
         except NotFoundError:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bacalhau.config import Config, parse_duration
-from bacalhau.errors import BacalhauError, ValidationError
+from bacalhau.errors import BacalhauError, OverloadedError, ValidationError
 from bacalhau.models import (
     MEMBERSHIP_APPROVED,
     EvalStatus,
@@ -148,6 +148,7 @@ class Requester:
     async def submit_job(self, job: Job, force: bool = False,
                          client_meta: dict[str, str] | None = None) -> SubmitResult:
         """Validate, store (new job or new version of a same-named one) and schedule a job."""
+        self._admit()
         job = job.copy()
         warnings = self._prepare(job, client_meta)
         job.normalize()
@@ -163,7 +164,27 @@ class Requester:
         self.broker.enqueue(evaluation)
         for listener in self.job_listeners:
             listener("submitted", stored)
+        await self.store.durable()  # no answer before the job is durable (group commit)
         return SubmitResult(stored.id, evaluation.id, warnings)
+
+    def _admit(self) -> None:
+        """Backpressure (issue 15): refuse a submit while the evaluation queue or the outbox
+        is full, rather than let latency grow without bound (429 + Retry-After)."""
+        stats = self.broker.stats()
+        queued = stats["ready"] + stats["waiting"] + stats["delayed"]
+        limits = (
+            (queued, "Orchestrator.EvaluationBroker.MaxQueued", 10000, "queued evaluations"),
+            (self.store.unsent_count, "Orchestrator.MaxUnsentMessages", 50000,
+             "undelivered messages to compute nodes"),
+        )
+        for count, key, default, what in limits:
+            limit = int(self.config.get(key, default))
+            if count >= limit:
+                raise OverloadedError(
+                    f"the orchestrator is overloaded: {count} {what}, the limit is {limit} "
+                    f"({key})", retry_after=1,
+                    hint=f"retry after the Retry-After seconds, or raise {key} on the node",
+                    details={"Limit": str(limit), "ConfigKey": key, "Current": str(count)})
 
     def _prepare(self, job: Job, client_meta: dict[str, str] | None) -> list[str]:
         """Server-side fields, defaults and the warnings about what was ignored."""
@@ -236,6 +257,7 @@ class Requester:
         self.broker.enqueue(evaluation)
         for listener in self.job_listeners:
             listener("stopped", stored)
+        await self.store.durable()
         return evaluation.id
 
     def get_job(self, id_or_name: str, namespace: str = "default", version: int = 0) -> Job:

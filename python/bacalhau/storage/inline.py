@@ -11,6 +11,8 @@ into the work dir when that is empty (the runner gives every input a fresh one),
 With a `cache_dir`, a one-file input whose content was written before is not written again:
 the file is a hard link to the copy kept (by sha256) in `cache_dir`, which costs far less than
 creating a file (jobs resubmitted with the same inline WASM module are the common case).
+A content is kept from its second sighting on: one seen once (each job's own small input)
+costs no cache entry (issue 15: files created per execution).
 Inline inputs are always mounted read-only, so no run can change what the others see. The
 cache keeps at most `CACHE_FILES` files of `CACHE_BYTES` in all (least recently used leave
 first) and is emptied when the storage starts.
@@ -194,6 +196,7 @@ class _LinkCache:
         self._bytes = 0
         self._ready = False
         self._digests: dict[int, tuple[bytes, str]] = {}  # id(data) -> (data, digest)
+        self._seen: OrderedDict[str, None] = OrderedDict()  # seen once, not kept (yet)
 
     def _digest(self, data: bytes) -> str:
         # the parse cache keeps the decoded bytes of a small URL, so the same object comes
@@ -223,6 +226,7 @@ class _LinkCache:
             raise
         except OSError:  # removed behind our back, or another file system: write instead
             self._drop(digest)
+            self._seen[digest] = None  # a repeated content: keep the next write again
             return False
         self._entries.move_to_end(digest)
         return True
@@ -240,6 +244,12 @@ class _LinkCache:
                 shutil.rmtree(self._root, ignore_errors=True)  # left by an earlier run
                 self._root.mkdir(parents=True, exist_ok=True)
                 self._ready = True
+            if digest not in self._seen:  # the first sighting: remember only the digest
+                self._seen[digest] = None
+                while len(self._seen) > 4 * CACHE_FILES:
+                    self._seen.popitem(last=False)
+                return
+            del self._seen[digest]
             os.link(written, self._root / digest)
         except OSError as exc:
             log.debug("inline link cache: cannot keep %s: %s", written, exc)

@@ -128,6 +128,17 @@ class ExecutionStore:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._db.add_before_commit(self._delete_acked)
+        # only committed rows are pending (group commit: see bacalhau.store.joboutbox)
+        row = self._db.query_one("SELECT MAX(seq) FROM outbox")
+        self._outbox_committed = int(row[0] or 0) if row else 0
+
+    @property
+    def db(self) -> Database:
+        return self._db
+
+    async def durable(self) -> None:
+        """Return once everything written so far is committed (see `Database.durable`)."""
+        await self._db.durable()
 
     def close(self) -> None:
         if not self._closed:
@@ -291,14 +302,19 @@ class ExecutionStore:
                 "INSERT INTO outbox (peer, msg_type, execution_id, envelope, create_time) "
                 "VALUES (?, ?, ?, ?, ?)", (peer, msg_type, execution_id, envelope, now_ns()))
             seq = int(cursor.lastrowid or 0)
+            self._db.after_commit(lambda: self._mark_committed(seq))
             self._db.after_commit(self._notify)
         return seq
+
+    def _mark_committed(self, seq: int) -> None:
+        self._outbox_committed = max(self._outbox_committed, seq)
 
     def pending_messages(self, limit: int = 100) -> list[OutboxMessage]:
         skip = self._acked_later
         rows = self._exec(
             "SELECT seq, peer, msg_type, execution_id, envelope, attempts FROM outbox "
-            "ORDER BY seq LIMIT ?", (limit + len(skip),)).fetchall()
+            "WHERE seq <= ? ORDER BY seq LIMIT ?",
+            (self._outbox_committed, limit + len(skip))).fetchall()
         return [OutboxMessage(int(r[0]), r[1], r[2], r[3], bytes(r[4]), int(r[5]))
                 for r in rows if r[0] not in skip][:limit]
 

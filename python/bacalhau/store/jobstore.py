@@ -14,19 +14,15 @@ Caches (the store is the only writer of its file, but neither cache depends on t
   row, and parses only when the bytes differ; callers get their own copy;
 - the last history SeqNum of recently written jobs, dropped on any rollback.
 
-Outbox rows the dispatcher delivered are marked sent by `mark_sent_later`: the mark rides on
-the next transaction (or a lone one after `SENT_FLUSH_DELAY`), and until then the rows are no
-longer pending. A crash in between only sends them again, which receivers tolerate (every
-message is idempotent at the compute node).
+The outbox's methods (`add_outbox`, `pending_outbox`, the sent marks) are in
+`bacalhau.store.joboutbox`, a part of this class split out by concern.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +44,7 @@ from bacalhau.models.ids import is_full_id
 from bacalhau.models.job import RESERVED_META_PREFIX
 from bacalhau.models.spec import LabelSelectorRequirement, matches_selector
 from bacalhau.models.timeutil import now_ns, rfc3339
+from bacalhau.store.joboutbox import JobOutbox
 from bacalhau.store.sqlite import Database
 
 SCHEMA_V1 = """
@@ -128,15 +125,6 @@ class RevisionConflictError(ConflictError):
     """A conditional update found a newer revision than the one the caller read."""
 
 
-@dataclass(slots=True)
-class OutboxRow:
-    id: int
-    peer: str
-    protocol: str
-    payload: bytes
-    attempts: int
-
-
 def spec_fingerprint(job: Job) -> bytes:
     """The parts of a job a user changes; equal fingerprints mean "no changes detected"."""
     d = job.to_dict()
@@ -147,7 +135,6 @@ def spec_fingerprint(job: Job) -> bytes:
 
 
 JOB_CACHE_SIZE = 512
-SENT_FLUSH_DELAY = 0.1  # seconds a delivered row may wait to be marked sent
 HISTORY_SEQ_CACHE_SIZE = 4096
 
 
@@ -155,7 +142,7 @@ def _prefix_upper(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-class JobStore:
+class JobStore(JobOutbox):
     """Jobs, their versions, executions, evaluations, history and the outbox of a requester."""
 
     def __init__(self, path: str | Path) -> None:
@@ -165,15 +152,17 @@ class JobStore:
         self._jobs: dict[str, tuple[bytes | str, Job]] = {}  # id -> (stored JSON, parsed)
         self._history_seq: dict[str, int] = {}          # job id -> last SeqNum written
         self._db.add_rollback_listener(self._history_seq.clear)
-        self._sent_later: set[int] = set()   # delivered, marked sent with the next commit
-        self._flush_timer: asyncio.TimerHandle | None = None
         self._closed = False
-        self._db.add_before_commit(self._write_sent_marks)
+        self._init_outbox()
 
     @property
     def db(self) -> Database:
         """The connection, for stores that share this file (e.g. the NodeStore)."""
         return self._db
+
+    async def durable(self) -> None:
+        """Return once everything written so far is committed (see `Database.durable`)."""
+        await self._db.durable()
 
     def close(self) -> None:
         if not self._closed:
@@ -567,89 +556,3 @@ class JobStore:
             sql += " LIMIT -1 OFFSET ?"
             params.append(offset)
         return [JobHistory.from_dict(loads(r["data"])) for r in self._db.query(sql, params)]
-
-    # ----- outbox -----------------------------------------------------------------------------
-
-    def add_outbox(self, peer: str, protocol: str, payload: bytes) -> int:
-        cur = self._db.execute(
-            "INSERT INTO outbox (peer, protocol, payload, created) VALUES (?,?,?,?)",
-            (peer, protocol, payload, now_ns()))
-        return int(cur.lastrowid or 0)
-
-    def pending_outbox(self, peer: str | None = None, limit: int = 500) -> list[OutboxRow]:
-        """Unsent rows in the order they were written (per peer when `peer` is given)."""
-        skip = self._sent_later
-        if peer is None:
-            rows = self._db.query(
-                "SELECT id, peer, protocol, payload, attempts FROM outbox WHERE sent = 0 "
-                "ORDER BY id LIMIT ?", (limit + len(skip),))
-        else:
-            rows = self._db.query(
-                "SELECT id, peer, protocol, payload, attempts FROM outbox "
-                "WHERE sent = 0 AND peer = ? ORDER BY id LIMIT ?", (peer, limit + len(skip)))
-        return [OutboxRow(r[0], r[1], r[2], bytes(r[3]), r[4])
-                for r in rows if r[0] not in skip][:limit]
-
-    def pending_outbox_peers(self) -> list[str]:
-        if not self._sent_later:
-            return [r[0] for r in self._db.query(
-                "SELECT DISTINCT peer FROM outbox WHERE sent = 0")]
-        return [r[0] for r in self._db.query(
-            "SELECT DISTINCT peer FROM outbox WHERE sent = 0 "
-            "AND id NOT IN (SELECT value FROM json_each(?))",
-            (dumps(sorted(self._sent_later)).decode(),))]
-
-    def mark_sent(self, ids: Iterable[int]) -> None:
-        self._db.execute(
-            "UPDATE outbox SET sent = 1 WHERE id IN (SELECT value FROM json_each(?))",
-            (dumps(list(ids)).decode(),))
-
-    def mark_sent_later(self, ids: Iterable[int]) -> None:
-        """Mark delivered rows sent with the next commit (see the module docstring)."""
-        self._sent_later.update(ids)
-        if not self._sent_later or self._flush_timer is not None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.flush_sent()
-            return
-        self._flush_timer = loop.call_later(SENT_FLUSH_DELAY, self._flush_timer_fired)
-
-    def _flush_timer_fired(self) -> None:
-        self._flush_timer = None
-        if not self._closed:
-            self.flush_sent()
-
-    def flush_sent(self) -> None:
-        """Write the pending sent marks now."""
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
-        if self._sent_later:
-            with self.transaction():
-                pass  # the before-commit hook writes them
-
-    def _write_sent_marks(self) -> None:
-        if not self._sent_later:
-            return
-        ids = sorted(self._sent_later)
-        try:
-            self._db.execute(
-                "UPDATE outbox SET sent = 1 WHERE id IN (SELECT value FROM json_each(?))",
-                (dumps(ids).decode(),))
-        except sqlite3.Error:  # the rows stay marked in memory; a later commit retries
-            return
-        self._db.after_commit(lambda: self._sent_later.difference_update(ids))
-
-    def record_attempt(self, outbox_id: int) -> int:
-        """Count a failed send; returns the attempts so far."""
-        self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", (outbox_id,))
-        row = self._db.query_one("SELECT attempts FROM outbox WHERE id = ?", (outbox_id,))
-        return int(row[0]) if row else 0
-
-    def prune_outbox(self, older_than_ns: int) -> int:
-        """Delete sent rows created before `older_than_ns`; returns how many."""
-        cur = self._db.execute(
-            "DELETE FROM outbox WHERE sent = 1 AND created < ?", (older_than_ns,))
-        return cur.rowcount

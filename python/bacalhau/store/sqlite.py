@@ -11,6 +11,20 @@ committed, and rollback listeners hear of every rollback, so a cache never holds
 does not.
 WAL checkpoints run on a background thread (see `CHECKPOINT_EVERY`).
 
+Group commit (issue 15), switched on per database by `enable_group_commit()` (the node does
+it for its stores): while an event loop runs, the outermost transactions and autocommitted
+writes of one loop turn share one SQLite transaction, each in a savepoint of its own (so a
+failing one still undoes only itself), committed when the loop gets to the flush scheduled
+when the group opened (the next turn: at low load nothing waits), or at once when the group
+holds `max_items` transactions. `after_commit` callbacks (the outbox notifications, the
+caches) run after that real COMMIT, in order, so the outbox rule holds; a caller that must
+not answer before its writes are durable (an API 200, a transport reply) awaits `durable()`.
+Without a running loop (scripts, tests of the stores) every transaction commits on its own.
+
+Every commit is counted (`COMMITS`, per file: a transaction's COMMIT, and each autocommitted
+write outside one), so that the bench reports commits per job as a count, not an estimate
+(issue 15); `bacalhau serve` writes the counts on SIGUSR1 (`bacalhau.node.write_counters`).
+
 Migrations are a list of SQL scripts; script `i` brings the schema to version `i + 1`. The
 version lives in `PRAGMA user_version`, or, when several stores share one file, in a
 `schema_migrations` row named after the store (`migrate(scripts, name="nodes")`).
@@ -18,6 +32,7 @@ version lives in `PRAGMA user_version`, or, when several stores share one file, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import threading
@@ -29,6 +44,13 @@ from typing import Any
 from bacalhau.errors import StoreError
 
 log = logging.getLogger(__name__)
+
+COMMITS: dict[str, int] = {}
+"""Commits so far in this process, by database file (see the module docstring)."""
+
+GROUP_MAX_ITEMS = 256
+"""A group commits at once when it holds this many transactions (and at the turn's end)."""
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
 
 BUSY_TIMEOUT_MS = 5000
 # WAL checkpoints copy the log into the database file and fsync both: milliseconds that a
@@ -82,17 +104,22 @@ class _Checkpointer:
 class _Transaction:
     """The context manager of `Database.transaction()` (a class: cheaper than a generator)."""
 
-    __slots__ = ("_db", "_depth")
+    __slots__ = ("_db", "_depth", "_grouped")
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._depth = 0
+        self._grouped = False
 
     def __enter__(self) -> sqlite3.Connection:
         db = self._db
         depth = self._depth = db._depth
         try:
-            db.conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT sp{depth}")
+            if depth == 0 and (db._group_open or db._open_group()):
+                self._grouped = True  # one savepoint of the turn's group (module doc)
+                db.conn.execute("SAVEPOINT sp0")
+            else:
+                db.conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT sp{depth}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot start a transaction on {db.path}: {exc}") from exc
         db._depth = depth + 1
@@ -104,16 +131,20 @@ class _Transaction:
         depth = self._depth
         db._depth = depth
         if exc_type is not None:
-            if depth == 0:
+            if depth == 0 and not self._grouped:
                 db.conn.execute("ROLLBACK")
             else:
                 db.conn.execute(f"ROLLBACK TO sp{depth}")
                 db.conn.execute(f"RELEASE sp{depth}")
             db._rolled_back(depth)
             return
-        if depth:
+        if depth or self._grouped:
             db.conn.execute(f"RELEASE sp{depth}")
             db._released(depth)
+            if self._grouped:
+                db._group_items += 1
+                if db._group_items >= db._group_max:
+                    db.flush_group()
             return
         try:
             if db._before_commit:
@@ -157,6 +188,12 @@ class Database:
         self._rollback_listeners: list[Callable[[], None]] = []
         self._before_commit: list[Callable[[], None]] = []
         self._commits = 0
+        self._group_commit = False
+        self._group_max = GROUP_MAX_ITEMS
+        self._group_open = False
+        self._group_items = 0
+        self._group_done: asyncio.Future[None] | None = None
+        self._group_flush: asyncio.Handle | None = None
         self._checkpointer: _Checkpointer | None = None
         self._background_checkpoints = self.path != ":memory:"
         if self._background_checkpoints:
@@ -171,6 +208,7 @@ class Database:
         return self._depth > 0
 
     def close(self) -> None:
+        self.flush_group()
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
@@ -182,11 +220,73 @@ class Database:
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback()` once what was written so far is committed: at once outside a
-        transaction, else after the outermost COMMIT; never if that part is rolled back."""
-        if self._depth == 0:
+        transaction, else after the outermost COMMIT (of the group, in group mode); never if
+        that part is rolled back."""
+        if self._depth == 0 and not self._group_open:
             callback()
         else:
             self._after_commit.append((self._depth, callback))
+
+    # ----- group commit (see the module docstring) --------------------------------------------
+
+    def enable_group_commit(self, max_items: int = GROUP_MAX_ITEMS) -> None:
+        """Commit each event-loop turn's transactions together from now on."""
+        self._group_commit = True
+        self._group_max = max(1, max_items)
+
+    def _open_group(self) -> bool:
+        """Begin the turn's group if group commit is on and a loop runs; False otherwise."""
+        if not self._group_commit:
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._group_open = True
+        self._group_items = 0
+        self._group_flush = loop.call_soon(self.flush_group)
+        return True
+
+    def flush_group(self) -> None:
+        """Commit the open group now (a no-op without one)."""
+        if not self._group_open or self._depth:
+            return
+        self._group_open = False
+        if self._group_flush is not None:
+            self._group_flush.cancel()
+            self._group_flush = None
+        done, self._group_done = self._group_done, None
+        try:
+            if self._before_commit:
+                self._depth = 1  # the hooks write inside this transaction
+                try:
+                    for hook in self._before_commit:
+                        hook()
+                finally:
+                    self._depth = 0
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self._rolled_back(-1)  # nothing of the group happened
+            error = StoreError(f"group commit on {self.path} failed: {exc}")
+            if done is not None and not done.done():
+                done.set_exception(error)
+            log.error("%s", error)
+            return
+        self._committed()
+        if done is not None and not done.done():
+            done.set_result(None)
+
+    async def durable(self) -> None:
+        """Return once everything written so far is committed (at once without a group);
+        raises `StoreError` when the group failed to commit."""
+        if not self._group_open:
+            return
+        if self._group_done is None:
+            self._group_done = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._group_done)
 
     def add_before_commit(self, hook: Callable[[], None]) -> None:
         """`hook()` runs inside every outermost transaction, just before its COMMIT; what it
@@ -211,6 +311,7 @@ class Database:
             self._after_commit = [(min(d, depth), cb) for d, cb in self._after_commit]
 
     def _committed(self) -> None:
+        COMMITS[self.path] = COMMITS.get(self.path, 0) + 1
         callbacks, self._after_commit = self._after_commit, []
         for _, callback in callbacks:
             callback()
@@ -222,11 +323,30 @@ class Database:
                     self._checkpointer = _Checkpointer(self.path)
                 self._checkpointer.request()
 
+    def _grouping(self, sql: str) -> bool:
+        """A write outside a transaction joins (or opens) the turn's group in group mode."""
+        if self._group_open:
+            return True
+        return (self._group_commit and sql.lstrip()[:6].upper() in _WRITES
+                and self._open_group())
+
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, tuple(params))
+        if self._depth or self._grouping(sql):
+            return self.conn.execute(sql, tuple(params))
+        before = self.conn.total_changes
+        cursor = self.conn.execute(sql, tuple(params))
+        if self.conn.total_changes != before:  # an autocommitted write
+            COMMITS[self.path] = COMMITS.get(self.path, 0) + 1
+        return cursor
 
     def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> sqlite3.Cursor:
-        return self.conn.executemany(sql, (tuple(r) for r in rows))
+        if self._depth or self._grouping(sql):
+            return self.conn.executemany(sql, (tuple(r) for r in rows))
+        before = self.conn.total_changes
+        cursor = self.conn.executemany(sql, (tuple(r) for r in rows))
+        if changed := self.conn.total_changes - before:  # one autocommit per changed row
+            COMMITS[self.path] = COMMITS.get(self.path, 0) + changed
+        return cursor
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, tuple(params)).fetchall()

@@ -1,5 +1,12 @@
 """The message envelope of reference §1.3: one version byte, a big-endian CRC-32 of the rest,
-then JSON `{"metadata": {...}, "payload": {...}}`. Message type names follow Bacalhau's NCL."""
+then JSON `{"metadata": {...}, "payload": {...}}`. Message type names follow Bacalhau's NCL.
+
+A `Batch` envelope (issue 15: one frame per peer per turn) carries several envelopes'
+`{"metadata", "payload"}` documents in order in `payload.Messages`; its reply is `{"OK": true,
+"Results": [reply, ...]}`, one plain reply per message, so that a refused message does not
+refuse the others. A peer that does not know `Batch` refuses it as a whole, and the sender
+then sends the messages one by one.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +34,9 @@ COMPUTE_ERROR = "ComputeError"
 NODE_INFO = "NodeInfo"
 HEARTBEAT = "Heartbeat"
 NODE_INFO_REQUEST = "NodeInfoRequest"  # orchestrator -> compute; reply {"OK", "NodeInfo"}
+BATCH = "Batch"
+FRAME_MAX_MESSAGES = 64
+"""The most messages one Batch frame carries."""
 
 KEY_TYPE = "Bacalhau-Type"
 KEY_SOURCE = "Bacalhau-Source"
@@ -99,3 +109,40 @@ def parse_reply(data: bytes) -> dict[str, Any]:
     if doc.get("OK") is False:
         raise TransportError(str(doc.get("Error") or "peer reported an error"))
     return doc
+
+
+def encode_batch(envelopes: list[bytes], *, source: str = "") -> bytes:
+    """One `Batch` envelope holding the given encoded envelopes, in order."""
+    docs = [orjson.Fragment(env[5:]) for env in envelopes]
+    return encode(BATCH, {"Messages": docs}, source=source)
+
+
+def batch_items(envelope: Envelope) -> list[Envelope]:
+    """The envelopes inside a `Batch` envelope."""
+    items = envelope.payload.get("Messages")
+    if not isinstance(items, list):
+        raise TransportError("Batch message lacks its Messages list")
+    out = []
+    for doc in items:
+        if not isinstance(doc, dict) or not isinstance(doc.get("payload"), dict):
+            raise TransportError("a message in a Batch lacks a payload object")
+        meta = doc.get("metadata") or {}
+        out.append(Envelope(type=meta.get(KEY_TYPE) or meta.get("Type") or "",
+                            payload=doc["payload"], metadata=meta))
+    return out
+
+
+def reply_batch(replies: list[bytes]) -> bytes:
+    """The reply to a `Batch`: each message's own reply, in order."""
+    return orjson.dumps({"OK": True, "Results": [orjson.Fragment(r) for r in replies]})
+
+
+def parse_batch_reply(data: bytes, count: int) -> list[dict[str, Any]]:
+    """The per-message replies of a `Batch` reply; raises TransportError when the peer refused
+    the batch as a whole (e.g. it does not know `Batch`) or answered the wrong count."""
+    doc = parse_reply(data)
+    results = doc.get("Results")
+    if not isinstance(results, list) or len(results) != count:
+        raise TransportError("peer answered a Batch without one result per message")
+    return [r if isinstance(r, dict) else {"OK": False, "Error": "malformed result"}
+            for r in results]

@@ -1,0 +1,105 @@
+"""Group commit (issue 15): with `enable_group_commit()` and a running event loop, the
+transactions of one loop turn share one COMMIT; each still rolls back alone; `after_commit`
+callbacks run only after the real COMMIT; `durable()` waits for it; other connections see
+nothing before it; the outbox shows only committed rows; without a loop nothing changes."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bacalhau.store.executionstore import ExecutionStore
+from bacalhau.store.sqlite import COMMITS, Database
+
+
+def _db(tmp_path: Path) -> Database:
+    db = Database(tmp_path / "g.db")
+    db.execute("CREATE TABLE t (x INTEGER)")
+    db.enable_group_commit(max_items=100)
+    return db
+
+
+def _other_sees(db: Database) -> int:
+    with sqlite3.connect(db.path) as other:
+        return int(other.execute("SELECT COUNT(*) FROM t").fetchone()[0])
+
+
+async def test_one_commit_per_turn_and_callbacks_after_it(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    start = COMMITS.get(db.path, 0)
+    called: list[int] = []
+    for i in range(5):
+        with db.transaction():
+            db.execute("INSERT INTO t VALUES (?)", (i,))
+            db.after_commit(lambda i=i: called.append(i))
+    db.execute("INSERT INTO t VALUES (99)")  # an autocommit write joins the group
+    assert called == [] and _other_sees(db) == 0  # nothing committed yet
+    await db.durable()
+    assert called == [0, 1, 2, 3, 4]
+    assert _other_sees(db) == 6
+    assert COMMITS[db.path] == start + 1
+    db.close()
+
+
+async def test_a_failing_transaction_undoes_only_itself(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    called: list[str] = []
+    with db.transaction():
+        db.execute("INSERT INTO t VALUES (1)")
+        db.after_commit(lambda: called.append("kept"))
+    with pytest.raises(RuntimeError), db.transaction():
+        db.execute("INSERT INTO t VALUES (2)")
+        db.after_commit(lambda: called.append("dropped"))
+        raise RuntimeError("roll back")
+    await db.durable()
+    assert [r[0] for r in db.query("SELECT x FROM t")] == [1]
+    assert called == ["kept"]
+    db.close()
+
+
+async def test_max_items_commits_at_once(tmp_path: Path) -> None:
+    db = Database(tmp_path / "m.db")
+    db.execute("CREATE TABLE t (x INTEGER)")
+    db.enable_group_commit(max_items=2)
+    start = COMMITS.get(db.path, 0)
+    for i in range(4):
+        with db.transaction():
+            db.execute("INSERT INTO t VALUES (?)", (i,))
+    assert COMMITS[db.path] == start + 2 and _other_sees(db) == 4
+    db.close()
+
+
+async def test_the_flush_runs_on_the_next_turn_without_waiting(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    with db.transaction():
+        db.execute("INSERT INTO t VALUES (1)")
+    # the next loop turn: a callback queued now runs after the flush queued by the write
+    turn = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(turn.set_result, None)
+    await turn
+    assert _other_sees(db) == 1
+    db.close()
+
+
+def test_without_a_running_loop_every_transaction_commits(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    with db.transaction():
+        db.execute("INSERT INTO t VALUES (1)")
+    assert _other_sees(db) == 1
+    db.close()
+
+
+async def test_the_outbox_shows_committed_rows_only(tmp_path: Path) -> None:
+    store = ExecutionStore(tmp_path / "e.db")
+    store.db.enable_group_commit()
+    woken: list[int] = []
+    store.add_outbox_listener(lambda: woken.append(len(store.pending_messages())))
+    store.enqueue_message("n-req", "BidResult", {"x": 1}, execution_id="e-1")
+    assert store.pending_messages() == []  # stored, not committed: nothing may leave
+    await store.durable()
+    assert [m.execution_id for m in store.pending_messages()] == ["e-1"]
+    assert woken == [1]  # listeners hear of it after the commit, and see it then
+    store.close()
