@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bacalhau.api.client import AsyncClient, Client, ClientError
+from bacalhau.api.client import AsyncClient, ClientError
+from bacalhau.api.sync_client import Client
 from tests.unit.test_cli_support import JOB_ID, FakeBacalhau, Reply, fake_api, wire_job
 
 pytestmark = pytest.mark.unit

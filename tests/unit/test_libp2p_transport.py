@@ -156,8 +156,10 @@ async def test_compute_nodes_find_every_requester_and_not_each_other(make):
     both = sorted([r1.node_id, r2.node_id])
     await until(lambda: b.requesters() == both and c.requesters() == both,
                 "b and c to find r2 through r1")
-    assert (b.node_id, r2.node_id, True) in seen and (c.node_id, r2.node_id, True) in seen
-    assert r1.requesters() == [r2.node_id]
+    # the callbacks come through the event thread, after the native state they report
+    await until(lambda: (b.node_id, r2.node_id, True) in seen
+                and (c.node_id, r2.node_id, True) in seen, "both watchers to hear of r2")
+    await until(lambda: r1.requesters() == [r2.node_id], "r1 to know r2 as a requester")
     # bounded: the compute nodes never dial each other
     assert c.node_id not in b.peers() and b.node_id not in c.peers()
     assert b.stats()["discovery_messages"] >= 2
@@ -175,7 +177,7 @@ async def test_compute_nodes_find_every_requester_and_not_each_other(make):
     assert await c.request(r2.node_id, "/whoami", b"") == c.node_id.encode()
     await r2.close()
     await until(lambda: b.requesters() == [r1.node_id], "b to see r2 go")
-    assert (b.node_id, r2.node_id, False) in seen
+    await until(lambda: (b.node_id, r2.node_id, False) in seen, "b's watcher to hear r2 go")
     with pytest.raises(TransportError):
         await c.request(r2.node_id, "/whoami", b"", timeout=2)
 

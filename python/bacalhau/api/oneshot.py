@@ -6,7 +6,7 @@ plain JSON calls of `bacalhau.api.client.AsyncClient` (the same request building
 that class's coroutine, whose only await is a `_request` that here completes without
 suspending) with `plain_http` (a socket: `http.client` alone loads ssl and email, ~30 ms),
 or over `http.client` for HTTPS. Anything else (`stream_logs`,
-`download`, `run`, `aio`) goes to a full `bacalhau.api.client.Client`, created on first use.
+`download`, `run`, `aio`) goes to a full `bacalhau.api.sync_client.Client`, created on first use.
 
 Network failures surface as the standard library's `OSError` (`ConnectionRefusedError`,
 `TimeoutError`, `socket.gaierror`, `HTTPResponseError`) or `http.client.HTTPException`;
@@ -27,7 +27,7 @@ from bacalhau.api.client import AsyncClient, ClientError, Params, client_ssl_con
 if TYPE_CHECKING:
     import http.client
 
-    from bacalhau.api.client import Client
+    from bacalhau.api.sync_client import Client
 
 JSON_CALLS = frozenset({
     "put_job", "job_diff", "get_job", "list_jobs", "job_history", "job_executions",
@@ -44,7 +44,7 @@ def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
     except StopIteration as stop:
         return stop.value
     coro.close()
-    raise RuntimeError("a one-shot API call awaited real I/O; use bacalhau.api.client.Client")
+    raise RuntimeError("a one-shot API call awaited real I/O; use bacalhau.api.sync_client.Client")
 
 
 class HTTPResponseError(ConnectionError):
@@ -154,7 +154,7 @@ class _BlockingRequests(AsyncClient):
 
 
 class OneShotClient:
-    """The CLI's client: `bacalhau.api.client.Client`'s interface, plain JSON calls without
+    """The CLI's client: `bacalhau.api.sync_client.Client`'s interface, plain JSON calls without
     aiohttp or asyncio. Use as `with OneShotClient(...) as client:`."""
 
     def __init__(
@@ -194,7 +194,7 @@ class OneShotClient:
     def full(self) -> Client:
         """The aiohttp client, for the calls that stream (logs, downloads) or run coroutines."""
         if self._full is None:
-            from bacalhau.api.client import Client
+            from bacalhau.api.sync_client import Client
 
             self._full = Client(self._host, self._port, **self._args)
         return self._full

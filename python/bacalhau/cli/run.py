@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from bacalhau.api.client import Client
+from bacalhau.api.sync_client import Client
 from bacalhau.cli import progress
 from bacalhau.cli.common import CLIContext
 from bacalhau.cli.flags import Seconds
