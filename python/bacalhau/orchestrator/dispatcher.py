@@ -5,7 +5,10 @@ go out again). Rows go to each peer in the order they were written, one at a tim
 AskForBid always arrives before the BidAccepted that follows it; peers are served
 concurrently. A peer that cannot be reached is retried with exponential backoff; a row that
 fails `max_attempts` times is dropped with a warning. A reply of `{"OK": false}` counts as
-delivered: the node heard the message and refused it, and resending would not change that.
+delivered: the node heard the message and refused it, and resending would not change that;
+a refused AskForBid or BidAccepted (a node that cannot store the execution, e.g. its disk is
+full) goes to `on_refused(execution_id, node, reason)`, which fails that execution so the job
+is placed again instead of waiting forever for a bid that will not come.
 Delivered rows are marked sent with the store's next commit (`JobStore.mark_sent_later`).
 """
 
@@ -15,10 +18,16 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections.abc import Callable
+
+import orjson
 
 from bacalhau.errors import TransportError
 from bacalhau.store.jobstore import JobStore, OutboxRow
-from bacalhau.transport import Transport
+from bacalhau.transport import Transport, messages
+
+# messages whose refusal leaves the execution waiting for an answer that will never come
+_MUST_BE_HEARD = (messages.ASK_FOR_BID, messages.BID_ACCEPTED)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +42,7 @@ class Dispatcher:
         backoff_initial: float = 0.05,
         backoff_max: float = 10.0,
         max_attempts: int = 30,
+        on_refused: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.store = store
         self.transport = transport
@@ -40,6 +50,7 @@ class Dispatcher:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.max_attempts = max_attempts
+        self.on_refused = on_refused
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._senders: dict[str, asyncio.Task[None]] = {}
@@ -115,8 +126,10 @@ class Dispatcher:
 
     async def _deliver(self, row: OutboxRow) -> bool:
         try:
-            await self.transport.request(row.peer, row.protocol, row.payload,
-                                         timeout=self.request_timeout)
+            reply = await self.transport.request(row.peer, row.protocol, row.payload,
+                                                 timeout=self.request_timeout)
+            if self.on_refused is not None:
+                self._check_refusal(row, reply)
             return True
         except TransportError as exc:
             attempts = self.store.record_attempt(row.id)
@@ -126,6 +139,30 @@ class Dispatcher:
                 self.store.mark_sent([row.id])
                 return True
             return False
+
+    def _check_refusal(self, row: OutboxRow, reply: bytes) -> None:
+        try:
+            doc = orjson.loads(reply)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(doc, dict) or doc.get("OK") is not False:
+            return
+        try:
+            envelope = messages.decode(row.payload)
+        except TransportError:
+            return
+        if envelope.type not in _MUST_BE_HEARD:
+            return
+        execution = envelope.payload.get("Execution") or {}
+        execution_id = str(envelope.payload.get("ExecutionID") or execution.get("ID") or "")
+        reason = str(doc.get("Error") or "refused")
+        log.warning("node %s refused %s of execution %s: %s", row.peer, envelope.type,
+                    execution_id, reason)
+        if execution_id and self.on_refused is not None:
+            try:
+                self.on_refused(execution_id, row.peer, f"{envelope.type}: {reason}")
+            except Exception:
+                log.exception("failing execution %s after its refusal failed", execution_id)
 
     def _rest(self, peer: str) -> None:
         delay = self._backoff.get(peer, self.backoff_initial)
