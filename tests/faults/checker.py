@@ -134,6 +134,11 @@ class Checker:
                 if n.get("ConnectionState", {}).get("Status") == "CONNECTED"
                 and "Compute" in str(n["Info"].get("NodeType", ""))}
 
+    def live_computes(self) -> set[str]:
+        """Node IDs of the compute hosts whose process runs (crashed ones excluded)."""
+        return {h.node_id for h in self.bed.hosts.values()
+                if "--compute" in h.roles and h.alive() and h.node_id}
+
     # -- IDs across restarts ------------------------------------------------------------------
 
     def remember_ids(self, hosts: list[Host]) -> None:
@@ -176,6 +181,8 @@ class Checker:
                 if state not in TERMINAL:
                     return False
                 job.final = state
+            if not self.live_computes() <= self.connected_computes():
+                return False  # a node that lives is back in the network
             return not self.long_running_short()
 
         self.bed.wait(done, bound, "every job to finish and long-running jobs at their count",
@@ -197,7 +204,7 @@ class Checker:
             if job.kind == "service" and len(running) < 1:
                 short.append(f"service {job.job_id}: {len(running)} of 1 running")
             if job.kind == "daemon":
-                computes = self.connected_computes() if computes is None else computes
+                computes = self.live_computes() if computes is None else computes
                 if not computes <= running:
                     short.append(f"daemon {job.job_id}: not on {sorted(computes - running)}")
         return short

@@ -19,6 +19,8 @@ from tests.faults.bed import Bed, Host
 from tests.faults.checker import RUNNING, Checker
 from tests.faults.conftest import DISCONNECT_TIMEOUT, Cluster, start_cluster, wait_connected
 
+_LAST: Checker | None = None  # the latest scenario's checker (for a look after a failure)
+
 
 @dataclass(frozen=True)
 class Sizes:
@@ -28,7 +30,7 @@ class Sizes:
     sleep_ms: int = 1000
     loss_s: float = 8.0
     recover_bound: float = 90.0
-    long_running: bool = False
+    long_running: bool = True
 
     @staticmethod
     def quick() -> Sizes:
@@ -36,8 +38,7 @@ class Sizes:
 
     @staticmethod
     def full() -> Sizes:
-        return Sizes(jobs=30, sleep_ms=1500, loss_s=120.0, recover_bound=240.0,
-                     long_running=True)
+        return Sizes(jobs=30, sleep_ms=1500, loss_s=120.0, recover_bound=240.0)
 
 
 def _hold(checker: Checker, seconds: float, *, probe: bool = True) -> None:
@@ -64,6 +65,8 @@ def _setup(bed: Bed, sizes: Sizes, computes: int = 2, *,
         cluster.add_compute(**((compute_kw or [])[i] if i < len(compute_kw or []) else {}))
     wait_connected(cluster, cluster.computes)
     checker = Checker(bed, cluster.requester)
+    global _LAST
+    _LAST = checker
     if sizes.long_running:
         checker.submit_long_running()
     return cluster, checker

@@ -8,13 +8,16 @@ commit); no matching node and no execution fails the job (or queues it with Queu
 The job is Completed once every execution is terminal and at least one completed with none
 failed.
 Daemon: the same without timeouts, and every evaluation (node joins included) adds executions
-on matching nodes that have none live; it never completes. An update of a daemon (new Version)
-rolls node by node: the new version's execution is created beside the running old one, which
-is cancelled once its node accepted the new one (`base.roll_old`), or at once on nodes the new
-version no longer matches.
+on matching nodes that have none live; it never completes. A node left out for a reason that
+may pass (busy) is tried again a few times with backoff (`_retry_busy`). An update of a
+daemon (new Version) rolls node by node: the new version's execution is created beside the
+running old one, which is cancelled once its node accepted the new one (`base.roll_old`), or
+at once on nodes the new version no longer matches.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from bacalhau.models import EvalTrigger, Evaluation, Execution, Job, JobStateType
 from bacalhau.orchestrator.plan import Plan
@@ -24,6 +27,7 @@ from bacalhau.orchestrator.scheduler.base import (
     SchedulerContext,
     StepScheduler,
     View,
+    delayed_evaluation,
     fail_for_nodes,
     mark_running,
     new_execution,
@@ -80,6 +84,8 @@ class OpsScheduler(StepScheduler):
             plan.add_execution(new_execution(job, node_id, evaluation, ctx,
                                              desired=Desired.RUNNING),
                                requested_event(node_id))
+        if self.long_running and selection.retryable:
+            _retry_busy(plan, job, evaluation, ctx)
         return True
 
     @staticmethod
@@ -97,3 +103,23 @@ class OpsScheduler(StepScheduler):
             plan.set_job_state(JobStateType.FAILED, f"no node ran the job: {detail}")
         else:
             plan.set_job_state(JobStateType.COMPLETED)
+
+
+BUSY_RETRIES = 5
+_BUSY_COMMENT = "daemon: placing again on nodes that were busy, try "
+
+
+def _retry_busy(plan: Plan, job: Job, evaluation: Evaluation, ctx: SchedulerContext) -> None:
+    """A daemon left out a node for a reason that may pass (it was busy: e.g. it just came
+    back from a partition or a freeze and still holds its old executions until their cancels
+    arrive): evaluate again after 1, 2, 4, 8, 16 s, at most `BUSY_RETRIES` times per chain,
+    so that the node gets the daemon once it is free (found by tests/faults: a frozen node)."""
+    tries = 0
+    if evaluation.comment.startswith(_BUSY_COMMENT):
+        with contextlib.suppress(ValueError):
+            tries = int(evaluation.comment[len(_BUSY_COMMENT):])
+    if tries >= BUSY_RETRIES:
+        return
+    plan.add_evaluation(delayed_evaluation(
+        job, EvalTrigger.JOB_QUEUE, float(2 ** tries), ctx,
+        comment=f"{_BUSY_COMMENT}{tries + 1}"))
