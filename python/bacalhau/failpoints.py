@@ -8,7 +8,8 @@ Enabled by the environment, read once when this module is imported:
 Each entry is `name=action`, entries separated by `;`:
 
 - `crash`: the process kills itself with SIGKILL, exactly as `kill -9` would (no cleanup, no
-  flush: what was committed is on disk, nothing else);
+  flush: what was committed is on disk, nothing else); `crash(N)` at the N-th hit of the
+  point (the earlier hits pass), to crash with work in flight;
 - `error`: raises `FailpointError` (a `BacalhauError`) at the point;
 - `delay(ms)`: sleeps that many milliseconds (`hit_async` sleeps without blocking the loop);
 - `off`: nothing (handy to switch one point off in a shared setting).
@@ -57,9 +58,10 @@ class FailpointError(BacalhauError):
 class Action:
     kind: str  # "crash" | "error" | "delay" | "off"
     delay_ms: int = 0
+    at_hit: int = 1  # crash: fire at this hit of the point
 
 
-_ACTION = re.compile(r"^(crash|error|off|delay\((\d+)\))$")
+_ACTION = re.compile(r"^(crash|error|off|delay\((\d+)\)|crash\(([1-9]\d*)\))$")
 
 
 def parse(spec: str) -> dict[str, Action]:
@@ -77,9 +79,11 @@ def parse(spec: str) -> dict[str, Action]:
             raise ValueError(f"{ENV}: unknown failpoint {name!r}; known: {', '.join(POINTS)}")
         match = _ACTION.match(action)
         if match is None:
-            raise ValueError(f"{ENV}: {name}={action!r}: the action is crash, error, off or "
-                             f"delay(ms)")
-        if match.group(2) is not None:
+            raise ValueError(f"{ENV}: {name}={action!r}: the action is crash, crash(N), error, "
+                             f"off or delay(ms)")
+        if match.group(3) is not None:
+            points[name] = Action("crash", at_hit=int(match.group(3)))
+        elif match.group(2) is not None:
             points[name] = Action("delay", int(match.group(2)))
         elif match.group(1) != "off":
             points[name] = Action(match.group(1))
@@ -87,17 +91,21 @@ def parse(spec: str) -> dict[str, Action]:
 
 
 _POINTS: dict[str, Action] = parse(os.environ.get(ENV, ""))
+_HITS: dict[str, int] = {}
 
 
 def configure(spec: str) -> None:
     """Replace the active failpoints (tests; the process normally reads the env once)."""
     global _POINTS
     _POINTS = parse(spec)
+    _HITS.clear()
 
 
 def _fire(name: str, action: Action) -> None:
     if action.kind == "crash":
-        os.kill(os.getpid(), signal.SIGKILL)
+        _HITS[name] = hits = _HITS.get(name, 0) + 1
+        if hits >= action.at_hit:
+            os.kill(os.getpid(), signal.SIGKILL)
     if action.kind == "error":
         raise FailpointError(f"failpoint {name} fired (set by {ENV})")
 

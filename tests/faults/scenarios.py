@@ -125,7 +125,10 @@ def crash_at(bed: Bed, sizes: Sizes, scratch: Path, point: str) -> dict[str, Any
     its data dir without the failpoint. Requester points crash the requester; compute points
     crash c0."""
     on_requester = point.startswith("planner.")
-    spec = {"BACALHAU_FAILPOINTS": f"{point}=crash"}
+    # the requester crashes with jobs in flight: at the plan after as many as the jobs (each
+    # job has a placing plan and a completing one); a compute node at its first commit
+    nth = sizes.jobs + 3 if on_requester else 1
+    spec = {"BACALHAU_FAILPOINTS": f"{point}=crash({nth})"}
     cluster, checker = _setup(bed, sizes, requester_env=spec if on_requester else None,
                               compute_kw=[] if on_requester else [{"env": spec}])
     victim = cluster.requester if on_requester else cluster.computes[0]

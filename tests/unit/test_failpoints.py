@@ -32,8 +32,9 @@ def no_failpoints() -> Iterator[None]:
 
 def test_parse_every_action() -> None:
     points = parse("planner.after_commit=crash; publish.mid=delay(250);"
-                   "merge.mid=error;download.mid=off;")
+                   "merge.mid=error;download.mid=off;compute.after_commit=crash(3)")
     assert points == {"planner.after_commit": Action("crash"),
+                      "compute.after_commit": Action("crash", at_hit=3),
                       "publish.mid": Action("delay", 250),
                       "merge.mid": Action("error")}
     assert parse("") == {} and parse(" ; ") == {}
@@ -43,9 +44,10 @@ def test_parse_every_action() -> None:
     ("planner.after_commit", "not name=action"),
     ("=crash", "not name=action"),
     ("planer.after_commit=crash", "unknown failpoint 'planer.after_commit'"),
-    ("publish.mid=explode", "crash, error, off or delay(ms)"),
-    ("publish.mid=delay(-1)", "crash, error, off or delay(ms)"),
-    ("publish.mid=delay(ms)", "crash, error, off or delay(ms)"),
+    ("publish.mid=explode", "crash, crash(N), error, off or delay(ms)"),
+    ("publish.mid=delay(-1)", "crash, crash(N), error, off or delay(ms)"),
+    ("publish.mid=delay(ms)", "crash, crash(N), error, off or delay(ms)"),
+    ("publish.mid=crash(0)", "crash, crash(N), error, off or delay(ms)"),
 ])
 def test_parse_refuses_with_a_clear_error(spec: str, says: str) -> None:
     with pytest.raises(ValueError, match="BACALHAU_FAILPOINTS") as err:
@@ -82,6 +84,18 @@ def test_crash_is_a_sigkill_read_from_the_environment(name: str) -> None:
                                            "PATH": "/usr/bin:/bin"})
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert done.stdout == "before\n"
+
+
+def test_crash_n_passes_the_first_hits() -> None:
+    code = ("from bacalhau import failpoints\n"
+            "for i in range(5):\n"
+            "    print(i, flush=True)\n"
+            "    failpoints.hit('publish.mid')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env={"BACALHAU_FAILPOINTS": "publish.mid=crash(3)",
+                                           "PATH": "/usr/bin:/bin"})
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert done.stdout.split() == ["0", "1", "2"]
 
 
 def test_a_bad_setting_stops_the_process_naming_it() -> None:
