@@ -107,6 +107,18 @@ def loss(bed: Bed, sizes: Sizes, scratch: Path, probability: float = 0.05) -> di
     return _finish(checker, healed, sizes, scratch, f"{probability:.0%} loss on every link")
 
 
+def bandwidth(bed: Bed, sizes: Sizes, scratch: Path, rate: str = "256kbit") -> dict[str, Any]:
+    """c0's link limited to `rate` (tbf) while the workload runs (as long as the loss run)."""
+    cluster, checker = _setup(bed, sizes)
+    bed.bandwidth(cluster.computes[0], rate)
+    bed.bandwidth(cluster.requester, rate)
+    checker.submit_batch(sizes.jobs, sizes.sleep_ms)
+    _hold(checker, sizes.loss_s)
+    bed.heal()
+    healed = time.monotonic()
+    return _finish(checker, healed, sizes, scratch, f"{rate} on requester and c0 links")
+
+
 def freeze(bed: Bed, sizes: Sizes, scratch: Path) -> dict[str, Any]:
     """c0 frozen (SIGSTOP) for 2x DisconnectTimeout while it runs a job, then thawed."""
     cluster, checker = _setup(bed, sizes)
@@ -173,6 +185,7 @@ MATRIX: dict[str, Callable[[Bed, Sizes, Path], dict[str, Any]]] = {
     "partition": partition,
     "one-way": lambda b, s, p: partition(b, s, p, one_way=True),
     "loss": loss,
+    "bandwidth": bandwidth,
     "freeze": freeze,
     **{f"crash:{pt}": (lambda b, s, p, pt=pt: crash_at(b, s, p, pt)) for pt in CRASH_POINTS},
     "full-disk": full_disk,
