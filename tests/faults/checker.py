@@ -215,16 +215,19 @@ class Checker:
 
         completed = lost = duplicates = 0
         bad_cids: list[str] = []
+        lost_jobs: list[str] = []
         hosts = {h.ip: h for h in self.bed.hosts.values()}
         for job in self.jobs:
             if job.kind in ("service", "daemon"):
                 continue
-            final = job.final or self.state(job.job_id)["StateType"]
+            state = self.state(job.job_id)
+            final = job.final or state["StateType"]
             execs = self.executions(job.job_id)
             done = [e for e in execs if e["ComputeState"]["StateType"] == COMPLETED]
             duplicates += max(0, len(done) - 1)
             if final != "Completed" or not done:
                 lost += 1
+                lost_jobs.append(f"{job.job_id} {final}: {state.get('Message', '')}")
                 continue
             completed += 1
             for e in done:
@@ -253,6 +256,7 @@ class Checker:
             "completed": completed,
             "duplicates": duplicates,
             "lost": lost,
+            "lost_jobs": lost_jobs,
             "bad_cids": bad_cids,
             "api_probes": self.probes,
             "api_failures": len(self.api_failures),
