@@ -9,15 +9,13 @@ The job is Completed once every execution is terminal and at least one completed
 failed.
 Daemon: the same without timeouts, and every evaluation (node joins included) adds executions
 on matching nodes that have none live; it never completes. A node left out for a reason that
-may pass (busy) is tried again a few times with backoff (`_retry_busy`). An update of a
+may pass (busy) is tried again a few times with backoff (`base.retry_later`). An update of a
 daemon (new Version) rolls node by node: the new version's execution is created beside the
 running old one, which is cancelled once its node accepted the new one (`base.roll_old`), or
 at once on nodes the new version no longer matches.
 """
 
 from __future__ import annotations
-
-import contextlib
 
 from bacalhau.models import EvalTrigger, Evaluation, Execution, Job, JobStateType
 from bacalhau.orchestrator.plan import Plan
@@ -27,14 +25,16 @@ from bacalhau.orchestrator.scheduler.base import (
     SchedulerContext,
     StepScheduler,
     View,
-    delayed_evaluation,
     fail_for_nodes,
     mark_running,
     new_execution,
     ranking_history,
     requested_event,
+    retry_later,
     try_queue,
 )
+
+DAEMON_BUSY = "daemon: placing again on nodes that were busy"
 
 CREATING_TRIGGERS = frozenset({
     EvalTrigger.JOB_REGISTER, EvalTrigger.JOB_UPDATE, EvalTrigger.JOB_RERUN,
@@ -85,7 +85,9 @@ class OpsScheduler(StepScheduler):
                                              desired=Desired.RUNNING),
                                requested_event(node_id))
         if self.long_running and selection.retryable:
-            _retry_busy(plan, job, evaluation, ctx)
+            # a node left out because it was busy (back from a freeze or a partition, its old
+            # executions not yet cancelled) gets the daemon once it is free
+            retry_later(plan, job, evaluation, ctx, DAEMON_BUSY, max_tries=5)
         return True
 
     @staticmethod
@@ -104,22 +106,3 @@ class OpsScheduler(StepScheduler):
         else:
             plan.set_job_state(JobStateType.COMPLETED)
 
-
-BUSY_RETRIES = 5
-_BUSY_COMMENT = "daemon: placing again on nodes that were busy, try "
-
-
-def _retry_busy(plan: Plan, job: Job, evaluation: Evaluation, ctx: SchedulerContext) -> None:
-    """A daemon left out a node for a reason that may pass (it was busy: e.g. it just came
-    back from a partition or a freeze and still holds its old executions until their cancels
-    arrive): evaluate again after 1, 2, 4, 8, 16 s, at most `BUSY_RETRIES` times per chain,
-    so that the node gets the daemon once it is free (found by tests/faults: a frozen node)."""
-    tries = 0
-    if evaluation.comment.startswith(_BUSY_COMMENT):
-        with contextlib.suppress(ValueError):
-            tries = int(evaluation.comment[len(_BUSY_COMMENT):])
-    if tries >= BUSY_RETRIES:
-        return
-    plan.add_evaluation(delayed_evaluation(
-        job, EvalTrigger.JOB_QUEUE, float(2 ** tries), ctx,
-        comment=f"{_BUSY_COMMENT}{tries + 1}"))
