@@ -8,6 +8,10 @@ README's Reliability section).
 service and a daemon job per fault and 2 minutes of 5% loss. Recovery time is from the heal
 (or the restart, for crashes) to every batch job terminal and the long-running jobs back at
 their count. The baseline of each row is the same workload with no fault, in the same run.
+Columns: submitted (every submit, refused ones included: a requester that is down refuses
+them, and the workload submits them again once it is back), accepted, completed (batch jobs;
+the service and daemon never complete, the checker holds them to their count), duplicates
+(Completed executions beyond one per Count=1 job), lost (accepted batch jobs not Completed).
 """
 
 from __future__ import annotations
@@ -42,17 +46,18 @@ def _no_fault(bed: Bed, sizes: scenarios.Sizes, scratch: Path) -> dict[str, Any]
 
 
 def table(entries: list[dict[str, Any]]) -> list[str]:
-    head = ["fault", "workload", "submitted", "completed", "duplicates", "lost",
+    head = ["fault", "workload", "submitted", "accepted", "completed", "duplicates", "lost",
             "time to recover (s)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for e in entries:
         if "error" in e:
-            lines.append(f"| {e['fault']} | {WORKLOAD} | - | - | - | - | failed: "
+            lines.append(f"| {e['fault']} | {WORKLOAD} | - | - | - | - | - | failed: "
                          f"{e['error'][:80]} |")
             continue
         workload = WORKLOAD + (" + service + daemon" if e.get("long_running") else "")
-        lines.append(f"| {e['fault']} | {workload} | {e['submitted']} | {e['completed']} | "
-                     f"{e['duplicates']} | {e['lost']} | {e['recovery_s']:.1f} |")
+        lines.append(f"| {e['fault']} | {workload} | {e['submitted']} | {e['accepted']} | "
+                     f"{e['completed']} | {e['duplicates']} | {e['lost']} | "
+                     f"{e['recovery_s']:.1f} |")
     return lines
 
 

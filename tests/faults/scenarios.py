@@ -152,6 +152,8 @@ def crash_at(bed: Bed, sizes: Sizes, scratch: Path, point: str) -> dict[str, Any
     victim.env_extra.pop("BACALHAU_FAILPOINTS")
     victim.start()
     healed = time.monotonic()
+    if checker.refused:  # submits refused while the requester was down: a client retries
+        checker.submit_batch(checker.refused, sizes.sleep_ms)
     report = _finish(checker, healed, sizes, scratch, f"kill -9 at {point}")
     report["ids_lost"] = checker.ids_lost(cluster.computes)
     return report
