@@ -30,9 +30,9 @@ fi
 if [ -z "$BUSYBOX" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "build_test_image: installing busybox-static" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static >/dev/null \
-      || { apt-get update -q >/dev/null && \
-           DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static >/dev/null; }
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q busybox-static >/dev/null \
+      || { apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null && \
+           DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q busybox-static >/dev/null; }
     BUSYBOX=/bin/busybox
   fi
 fi
