@@ -26,7 +26,7 @@ from bench import report
 from tests.faults import scenarios
 from tests.faults.bed import Bed, available
 from tests.faults.checker import Checker
-from tests.faults.conftest import start_cluster, wait_connected
+from tests.faults.cluster import start_cluster, wait_connected
 
 WORKLOAD = "batch wasm (inline, local publish)"
 

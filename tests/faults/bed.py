@@ -33,6 +33,7 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -89,6 +90,25 @@ def available() -> str:
     finally:
         _run("ip", "netns", "del", probe, check=False)
     return ""
+
+
+def sweep_stale() -> list[str]:
+    """Delete the namespaces (and end the processes in them) left by an earlier test run that
+    was killed before its cleanup (named `bf<pid>x...`, that pid no longer running); returns
+    the names deleted. Namespaces of runs still alive are left alone."""
+    listed = _run("ip", "netns", "list", check=False).stdout
+    gone: list[str] = []
+    for line in listed.splitlines():
+        name = line.split()[0] if line.split() else ""
+        match = re.match(r"^bf(\d+)x\d+-", name)
+        if match is None or Path(f"/proc/{match.group(1)}").exists():
+            continue
+        for pid in _run("ip", "netns", "pids", name, check=False).stdout.split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        if _run("ip", "netns", "del", name, check=False).returncode == 0:
+            gone.append(name)
+    return gone
 
 
 def faketime_lib() -> str:
@@ -289,6 +309,7 @@ class Bed:
     def __init__(self, base: Path, prefix: str = "") -> None:
         self.base = base
         self.prefix = prefix or f"bf{os.getpid()}x{int(time.time() * 1000) % 100000}"
+        sweep_stale()
         self.hosts: dict[str, Host] = {}
         self._namespaces: list[str] = []
         self._index = 0

@@ -17,7 +17,7 @@ from typing import Any
 
 from tests.faults.bed import Bed, Host
 from tests.faults.checker import RUNNING, Checker
-from tests.faults.conftest import DISCONNECT_TIMEOUT, Cluster, start_cluster, wait_connected
+from tests.faults.cluster import DISCONNECT_TIMEOUT, Cluster, start_cluster, wait_connected
 
 _LAST: Checker | None = None  # the latest scenario's checker (for a look after a failure)
 

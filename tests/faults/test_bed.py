@@ -3,13 +3,14 @@ close; the machine's own network is untouched."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.faults.bed import Bed, available
+from tests.faults.bed import Bed, available, sweep_stale
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -57,3 +58,25 @@ def test_bed_builds_faults_and_cleans_up(tmp_path: Path) -> None:
     assert bed.prefix not in namespaces
     assert not b.mounted and str(b.data_dir) not in Path("/proc/mounts").read_text()
     assert _host_state() == before
+
+
+def test_namespaces_of_a_dead_run_are_swept(tmp_path: Path) -> None:
+    """A run killed before its cleanup leaves `bf<pid>x...` namespaces: the next bed deletes
+    those whose pid is gone, and leaves a live run's alone."""
+    why = available()
+    if why:
+        pytest.skip(f"fault bed unavailable: {why}")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = f"bf{dead.pid}x1-gone"
+    live = f"bf{os.getpid()}x2-live"
+    for name in (stale, live):
+        subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
+    try:
+        assert stale in sweep_stale()
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                                timeout=30).stdout
+        assert stale not in listed and live in listed
+    finally:
+        for name in (stale, live):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
