@@ -91,7 +91,7 @@ def partition(bed: Bed, sizes: Sizes, scratch: Path, *, one_way: bool = False) -
     _hold(checker, 2 * DISCONNECT_TIMEOUT)
     bed.heal()
     healed = time.monotonic()
-    name = "one-way partition c0->requester" if one_way else "partition requester|c0"
+    name = "one-way partition c0->requester" if one_way else "partition requester / c0"
     return _finish(checker, healed, sizes, scratch, name)
 
 
