@@ -38,6 +38,7 @@ from tests.jobspecs import expected_count, wordcount_job
 TERMINAL = {"Completed", "Failed", "Stopped"}
 RUNNING, COMPLETED, FAILED = 5, 9, 10  # execution compute states
 DESIRED_RUNNING = 1
+QUEUE_TIMEOUT = 600  # s: batch jobs wait this long for a free node (see submit_batch)
 
 
 def sleep_job(ms: int, job_type: str = "batch") -> dict[str, Any]:
@@ -96,14 +97,20 @@ class Checker:
         return str(doc["JobID"])
 
     def submit_batch(self, n: int, sleep_ms: int = 1000) -> None:
-        """`n` batch jobs, alternately a wordcount (inline text) and a sleep of `sleep_ms`."""
+        """`n` batch jobs, alternately a wordcount (inline text) and a sleep of `sleep_ms`,
+        each with a QueueTimeout: the workload may exceed what the nodes hold at once, and a
+        job without one fails at placement when every node is busy, fault or not (30 submits
+        spread over 9 s on two idle nodes fail one that way), which is admission, not a
+        fault's doing."""
         for _ in range(n):
             self._seq += 1
             if self._seq % 2:
                 text = f"job {self._seq} of the fault workload\n"
-                self.submit(wordcount_job(text), "wordcount", expected_count(text))
+                job, kind, out = wordcount_job(text), "wordcount", expected_count(text)
             else:
-                self.submit(sleep_job(sleep_ms), "sleep", "slept\n")
+                job, kind, out = sleep_job(sleep_ms), "sleep", "slept\n"
+            job["Tasks"][0].setdefault("Timeouts", {})["QueueTimeout"] = QUEUE_TIMEOUT
+            self.submit(job, kind, out)
 
     def submit_long_running(self) -> None:
         self.submit(sleep_job(3_600_000, "service"), "service")
