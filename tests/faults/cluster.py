@@ -1,5 +1,6 @@
 """A cluster on a fault bed: a requester host and compute hosts, with short timeouts
-(heartbeats every 0.5 s, DISCONNECTED after 3 s of silence) so that fault scenarios are fast."""
+(heartbeats every 0.5 s, DISCONNECTED after 3 s of silence, queued jobs tried every second) so
+that fault scenarios are fast."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from tests.faults.bed import Bed, Host
 
 HEARTBEAT = 0.5
 DISCONNECT_TIMEOUT = 3.0
+QUEUE_BACKOFF = 1.0  # a queued job tries again this often (default 60 s)
 
 
 @dataclass
@@ -36,7 +38,8 @@ def start_cluster(bed: Bed, computes: int, *, requester_env: dict[str, str] | No
                   disconnect_timeout: float = DISCONNECT_TIMEOUT) -> Cluster:
     requester = bed.add_host(
         "req", ("--orchestrator",), env=requester_env,
-        extra_args=["-c", f"Orchestrator.NodeManager.DisconnectTimeout={disconnect_timeout}s"])
+        extra_args=["-c", f"Orchestrator.NodeManager.DisconnectTimeout={disconnect_timeout}s",
+                    "-c", f"Orchestrator.Scheduler.QueueBackoff={QUEUE_BACKOFF}s"])
     requester.start()
     cluster = Cluster(bed, requester)
     for _ in range(computes):
