@@ -103,8 +103,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="scale: idle window per size in seconds (default 300, quick 10)")
     parser.add_argument("--faults", type=lambda v: [x for x in v.split(",") if x],
                         default=None, help="faults: which faults of the matrix (default all: "
-                                           "partition, one-way, loss, freeze, crash:<point>, "
-                                           "full-disk, clock)")
+                                           "partition, one-way, loss, bandwidth, freeze, "
+                                           "crash:<point>, full-disk, clock)")
     parser.add_argument("--profile", action="store_true",
                         help="latency, throughput: py-spy the node processes while measuring "
                              "and report where the time goes (needs py-spy)")
