@@ -5,7 +5,8 @@ met), a PNG plot per scenario and `table.md`, and prints the table.
 
 Scenarios: latency, throughput, backlog, docker (end to end), cid, ranking, scale (the node
 count: `--nodes 100,300,1000`), metrics (what the Prometheus metrics cost on the hot paths),
-cli (one-shot commands' start against `python -c pass`).
+cli (one-shot commands' start against `python -c pass`), faults (the fault matrix on
+network-namespace hosts, root only: bench/faults.py).
 `--quick` finishes in about 2 minutes with --all (fewer jobs, smaller files, fewer nodes);
 without it the full sizes of the issue run (500 latency jobs, 10k throughput jobs, 100k
 stored jobs). Results default to bench/results/ (git-ignored).
@@ -25,7 +26,7 @@ from typing import Any
 from bench import harness, report
 
 SCENARIOS = ("latency", "throughput", "backlog", "docker", "cid", "ranking", "scale",
-             "metrics", "cli")
+             "metrics", "cli", "faults")
 
 
 def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -57,6 +58,10 @@ def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
         from bench import metrics_overhead
 
         return metrics_overhead.run(args.quick, out)
+    if name == "faults":
+        from bench import faults
+
+        return faults.run(args.quick, out, only=args.faults)
     from bench import scenarios
 
     if name == "docker":
@@ -101,6 +106,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="scale: processes holding the compute nodes (default 8)")
     parser.add_argument("--idle", type=float, default=None,
                         help="scale: idle window per size in seconds (default 300, quick 10)")
+    parser.add_argument("--faults", type=lambda v: [x for x in v.split(",") if x],
+                        default=None, help="faults: which faults of the matrix (default all: "
+                                           "partition, one-way, loss, bandwidth, freeze, "
+                                           "crash:<point>, full-disk, clock)")
     parser.add_argument("--profile", action="store_true",
                         help="latency, throughput: py-spy the node processes while measuring "
                              "and report where the time goes (needs py-spy)")

@@ -9,6 +9,9 @@ scripts/setup.sh
 echo "== headless Chromium for the web UI tests (Debian packages)"
 scripts/install_browser.sh \
   || echo "warning: chromium could not be installed; the web UI browser tests will skip" >&2
+echo "== fault suite tools: iproute2, iptables, libfaketime (Debian packages)"
+scripts/install_fault_tools.sh \
+  || echo "warning: the fault tools could not be installed; tests/faults will skip" >&2
 echo "== cargo test (pure crates)"
 cargo test -q --workspace --exclude bacalhau-native
 echo "== cargo clippy"

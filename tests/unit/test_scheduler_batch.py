@@ -215,3 +215,44 @@ def test_service_ignores_timeouts_and_never_completes():
     plan = BatchScheduler(long_running=True).process(
         make_evaluation(job, EvalTrigger.EXEC_UPDATE), job, [e], ctx())
     assert plan.new_state is None and plan.updates == {}
+
+
+def _busy_ctx(retryable: bool) -> SchedulerContext:
+    selection = stub_selection([], {"n-2": "node busy: CPU in use exceeds the limit"})
+    selection.retryable = retryable
+    return SchedulerContext(now=NOW, is_schedulable=lambda n: n == "n-2",
+                            select=lambda job, execs: selection)
+
+
+def test_a_partition_that_lost_its_node_waits_for_a_busy_one():
+    """A fault (crash, partition, freeze) took the node of a running execution and the other
+    node is only busy: the job waits for it, with backoff, instead of failing (found by
+    tests/faults: a one-way partition failed a job with "node busy")."""
+    job = make_job(create_time=NOW)
+    running = make_execution(job, "n-1", desired=Desired.RUNNING, compute=Compute.RUNNING)
+    scheduler = BatchScheduler()
+    plan = scheduler.process(make_evaluation(job, EvalTrigger.NODE_LEAVE), job, [running],
+                             _busy_ctx(True))
+    assert plan.new_state is None and plan.new_executions == []  # not failed
+    (lost,) = plan.updates.values()
+    assert lost.execution.compute_state.state_type == Compute.FAILED
+    delays = []
+    evaluation = plan.new_evaluations[0]
+    failed = lost.execution
+    for _ in range(25):
+        delays.append((evaluation.wait_until - NOW) / NS)
+        plan = scheduler.process(evaluation, job, [failed], _busy_ctx(True))
+        if not plan.new_evaluations:
+            break
+        (evaluation,) = plan.new_evaluations
+    assert delays[:7] == [1, 2, 4, 8, 16, 30, 30] and len(delays) == 20
+    assert plan.job_state == JobStateType.FAILED  # the tries are spent: fail as before
+    assert "node busy" in plan.new_state.message
+
+
+def test_a_lost_node_and_nodes_that_cannot_take_it_fails_at_once():
+    job = make_job(create_time=NOW)
+    running = make_execution(job, "n-1", desired=Desired.RUNNING, compute=Compute.RUNNING)
+    plan = BatchScheduler().process(make_evaluation(job, EvalTrigger.NODE_LEAVE), job,
+                                    [running], _busy_ctx(False))
+    assert plan.job_state == JobStateType.FAILED and not plan.new_evaluations

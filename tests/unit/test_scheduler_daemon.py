@@ -281,3 +281,32 @@ async def test_update_by_name_rolls_to_the_new_version(harness):
            if e.job_version == 1]
     assert len(old) == 2
     assert all(e.compute_state.state_type == Compute.CANCELLED for e in old)
+
+
+def test_a_busy_node_is_tried_again_with_backoff_a_bounded_number_of_times():
+    """A node that comes back from a freeze or a partition may still be busy with its old
+    executions when its join is evaluated: the daemon is evaluated again after 1, 2, 4, 8,
+    16 s (found by tests/faults: a frozen node never got the daemon back)."""
+    job = daemon_job()
+    busy = stub_selection(["n-1"], rejected={"n-2": "node busy"})
+    busy.retryable = True
+    context = SchedulerContext(now=NOW, is_schedulable=lambda n: True,
+                               select=lambda job, execs: busy)
+    evaluation = make_evaluation(job, EvalTrigger.NODE_JOIN)
+    delays = []
+    for _ in range(7):
+        plan = DAEMON.process(evaluation, job, [running(job, "n-1")], context)
+        assert not plan.new_executions  # n-1 has one; n-2 is busy
+        if not plan.new_evaluations:
+            break
+        (evaluation,) = plan.new_evaluations
+        assert evaluation.triggered_by == EvalTrigger.JOB_QUEUE
+        delays.append((evaluation.wait_until - NOW) / NS)
+    assert delays == [1, 2, 4, 8, 16]
+
+    free = stub_selection(["n-1", "n-2"])
+    context = SchedulerContext(now=NOW, is_schedulable=lambda n: True,
+                               select=lambda job, execs: free)
+    plan = DAEMON.process(make_evaluation(job, EvalTrigger.JOB_QUEUE), job,
+                          [running(job, "n-1")], context)
+    assert [e.node_id for e in plan.new_executions] == ["n-2"] and not plan.new_evaluations

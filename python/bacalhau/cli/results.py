@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import click
 
+from bacalhau import failpoints
 from bacalhau.api.client import AsyncClient, ClientError
 from bacalhau.cli.output import dump
 from bacalhau.cli.result_errors import (
@@ -327,6 +328,7 @@ async def download_results(
         if unverified and len(unverified) < len(downloads):
             echo(f"Warning: {len(unverified)} result(s) carry no CID and were not verified",
                  err=True)
+        await failpoints.hit_async("download.mid")
         for d in downloads:
             if d.cid:
                 await asyncio.to_thread(verify_download, d.target, d.cid,
@@ -342,6 +344,7 @@ async def download_results(
                 pass
         raise
 
+    await failpoints.hit_async("merge.mid")
     merge = merge_function()
     archives = [str(d.target) for d in downloads]
     written = await asyncio.to_thread(merge, archives, str(out_dir), raw)

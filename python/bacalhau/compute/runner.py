@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bacalhau import failpoints
 from bacalhau.compute.bidder import ENV_PREFIX, env_allowed
 from bacalhau.compute.logs import LogHub
 from bacalhau.compute.outbox import Reporter
@@ -252,6 +253,7 @@ class ExecutionRunner:
                 except CidError as exc:
                     raise PublisherError(
                         f"could not compute the CID of the results: {exc}") from exc
+            await failpoints.hit_async("publish.mid")
             published = await publisher.publish(local.execution, results_dir)
             if not published.is_empty():
                 published = SpecConfig(type=published.type,
@@ -269,6 +271,7 @@ class ExecutionRunner:
                 expected=(ExecutionStateType.RUNNING, ExecutionStateType.PUBLISHING),
                 mutate=finish, events=[done])
             self._reporter.run_result(local, [done])
+        await failpoints.hit_async("compute.after_commit")
 
     def _env(self, execution: Execution, job: Job) -> dict[str, str]:
         allow = [str(p) for p in self._config.get("Compute.Env.AllowList", []) or []]

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import platform
+import sqlite3
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -268,7 +269,13 @@ class ComputeNode:
             raise ValidationError("AskForBid: Execution.ID is required")
         execution.node_id = execution.node_id or self.node_id
         execution.compute_state = ExecutionState(int(ExecutionStateType.NEW))
-        if self.store.create(execution, sender, _events(payload)):
+        try:
+            created = self.store.create(execution, sender, _events(payload))
+        except (sqlite3.Error, OSError) as exc:  # e.g. a full disk: refuse, clearly
+            log.error("cannot store execution %s: %s", execution.id, exc)
+            return msg.reply_error(f"cannot store the execution (is the node's disk full?): "
+                                   f"{exc}")
+        if created:
             self._spawn(self._bid(execution.id))
         return msg.reply_ok()
 

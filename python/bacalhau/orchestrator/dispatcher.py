@@ -8,7 +8,10 @@ itself), applied in order there; a peer that refuses the batch gets them one by 
 Peers are served concurrently.
 A peer that cannot be reached is retried with exponential backoff; a row that fails
 `max_attempts` times is dropped with a warning. A reply of `{"OK": false}` counts as delivered:
-the node heard the message and refused it, and resending would not change that.
+the node heard the message and refused it, and resending would not change that; a refused
+AskForBid or BidAccepted (a node that cannot store the execution, e.g. its disk is full) goes
+to `on_refused(execution_id, node, reason)`, which fails that execution so the job is placed
+again instead of waiting forever for a bid that will not come.
 Delivered rows are marked sent with the store's next commit (`JobStore.mark_sent_later`).
 """
 
@@ -18,11 +21,17 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections.abc import Callable
+
+import orjson
 
 from bacalhau.errors import TransportError
 from bacalhau.store.joboutbox import OutboxRow
 from bacalhau.store.jobstore import JobStore
 from bacalhau.transport import Transport, messages
+
+# messages whose refusal leaves the execution waiting for an answer that will never come
+_MUST_BE_HEARD = (messages.ASK_FOR_BID, messages.BID_ACCEPTED)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,7 @@ class Dispatcher:
         backoff_initial: float = 0.05,
         backoff_max: float = 10.0,
         max_attempts: int = 30,
+        on_refused: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.store = store
         self.transport = transport
@@ -44,6 +54,7 @@ class Dispatcher:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.max_attempts = max_attempts
+        self.on_refused = on_refused
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._senders: dict[str, asyncio.Task[None]] = {}
@@ -126,7 +137,10 @@ class Dispatcher:
                 reply = await self.transport.request(
                     row.peer, row.protocol, messages.encode_batch([r.payload for r in rows]),
                     timeout=self.request_timeout)
-                messages.parse_batch_reply(reply, len(rows))
+                results = messages.parse_batch_reply(reply, len(rows))
+                if self.on_refused is not None:
+                    for sent, result in zip(rows, results, strict=True):
+                        self._check_refusal(sent, result)
                 return len(rows)
             except TransportError:
                 pass  # unreachable, or a peer without Batch: one by one, with their retries
@@ -137,8 +151,10 @@ class Dispatcher:
 
     async def _deliver(self, row: OutboxRow) -> bool:
         try:
-            await self.transport.request(row.peer, row.protocol, row.payload,
-                                         timeout=self.request_timeout)
+            reply = await self.transport.request(row.peer, row.protocol, row.payload,
+                                                 timeout=self.request_timeout)
+            if self.on_refused is not None:
+                self._check_refusal(row, _reply_doc(reply))
             return True
         except TransportError as exc:
             attempts = self.store.record_attempt(row.id)
@@ -148,6 +164,26 @@ class Dispatcher:
                 self.store.mark_sent([row.id])
                 return True
             return False
+
+    def _check_refusal(self, row: OutboxRow, doc: object) -> None:
+        if not isinstance(doc, dict) or doc.get("OK") is not False:
+            return
+        try:
+            envelope = messages.decode(row.payload)
+        except TransportError:
+            return
+        if envelope.type not in _MUST_BE_HEARD:
+            return
+        execution = envelope.payload.get("Execution") or {}
+        execution_id = str(envelope.payload.get("ExecutionID") or execution.get("ID") or "")
+        reason = str(doc.get("Error") or "refused")
+        log.warning("node %s refused %s of execution %s: %s", row.peer, envelope.type,
+                    execution_id, reason)
+        if execution_id and self.on_refused is not None:
+            try:
+                self.on_refused(execution_id, row.peer, f"{envelope.type}: {reason}")
+            except Exception:
+                log.exception("failing execution %s after its refusal failed", execution_id)
 
     def _rest(self, peer: str) -> None:
         delay = self._backoff.get(peer, self.backoff_initial)
@@ -187,3 +223,11 @@ def _frames(rows: list[OutboxRow]) -> list[list[OutboxRow]]:
         else:
             frames.append([row])
     return frames
+
+
+def _reply_doc(reply: bytes) -> object:
+    """A reply's JSON document, or None when it is not JSON (then it is no refusal)."""
+    try:
+        return orjson.loads(reply)
+    except orjson.JSONDecodeError:
+        return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bacalhau import failpoints
 from bacalhau.models import (
     EvalStatus,
     ExecutionDesiredStateType,
@@ -87,6 +88,7 @@ class Planner:
                 store.create_evaluation(evaluation)
             if plan.evaluation.id:
                 store.set_evaluation_status([plan.evaluation.id], EvalStatus.COMPLETE)
+        failpoints.hit("planner.after_commit")
         if outbox and self.on_outbox is not None:
             self.on_outbox()
         for observer in self.on_applied:

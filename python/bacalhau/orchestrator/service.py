@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bacalhau.config import Config, parse_duration
-from bacalhau.errors import BacalhauError, OverloadedError, ValidationError
+from bacalhau.errors import BacalhauError, NotFoundError, OverloadedError, ValidationError
 from bacalhau.models import (
     MEMBERSHIP_APPROVED,
     EvalStatus,
@@ -47,7 +47,7 @@ from bacalhau.orchestrator.planner import Planner
 from bacalhau.orchestrator.transforms import legacy_wasm_modules
 from bacalhau.orchestrator.worker import EvaluationWorker
 from bacalhau.store.jobstore import IN_PROGRESS_STATES, JobStore
-from bacalhau.transport import Transport
+from bacalhau.transport import Transport, messages
 
 if TYPE_CHECKING:
     from bacalhau.orchestrator.nodes import NodeManager
@@ -88,7 +88,7 @@ class Requester:
             on_discard=lambda ev: self._set_status(ev, EvalStatus.CANCELED),
             on_dead_letter=self._dead_letter,
         )
-        self.dispatcher = Dispatcher(store, transport)
+        self.dispatcher = Dispatcher(store, transport, on_refused=self._refused)
         self.planner = Planner(store, node_id=node_info.node_id, on_outbox=self.dispatcher.wake)
         self.handlers = ExecutionMessageHandlers(store, self.broker.enqueue)
         self.worker = EvaluationWorker(
@@ -346,6 +346,16 @@ class Requester:
     def _set_status(self, evaluation: Evaluation, status: str) -> None:
         with self.store.transaction():
             self.store.set_evaluation_status([evaluation.id], status)
+
+    def _refused(self, execution_id: str, node_id: str, reason: str) -> None:
+        """A node refused the AskForBid/BidAccepted of an execution (it could not store it,
+        e.g. its disk is full): fail the execution as if the node had reported the error,
+        so the job is placed again (the node stays up and may take later work)."""
+        event = Event.error(Topic.EXEC_SCANNING, f"node {node_id} refused the execution: "
+                            f"{reason}", fails_execution=True)
+        with contextlib.suppress(NotFoundError):
+            self.handlers.apply(messages.COMPUTE_ERROR,
+                                {"ExecutionID": execution_id, "Events": [event.to_dict()]})
 
     def _dead_letter(self, evaluation: Evaluation) -> None:
         log.error("evaluation %s of job %s failed %d times and was dropped",

@@ -7,6 +7,7 @@ They read no store, send nothing and read no clock (the context carries `now`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -226,6 +227,24 @@ def delayed_evaluation(job: Job, trigger: str, delay: float, ctx: SchedulerConte
         status=EvalStatus.PENDING, comment=comment,
         wait_until=ctx.now + int(max(delay, 0.0) * NS), create_time=ctx.now,
         modify_time=ctx.now)
+
+
+def retry_later(plan: Plan, job: Job, evaluation: Evaluation, ctx: SchedulerContext,
+                why: str, *, max_tries: int, max_delay: float = 30.0) -> bool:
+    """Evaluate the job again after 1, 2, 4, ... s (at most `max_delay`), at most `max_tries`
+    times in a row: the count rides in the evaluations' comment (`<why>, try N`), so a chain
+    ends by itself and any other trigger starts a new one. False when the tries are spent."""
+    prefix = f"{why}, try "
+    tries = 0
+    if evaluation.comment.startswith(prefix):
+        with contextlib.suppress(ValueError):
+            tries = int(evaluation.comment[len(prefix):])
+    if tries >= max_tries:
+        return False
+    plan.add_evaluation(delayed_evaluation(
+        job, EvalTrigger.JOB_QUEUE, min(float(2 ** tries), max_delay), ctx,
+        comment=f"{prefix}{tries + 1}"))
+    return True
 
 
 def queue_deadline(job: Job) -> int:

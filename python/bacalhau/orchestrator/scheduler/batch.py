@@ -5,7 +5,9 @@ only those not yet running; running ones roll, see below); fail
 executions on vanished nodes; enforce TotalTimeout and ExecutionTimeout (batch only); then per
 partition keep a Completed or Running execution, or approve the oldest accepted bid and reject
 the rest; partitions with nothing live get new executions (desired Pending) on the best
-nodes, or the job is queued (QueueTimeout) or failed with the selection's explanation.
+nodes, or the job is queued (QueueTimeout) or failed with the selection's explanation
+(except when the partition lost its node to a fault and the other nodes are only busy: then
+it waits for them, `LOST_NODE_WAIT`).
 A batch job is Completed when every partition has a Completed execution.
 
 Service jobs use the same rules without timeouts and never complete (their executions ending
@@ -27,6 +29,7 @@ from bacalhau.models import (
 from bacalhau.models.ids import short_id
 from bacalhau.orchestrator.plan import Plan
 from bacalhau.orchestrator.scheduler.base import (
+    NODE_LOST,
     Compute,
     Desired,
     SchedulerContext,
@@ -38,10 +41,17 @@ from bacalhau.orchestrator.scheduler.base import (
     new_execution,
     ranking_history,
     requested_event,
+    retry_later,
     scheduling_event,
     stop_event,
     try_queue,
 )
+
+# A partition whose node vanished (crash, partition, freeze) while the others are only busy
+# waits for one of them (1, 2, 4, ... 30 s between tries, about 8 minutes in all) instead of
+# failing the job: a fault may cost a job time, never its outcome (found by tests/faults).
+LOST_NODE_WAIT = "waiting for a busy node after losing one"
+LOST_NODE_TRIES = 20
 
 
 def _oldest(executions: list[Execution]) -> Execution:
@@ -126,6 +136,12 @@ class BatchScheduler(StepScheduler):
         if len(selection.matched) < len(needed):
             if try_queue(plan, job, selection, len(needed), ctx):
                 return False
+            lost = [e for e in view if e.partition_index in needed
+                    and e.compute_state.state_type == Compute.FAILED
+                    and e.compute_state.message == NODE_LOST]
+            if lost and selection.retryable and retry_later(
+                    plan, job, evaluation, ctx, LOST_NODE_WAIT, max_tries=LOST_NODE_TRIES):
+                return False  # a fault took its node: wait for a busy one, do not fail
             failures = [e for e in view if e.partition_index in needed
                         and e.compute_state.state_type in (Compute.FAILED,
                                                            Compute.ASK_FOR_BID_REJECTED)]

@@ -8,10 +8,11 @@ commit); no matching node and no execution fails the job (or queues it with Queu
 The job is Completed once every execution is terminal and at least one completed with none
 failed.
 Daemon: the same without timeouts, and every evaluation (node joins included) adds executions
-on matching nodes that have none live; it never completes. An update of a daemon (new Version)
-rolls node by node: the new version's execution is created beside the running old one, which
-is cancelled once its node accepted the new one (`base.roll_old`), or at once on nodes the new
-version no longer matches.
+on matching nodes that have none live; it never completes. A node left out for a reason that
+may pass (busy) is tried again a few times with backoff (`base.retry_later`). An update of a
+daemon (new Version) rolls node by node: the new version's execution is created beside the
+running old one, which is cancelled once its node accepted the new one (`base.roll_old`), or
+at once on nodes the new version no longer matches.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ from bacalhau.orchestrator.scheduler.base import (
     new_execution,
     ranking_history,
     requested_event,
+    retry_later,
     try_queue,
 )
+
+DAEMON_BUSY = "daemon: placing again on nodes that were busy"
 
 CREATING_TRIGGERS = frozenset({
     EvalTrigger.JOB_REGISTER, EvalTrigger.JOB_UPDATE, EvalTrigger.JOB_RERUN,
@@ -80,6 +84,10 @@ class OpsScheduler(StepScheduler):
             plan.add_execution(new_execution(job, node_id, evaluation, ctx,
                                              desired=Desired.RUNNING),
                                requested_event(node_id))
+        if self.long_running and selection.retryable:
+            # a node left out because it was busy (back from a freeze or a partition, its old
+            # executions not yet cancelled) gets the daemon once it is free
+            retry_later(plan, job, evaluation, ctx, DAEMON_BUSY, max_tries=5)
         return True
 
     @staticmethod
@@ -97,3 +105,4 @@ class OpsScheduler(StepScheduler):
             plan.set_job_state(JobStateType.FAILED, f"no node ran the job: {detail}")
         else:
             plan.set_job_state(JobStateType.COMPLETED)
+
