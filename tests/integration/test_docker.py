@@ -313,7 +313,7 @@ async def test_restore_adopts_service_containers_and_removes_the_rest(docker_api
     wait = time.monotonic() + 30
     while service.stdout_path.read_text() != "up\n":
         assert time.monotonic() < wait, "adopted container's output was not replayed"
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # poll interval of the deadline-bounded wait above
     assert [c["Id"] for c in containers(docker_api, LABEL_EXECUTION, service.execution_id)
             ] == [adopted[0]["Id"]]
     await after.cancel(service.execution_id)

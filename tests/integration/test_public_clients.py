@@ -95,7 +95,7 @@ def poll_job(jobs, job_id, until, timeout, what):
             return got, seen
         expect(time.monotonic() < deadline,
                "timed out waiting for %s; states seen %r" % (what, seen))
-        time.sleep(0.25)
+        time.sleep(0.25)  # poll interval of a deadline-bounded wait
 
 
 def wasm_task_params():

@@ -69,7 +69,7 @@ class Harness:
         for _ in range(500):
             if await check():
                 return
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # poll interval of a bounded wait (500 tries)
         raise AssertionError(f"timed out waiting for {what}")
 
     async def state(self, job_id: str) -> str:
