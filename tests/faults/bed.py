@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import re
 import shutil
@@ -46,6 +45,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.conftest import http_json
 
 CLONE_NEWNET = 0x40000000
 SUBNET = "198.18"
@@ -126,23 +127,6 @@ def _enter_netns(name: str) -> None:
             raise OSError(err, f"setns into {name}: {os.strerror(err)}")
     finally:
         os.close(fd)
-
-
-def http_json(method: str, url: str, body: Any = None, timeout: float = 5.0) -> tuple[int, Any]:
-    """One JSON request; (status, parsed body). Connection errors raise."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw = resp.read()
-            return resp.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as err:
-        raw = err.read()
-        try:
-            return err.code, json.loads(raw)
-        except ValueError:
-            return err.code, raw.decode(errors="replace")
 
 
 def http_get_file(url: str, dest: Path, timeout: float = 30.0) -> Path:
