@@ -37,6 +37,9 @@ TARGET_COMMITS = 3.0
 TARGET_MESSAGES = 4.0
 TARGET_FILES = 4.0
 COUNT = "a count (ratio = the count)"
+QUEUE_TIMEOUT = 3600
+"""Seconds each job may wait for a node with room: the submitters outrun 2 nodes (open loop),
+so, as a user sending thousands of jobs would, the jobs say they may queue."""
 
 
 async def submit_all(url: str, n: int, concurrency: int, publisher: str = "local"
@@ -51,7 +54,8 @@ async def submit_all(url: str, n: int, concurrency: int, publisher: str = "local
     async with aiohttp.ClientSession(connector=conn) as session:
         async def submitter() -> None:
             for i in counter:
-                body = {"Job": wordcount_job(f"job {i}\n", publisher=publisher)}
+                body = {"Job": wordcount_job(f"job {i}\n", publisher=publisher,
+                                             queue_timeout=QUEUE_TIMEOUT)}
                 starts[i], t0 = time.time(), time.perf_counter()
                 async with session.put(base, json=body) as resp:
                     answer = await resp.json()

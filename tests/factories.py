@@ -33,6 +33,7 @@ from bacalhau.models import (
     TimeoutConfig,
 )
 from bacalhau.models.ids import new_eval_id, new_execution_id, new_job_id, short_id
+from bacalhau.models.resources import Resources
 from bacalhau.models.timeutil import now_ns
 
 Desired = ExecutionDesiredStateType
@@ -198,6 +199,9 @@ class StubNodeManager:
     async def stop(self) -> None:
         pass
 
+    def use_load(self, load: object) -> None:
+        self.load = load  # ranking is stubbed here: the load is only kept
+
     def get(self, node_id: str) -> NodeState | None:
         return self.states.get(node_id)
 
@@ -231,6 +235,10 @@ class StubNodeSelector:
 
     def __init__(self, nodes: StubNodeManager) -> None:
         self.nodes = nodes
+
+    def resources(self, job: Job) -> Resources:
+        """No capacity is ranked here: every job holds nothing."""
+        return Resources()
 
     def select(self, job: Job, executions: Iterable[Execution], *,
                seed: int | None = None) -> StubSelection:

@@ -19,7 +19,7 @@ def wasm_module(name: str) -> bytes:
 
 
 def wordcount_job(text: str = "hello wasm world\nsecond line\n", *, name: str = "",
-                  publisher: str = "local", timeout: int = 0,
+                  publisher: str = "local", timeout: int = 0, queue_timeout: int = 0,
                   module: str = "wordcount.wasm", params: list[str] | None = None,
                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """A batch job that counts lines, words and bytes of `text` into /outputs/count.txt."""
@@ -40,8 +40,10 @@ def wordcount_job(text: str = "hello wasm world\nsecond line\n", *, name: str = 
         "Publisher": {"Type": publisher},
         "ResultPaths": [{"Name": "outputs", "Path": "/outputs"}],
     }
-    if timeout:
-        task["Timeouts"] = {"ExecutionTimeout": timeout}
+    timeouts = {k: v for k, v in (("ExecutionTimeout", timeout),
+                                  ("QueueTimeout", queue_timeout)) if v}
+    if timeouts:
+        task["Timeouts"] = timeouts
     job: dict[str, Any] = {"Type": "batch", "Count": 1, "Tasks": [task]}
     if name:
         job["Name"] = name

@@ -33,6 +33,8 @@ EXTRA_KEYS: dict[str, Any] = {
     "Orchestrator.EvaluationBroker.MaxQueued": 10000,
     "Orchestrator.MaxUnsentMessages": 50000,
     "Store.GroupCommitMaxItems": 256,
+    "Store.GroupCommitMaxDelay": "2ms",
+    "Store.GroupCommitLazyDelay": "50ms",
     "JobAdmissionControl.RejectNetworkedJobs": False,
     **{f"JobDefaults.{t}.Task.Publisher.Type": "" for t in JOB_TYPES},
     **{f"JobDefaults.{t}.Task.Timeouts.{k}": "" for t in JOB_TYPES

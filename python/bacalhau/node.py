@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from bacalhau.config import Config
+from bacalhau.config import Config, parse_duration
 from bacalhau.counters import install_counter_dump
 from bacalhau.errors import ConfigError, TransportError
 from bacalhau.models import NODE_TYPE_COMPUTE, NODE_TYPE_REQUESTER, NodeInfo
@@ -415,9 +415,16 @@ class Node:
         return info
 
     def _group_commit(self, db: Any) -> None:
-        """`Store.GroupCommit` (default on): one commit per event-loop turn (issue 15)."""
+        """`Store.GroupCommit` (default on): one commit per event-loop turn, or per several
+        turns of a busy loop within `Store.GroupCommitMaxDelay`; writes nothing waits on
+        ride on the next commit within `Store.GroupCommitLazyDelay` (issue 15)."""
         if self.config.get("Store.GroupCommit", True):
-            db.enable_group_commit(int(self.config.get("Store.GroupCommitMaxItems", 256)))
+            db.enable_group_commit(
+                int(self.config.get("Store.GroupCommitMaxItems", 256)),
+                parse_duration(self.config.get("Store.GroupCommitMaxDelay", "2ms"),
+                               "Store.GroupCommitMaxDelay"),
+                parse_duration(self.config.get("Store.GroupCommitLazyDelay", "50ms"),
+                               "Store.GroupCommitLazyDelay"))
 
     def roles(self) -> list[str]:
         return [r for r, on in (("orchestrator", self.is_requester),

@@ -72,15 +72,57 @@ async def test_max_items_commits_at_once(tmp_path: Path) -> None:
     db.close()
 
 
-async def test_the_flush_runs_on_the_next_turn_without_waiting(tmp_path: Path) -> None:
+async def test_an_idle_loop_flushes_at_once(tmp_path: Path) -> None:
     db = _db(tmp_path)
+    db.enable_group_commit(max_delay=60.0)  # only a loop with nothing else to do flushes
     with db.transaction():
         db.execute("INSERT INTO t VALUES (1)")
-    # the next loop turn: a callback queued now runs after the flush queued by the write
-    turn = asyncio.get_running_loop().create_future()
-    asyncio.get_running_loop().call_soon(turn.set_result, None)
-    await turn
+    await asyncio.wait_for(db.durable(), 5.0)  # no timer involved: the next idle turn
     assert _other_sees(db) == 1
+    db.close()
+
+
+async def test_a_busy_loop_commits_several_turns_at_once(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    db.enable_group_commit(max_delay=60.0)
+    loop = asyncio.get_running_loop()
+    start = COMMITS.get(db.path, 0)
+    done = loop.create_future()
+
+    def write(i: int) -> None:  # one write per turn, each turn queues the next
+        with db.transaction():
+            db.execute("INSERT INTO t VALUES (?)", (i,))
+        if i < 5:
+            loop.call_soon(write, i + 1)
+        else:
+            done.set_result(None)
+
+    loop.call_soon(write, 1)
+    await done
+    await db.durable()
+    assert _other_sees(db) == 5 and COMMITS[db.path] == start + 1
+    db.close()
+
+
+async def test_a_busy_loop_commits_by_max_delay(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    db.enable_group_commit(max_delay=0.0)  # no waiting behind other callbacks
+    loop = asyncio.get_running_loop()
+    start = COMMITS.get(db.path, 0)
+    seen: list[int] = []
+
+    def write(i: int) -> None:
+        seen.append(_other_sees(db))  # what was committed before this turn
+        with db.transaction():
+            db.execute("INSERT INTO t VALUES (?)", (i,))
+        if i < 3:
+            loop.call_soon(write, i + 1)
+
+    loop.call_soon(write, 1)
+    while len(seen) < 3:
+        await asyncio.sleep(0)  # yield until the chain ran (bounded: three turns)
+    await db.durable()
+    assert seen == [0, 1, 2] and COMMITS[db.path] == start + 3
     db.close()
 
 
@@ -102,4 +144,43 @@ async def test_the_outbox_shows_committed_rows_only(tmp_path: Path) -> None:
     await store.durable()
     assert [m.execution_id for m in store.pending_messages()] == ["e-1"]
     assert woken == [1]  # listeners hear of it after the commit, and see it then
+    store.close()
+
+
+async def test_a_lazy_group_waits_for_one_that_matters(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    db.enable_group_commit(lazy_delay=60.0)
+    start = COMMITS.get(db.path, 0)
+    with db.transaction():
+        db.execute("INSERT INTO t VALUES (1)")  # local progress: nobody waits on it
+    for _ in range(3):
+        await asyncio.sleep(0)  # idle turns (three): a lazy group is not flushed by them
+    assert _other_sees(db) == 0
+    with db.transaction():
+        db.execute("INSERT INTO t VALUES (2)")
+    await db.durable()  # someone waits: both writes commit together, at the next idle turn
+    assert _other_sees(db) == 2 and COMMITS[db.path] == start + 1
+    db.close()
+
+
+async def test_a_lazy_group_commits_after_its_delay(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    db.enable_group_commit(lazy_delay=0.01)
+    with db.transaction():
+        db.execute("INSERT INTO t VALUES (1)")
+    deadline = asyncio.get_running_loop().time() + 5.0
+    while _other_sees(db) == 0:
+        assert asyncio.get_running_loop().time() < deadline, "the lazy group never committed"
+        await asyncio.sleep(0.005)  # poll until the lazy timer committed it (deadline above)
+    db.close()
+
+
+async def test_an_outbox_row_makes_its_group_urgent(tmp_path: Path) -> None:
+    store = ExecutionStore(tmp_path / "e.db")
+    store.db.enable_group_commit(lazy_delay=60.0)
+    woken = asyncio.Event()
+    store.add_outbox_listener(woken.set)
+    store.enqueue_message("n-req", "BidResult", {"x": 1}, execution_id="e-1")
+    await asyncio.wait_for(woken.wait(), 5.0)  # committed at the next idle turn, not in 60 s
+    assert len(store.pending_messages()) == 1
     store.close()

@@ -3,6 +3,7 @@ and label constraints, each with Bacalhau's exact JSON names."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -354,3 +355,18 @@ def get_bool_param(spec: SpecConfig, name: str, default: bool = False) -> bool:
     if value is None:
         return default
     return get_bool({"v": value}, "v", f"Params.{name}")
+
+
+def parse_label_selectors(labels: Iterable[str]) -> list[LabelSelectorRequirement]:
+    """Parse several selector strings (blank ones skipped); a bad one raises ValidationError
+    naming its problems."""
+    reqs: list[LabelSelectorRequirement] = []
+    for text in labels:
+        if not text or not text.strip():
+            continue
+        parsed = parse_selector(text)
+        problems = [p for i, r in enumerate(parsed) for p in r.problems(f"labels[{i}]")]
+        if problems:
+            raise ValidationError(f'invalid label selector "{text}": ' + "; ".join(problems))
+        reqs.extend(parsed)
+    return reqs

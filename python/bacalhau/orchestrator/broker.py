@@ -9,6 +9,9 @@ scheduler workers (Nomad's eval broker, reference §5.1).
   (or an expired lease) redelivers it after `nack_delays[n]`; after `max_retries` nacks it goes
   to the dead letters (`on_dead_letter`).
 - Evaluations with a future `WaitUntil` sit in a heap released by one asyncio timer.
+  Those of jobs queued for capacity (trigger `job-queue`) can be released early, oldest
+  first, by `wake_queued(n)`: the requester calls it when its own executions free capacity,
+  so a queued job is placed when room appears rather than at its next backoff.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bacalhau.models import Evaluation
+from bacalhau.models import EvalTrigger, Evaluation
 from bacalhau.models.timeutil import now_ns
 
 NS = 1_000_000_000
@@ -67,6 +70,9 @@ class EvaluationBroker:
         self._nacks: dict[str, int] = {}
         self._tracked: set[str] = set()
         self._delayed: list[tuple[int, int, Evaluation]] = []
+        self._queued: deque[Evaluation] = deque()  # delayed job-queue evals, oldest first
+        self._delayed_ids: set[str] = set()
+        self._early: set[str] = set()  # released by wake_queued, still in the heap
         self._delay_timer: asyncio.TimerHandle | None = None
         self._timers: set[asyncio.TimerHandle] = set()
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -80,6 +86,11 @@ class EvaluationBroker:
         self._tracked.add(evaluation.id)
         if evaluation.wait_until > self.clock():
             heapq.heappush(self._delayed, (evaluation.wait_until, next(self._seq), evaluation))
+            self._delayed_ids.add(evaluation.id)
+            if evaluation.triggered_by == EvalTrigger.JOB_QUEUE:
+                self._queued.append(evaluation)
+                if len(self._queued) > 2 * len(self._delayed_ids) + 64:  # drop released ones
+                    self._queued = deque(e for e in self._queued if e.id in self._delayed_ids)
             self._arm_delay_timer()
             return
         self._make_ready(evaluation)
@@ -124,8 +135,26 @@ class EvaluationBroker:
         now = self.clock()
         while self._delayed and self._delayed[0][0] <= now:
             _, _, evaluation = heapq.heappop(self._delayed)
+            if evaluation.id in self._early:
+                self._early.discard(evaluation.id)
+                continue
+            self._delayed_ids.discard(evaluation.id)
             self._make_ready(evaluation)
         self._arm_delay_timer()
+
+    def wake_queued(self, count: int = 1) -> int:
+        """Make up to `count` delayed job-queue evaluations ready now, oldest first; returns
+        how many."""
+        woken = 0
+        while woken < count and self._queued and not self._closed:
+            evaluation = self._queued.popleft()
+            if evaluation.id not in self._delayed_ids:
+                continue  # released by its timer already
+            self._delayed_ids.discard(evaluation.id)
+            self._early.add(evaluation.id)
+            self._make_ready(evaluation)
+            woken += 1
+        return woken
 
     # ----- consumers --------------------------------------------------------------------------
 
@@ -233,6 +262,6 @@ class EvaluationBroker:
             "ready": len(self._ready),
             "unacked": len(self._leases),
             "waiting": len(self._waiting),
-            "delayed": len(self._delayed),
+            "delayed": len(self._delayed) - len(self._early),
             "dead": len(self.dead_letters),
         }

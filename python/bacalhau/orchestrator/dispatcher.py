@@ -205,7 +205,7 @@ class Dispatcher:
         await asyncio.wait_for(self._idle.wait(), timeout)
 
 
-BATCH_TO_COMPUTE = False
+BATCH_TO_COMPUTE = True
 """Off: with Batch frames toward compute nodes, AskForBid/BidAccepted arrive faster than the
 nodes' heartbeats report their queues, the over-subscription ranker then sees every node
 busy and batch jobs without a QueueTimeout fail ("not enough nodes"; 56 of 300 in the

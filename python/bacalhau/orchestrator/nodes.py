@@ -55,14 +55,21 @@ from bacalhau.models.node import (
     MEMBERSHIP_APPROVED,
     MEMBERSHIP_PENDING,
     MEMBERSHIP_REJECTED,
-    NODE_TYPE_COMPUTE,
     ConnectionState,
     NodeInfo,
     NodeState,
 )
 from bacalhau.models.resources import Resources
-from bacalhau.models.spec import LabelSelectorRequirement, matches_selector, parse_selector
+from bacalhau.models.spec import matches_selector, parse_label_selectors
 from bacalhau.models.timeutil import rfc3339
+from bacalhau.orchestrator.nodefacts import (
+    APPROVALS,
+    ORDER_KEYS,
+    STATUSES,
+    is_schedulable_state,
+    node_facts,
+)
+from bacalhau.orchestrator.nodeload import NodeLoad
 from bacalhau.store.nodestore import NodeStore
 from bacalhau.transport import messages
 from bacalhau.transport.base import PROTOCOL_MEMBERSHIP, Transport
@@ -83,52 +90,6 @@ COMPONENT = "NodeManager"
 NodeListener = Callable[[str, str], None]
 
 
-def _available(state: NodeState) -> Resources:
-    """Available capacity as listings show it (zero for a disconnected node)."""
-    if state.connection_state.status != CONNECTED:
-        return Resources()
-    return state.info.compute_node_info.available_capacity
-
-
-ORDER_KEYS: dict[str, Callable[[NodeState], Any]] = {
-    "id": lambda s: s.info.node_id,
-    "type": lambda s: s.info.node_type,
-    "available_cpu": lambda s: _available(s).cpu,
-    "available_memory": lambda s: _available(s).memory,
-    "available_disk": lambda s: _available(s).disk,
-    "available_gpu": lambda s: _available(s).gpu,
-    "approval": lambda s: s.membership,
-    "status": lambda s: s.connection_state.status,
-}
-"""`order_by` values of `GET /nodes` (reference §3.1) and the sort key of each."""
-
-_APPROVALS = (MEMBERSHIP_APPROVED, MEMBERSHIP_PENDING, MEMBERSHIP_REJECTED)
-_STATUSES = (CONNECTED, DISCONNECTED)
-
-
-def node_facts(info: NodeInfo) -> dict[str, Any]:
-    """The native `NodeFacts` dict of one node (internals §2)."""
-    c = info.compute_node_info
-    return {
-        "node_id": info.node_id,
-        "engines": c.execution_engines,
-        "publishers": c.publishers,
-        "storages": c.storage_sources,
-        "labels": info.labels,
-        "max_job": c.max_job_requirements.as_tuple(),
-        "max_capacity": c.max_capacity.as_tuple(),
-        "available": c.available_capacity.as_tuple(),
-        "queued": c.queue_used_capacity.as_tuple(),
-        "version": info.version_tuple(),
-    }
-
-
-def _is_schedulable(state: NodeState) -> bool:
-    return (state.info.node_type == NODE_TYPE_COMPUTE
-            and state.membership == MEMBERSHIP_APPROVED
-            and state.connection_state.status == CONNECTED)
-
-
 class NodeManager:
     """Node membership from gossip, heartbeats, disconnect timeout and approval."""
 
@@ -139,6 +100,7 @@ class NodeManager:
         self.transport = transport
         self.self_info = self_info
         self.table: NodeTable = NodeTable()
+        self.load: NodeLoad | None = None  # the requester's own count (use_load)
         self.disconnect_timeout: float = config.duration(
             "Orchestrator.NodeManager.DisconnectTimeout")
         self.manual_approval: bool = bool(config.get("Orchestrator.NodeManager.ManualApproval"))
@@ -239,12 +201,12 @@ class NodeManager:
         next await (the API serializes them at once: a thousand deep copies cost more than
         the whole request may)."""
         approval = filter_approval.strip().upper()
-        if approval and approval not in _APPROVALS:
+        if approval and approval not in APPROVALS:
             raise ValidationError(
                 f'invalid approval filter "{filter_approval}": use one of approved, pending, '
                 "rejected")
         status = filter_status.strip().upper()
-        if status and status not in _STATUSES:
+        if status and status not in STATUSES:
             raise ValidationError(
                 f'invalid status filter "{filter_status}": use one of connected, disconnected')
         key_name = (order_by or "id").strip().lower()
@@ -252,7 +214,7 @@ class NodeManager:
         if key is None:
             raise ValidationError(
                 f'invalid order_by "{order_by}": use one of ' + ", ".join(ORDER_KEYS))
-        selector = _parse_labels(labels)
+        selector = parse_label_selectors(labels)
         out = [s for s in self._nodes.values()
                if (not approval or s.membership == approval)
                and (not status or s.connection_state.status == status)
@@ -533,7 +495,7 @@ class NodeManager:
         "join" (became schedulable), "leave" (stopped being schedulable) or "update"."""
         nid = state.node_id
         was = nid in self._schedulable
-        if _is_schedulable(state):
+        if is_schedulable_state(state):
             self._upsert(state)
         else:
             self._drop_from_table(nid)
@@ -544,10 +506,36 @@ class NodeManager:
             return EVENT_LEAVE
         return EVENT_UPDATE
 
+    def use_load(self, load: NodeLoad) -> None:
+        """Rank on `load`'s view (the node's report of others' work plus this requester's
+        own live executions there), refreshed whenever the own part changes."""
+        self.load = load
+        load.listeners.append(self._refresh_load)
+
+    def _refresh_load(self, node_id: str, freed: bool) -> None:
+        state = self._nodes.get(node_id)
+        if state is not None and node_id in self._schedulable:
+            self._update_capacity(state, report=False)
+
+    def _figures(self, state: NodeState, report: bool) -> tuple[Any, Any, Any]:
+        """(max, available, queued) for the table; with a load, its view (`report`: the
+        node's own figures are new)."""
+        cni = state.info.compute_node_info
+        top = cni.max_capacity.as_tuple()
+        available, queued = cni.available_capacity.as_tuple(), cni.queue_used_capacity.as_tuple()
+        if self.load is None:
+            return top, available, queued
+        if report:
+            self.load.report(state.node_id, top, available, queued)
+        return (top, *self.load.view(state.node_id, top))
+
     def _upsert(self, state: NodeState) -> bool:
         nid = state.node_id
         try:
-            self.table.upsert(node_facts(state.info))
+            facts = node_facts(state.info)
+            if self.load is not None:
+                _, facts["available"], facts["queued"] = self._figures(state, True)
+            self.table.upsert(facts)
         except (RankingError, TypeError, ValueError) as exc:
             log.warning("node %s cannot be ranked and is left out: %s", nid, exc)
             self._drop_from_table(nid)
@@ -555,14 +543,11 @@ class NodeManager:
         self._schedulable.add(nid)
         return True
 
-    def _update_capacity(self, state: NodeState) -> bool:
+    def _update_capacity(self, state: NodeState, report: bool = True) -> bool:
         """The heartbeat fast path: only the capacity figures of a schedulable node change
         in the table. False (and out of the table) when they cannot be ranked."""
-        cni = state.info.compute_node_info
         try:
-            if self.table.update_capacity(
-                    state.node_id, cni.max_capacity.as_tuple(),
-                    cni.available_capacity.as_tuple(), cni.queue_used_capacity.as_tuple()):
+            if self.table.update_capacity(state.node_id, *self._figures(state, report)):
                 return True
         except (RankingError, TypeError, ValueError) as exc:
             log.warning("node %s cannot be ranked and is left out: %s", state.node_id, exc)
@@ -582,15 +567,3 @@ class NodeManager:
             except Exception:
                 log.exception("node listener failed on %s %s", event, node_id)
 
-
-def _parse_labels(labels: Iterable[str]) -> list[LabelSelectorRequirement]:
-    reqs: list[LabelSelectorRequirement] = []
-    for text in labels:
-        if not text or not text.strip():
-            continue
-        parsed = parse_selector(text)
-        problems = [p for i, r in enumerate(parsed) for p in r.problems(f"labels[{i}]")]
-        if problems:
-            raise ValidationError(f'invalid label selector "{text}": ' + "; ".join(problems))
-        reqs.extend(parsed)
-    return reqs

@@ -48,7 +48,8 @@ def transition_message(upd: ExecutionUpdate) -> tuple[str, dict[str, Any]] | Non
 
 
 class Planner:
-    """Writes plans to the job store; `on_outbox` is called after a commit that added rows."""
+    """Writes plans to the job store; `on_outbox` is called once a plan that added rows is
+    committed."""
 
     def __init__(self, store: JobStore, *, node_id: str,
                  on_outbox: Callable[[], None] | None = None) -> None:
@@ -88,9 +89,12 @@ class Planner:
                 store.create_evaluation(evaluation)
             if plan.evaluation.id:
                 store.set_evaluation_status([plan.evaluation.id], EvalStatus.COMPLETE)
+            if outbox and self.on_outbox is not None:
+                # the rows are pending only once committed: with group commit that is at the
+                # group's commit, after this block; waking the dispatcher before then could
+                # let it look, find nothing and go idle with the rows unsent
+                store.db.after_commit(self.on_outbox)
         failpoints.hit("planner.after_commit")
-        if outbox and self.on_outbox is not None:
-            self.on_outbox()
         for observer in self.on_applied:
             observer(plan)
 

@@ -43,6 +43,7 @@ from bacalhau.orchestrator.dispatcher import Dispatcher
 from bacalhau.orchestrator.handlers import ExecutionMessageHandlers
 from bacalhau.orchestrator.housekeeping import Housekeeping
 from bacalhau.orchestrator.logs import pick_execution, stream_execution_logs
+from bacalhau.orchestrator.nodeload import NodeLoad, Usage
 from bacalhau.orchestrator.planner import Planner
 from bacalhau.orchestrator.transforms import legacy_wasm_modules
 from bacalhau.orchestrator.worker import EvaluationWorker
@@ -88,6 +89,11 @@ class Requester:
             on_discard=lambda ev: self._set_status(ev, EvalStatus.CANCELED),
             on_dead_letter=self._dead_letter,
         )
+        self.load = NodeLoad(self._usage_of)
+        self._usage: dict[str, Usage] = {}  # job id -> what one execution of it holds
+        store.execution_listeners.append(self.load.observe)
+        self.load.listeners.append(self._on_load)
+        nodes.use_load(self.load)
         self.dispatcher = Dispatcher(store, transport, on_refused=self._refused)
         self.planner = Planner(store, node_id=node_info.node_id, on_outbox=self.dispatcher.wake)
         self.handlers = ExecutionMessageHandlers(store, self.broker.enqueue)
@@ -122,6 +128,8 @@ class Requester:
         self._grace_until = loop.time() + self._grace
         self._grace_timer = loop.call_later(self._grace, self._after_grace)
         await self.dispatcher.start()
+        for execution in self.store.live_executions():  # the own part of every node's load
+            self.load.observe(execution.id, execution.node_id, execution.job_id, True)
         for evaluation in self.store.pending_evaluations():
             self.broker.enqueue(evaluation)
         self._workers = [asyncio.create_task(self.worker.run(), name=f"scheduler-worker-{i}")
@@ -356,6 +364,24 @@ class Requester:
         with contextlib.suppress(NotFoundError):
             self.handlers.apply(messages.COMPUTE_ERROR,
                                 {"ExecutionID": execution_id, "Events": [event.to_dict()]})
+
+    def _usage_of(self, job_id: str) -> Usage:
+        """What one execution of the job holds on its node, as the ranking counts it."""
+        usage = self._usage.get(job_id)
+        if usage is None:
+            try:
+                usage = self.selector.resources(self.store.get_job(job_id)).as_tuple()
+            except BacalhauError:
+                usage = (0.0, 0, 0, 0)
+            if len(self._usage) >= 10000:
+                self._usage.clear()
+            self._usage[job_id] = usage
+        return usage
+
+    def _on_load(self, node_id: str, freed: bool) -> None:
+        """An own execution ended: a job queued for capacity may fit now."""
+        if freed and self._running:
+            self.broker.wake_queued(1)
 
     def _dead_letter(self, evaluation: Evaluation) -> None:
         log.error("evaluation %s of job %s failed %d times and was dropped",

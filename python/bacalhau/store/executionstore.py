@@ -304,6 +304,7 @@ class ExecutionStore:
             seq = int(cursor.lastrowid or 0)
             self._db.after_commit(lambda: self._mark_committed(seq))
             self._db.after_commit(self._notify)
+        self._db.urgent()  # a message waits on this commit
         return seq
 
     def _mark_committed(self, seq: int) -> None:

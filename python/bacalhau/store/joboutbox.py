@@ -62,6 +62,7 @@ class JobOutbox:
             (peer, protocol, payload, now_ns()))
         row_id = int(cur.lastrowid or 0)
         self._db.after_commit(lambda: self._mark_committed(row_id))
+        self._db.urgent()  # a message waits on this commit
         return row_id
 
     def _mark_committed(self, row_id: int) -> None:

@@ -20,8 +20,9 @@ The outbox's methods (`add_outbox`, `pending_outbox`, the sent marks) are in
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from bacalhau.models import (
     Evaluation,
     Event,
     Execution,
+    ExecutionDesiredStateType,
+    ExecutionStateType,
     Job,
     JobHistory,
     JobState,
@@ -153,6 +156,9 @@ class JobStore(JobOutbox):
         self._history_seq: dict[str, int] = {}          # job id -> last SeqNum written
         self._db.add_rollback_listener(self._history_seq.clear)
         self._closed = False
+        # `(execution id, node id, job id, live)` after each commit that wrote an execution
+        # (the requester's own count of node load, orchestrator/nodeload.py)
+        self.execution_listeners: list[Callable[[str, str, str, bool], None]] = []
         self._init_outbox()
 
     @property
@@ -378,6 +384,7 @@ class JobStore(JobOutbox):
              execution.desired_state.state_type, execution.compute_state.state_type,
              execution.revision, execution.create_time, execution.modify_time,
              dumps(execution.to_dict(include_job=False))))
+        self._written(execution)
 
     def update_execution(self, execution: Execution, *, expected_revision: int) -> None:
         """Write `execution` if its stored revision is `expected_revision`; bumps revision."""
@@ -394,6 +401,25 @@ class JobStore(JobOutbox):
             raise RevisionConflictError(
                 f"execution {execution.id} changed concurrently "
                 f"(expected revision {expected_revision})")
+        self._written(execution)
+
+    def _written(self, execution: Execution) -> None:
+        """Tell the execution listeners once this write is committed."""
+        if self.execution_listeners:
+            live = (execution.desired_state.state_type != ExecutionDesiredStateType.STOPPED
+                    and not execution.compute_state_type.is_terminal())
+            args = (execution.id, execution.node_id, execution.job_id, live)
+            for listener in self.execution_listeners:
+                self._db.after_commit(functools.partial(listener, *args))
+
+    def live_executions(self) -> list[Execution]:
+        """Executions not desired Stopped whose compute state is not terminal."""
+        terminal = [int(s) for s in ExecutionStateType if s.is_terminal()]
+        marks = ",".join("?" * len(terminal))
+        rows = self._db.query(
+            f"SELECT data FROM executions WHERE desired_state != ? AND compute_state NOT IN "
+            f"({marks})", (int(ExecutionDesiredStateType.STOPPED), *terminal))
+        return [Execution.from_dict(loads(r["data"])) for r in rows]
 
     def get_execution(self, execution_id: str) -> Execution:
         row = self._db.query_one("SELECT data FROM executions WHERE id = ?", (execution_id,))

@@ -16,7 +16,15 @@ it for its stores): while an event loop runs, the outermost transactions and aut
 writes of one loop turn share one SQLite transaction, each in a savepoint of its own (so a
 failing one still undoes only itself), committed when the loop gets to the flush scheduled
 when the group opened (the next turn: at low load nothing waits), or at once when the group
-holds `max_items` transactions. `after_commit` callbacks (the outbox notifications, the
+holds `max_items` transactions. Under load the flush waits for the loop to run dry: while
+other callbacks are ready it steps back behind them (at most `max_delay` after the group
+opened), so a busy process commits the work of many turns, e.g. of many jobs, at once; one
+flusher per event loop serves every database of the process, so two stores never wait on
+each other's flush. A group that nobody waits on yet (no `durable()` caller, no
+outbox row: writes that only record local progress) may wait `lazy_delay` for one that is,
+so that such writes ride on the next commit that matters instead of costing one of their
+own; anything that must leave the process or be answered calls `urgent()` (or awaits
+`durable()`). `after_commit` callbacks (the outbox notifications, the
 caches) run after that real COMMIT, in order, so the outbox rule holds; a caller that must
 not answer before its writes are durable (an API 200, a transport reply) awaits `durable()`.
 Without a running loop (scripts, tests of the stores) every transaction commits on its own.
@@ -50,6 +58,8 @@ COMMITS: dict[str, int] = {}
 
 GROUP_MAX_ITEMS = 256
 """A group commits at once when it holds this many transactions (and at the turn's end)."""
+GROUP_MAX_DELAY = 0.002
+"""Seconds a group may wait, after it opened, for a busy loop to run dry before it commits."""
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
 
 BUSY_TIMEOUT_MS = 5000
@@ -99,6 +109,58 @@ class _Checkpointer:
                     log.debug("background checkpoint of %s failed: %s", self._path, exc)
         finally:
             conn.close()
+
+
+class _GroupFlusher:
+    """Commits the open groups of one event loop's databases once the loop has nothing else
+    ready, or once the oldest group is `max_delay` old (see the module docstring)."""
+
+    __slots__ = ("_dbs", "_deadline", "_handle", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._dbs: list[Database] = []
+        self._handle: asyncio.Handle | None = None
+        self._deadline = 0.0
+
+    def add(self, db: Database) -> None:
+        deadline = self._loop.time() + db._group_delay
+        if not self._dbs:
+            self._deadline = deadline
+            self._handle = self._loop.call_soon(self._run)
+        else:
+            self._deadline = min(self._deadline, deadline)
+        self._dbs.append(db)
+
+    def discard(self, db: Database) -> None:
+        if db in self._dbs:
+            self._dbs.remove(db)
+            if not self._dbs and self._handle is not None:
+                self._handle.cancel()
+                self._handle = None
+
+    def _run(self) -> None:
+        # other callbacks ready now (asyncio's run queue; absent elsewhere: flush at once)
+        if len(getattr(self._loop, "_ready", ())) and self._loop.time() < self._deadline:
+            self._handle = self._loop.call_soon(self._run)
+            return
+        self._handle = None
+        dbs, self._dbs = self._dbs, []
+        for db in dbs:
+            db.flush_group()
+
+
+_FLUSHERS: dict[asyncio.AbstractEventLoop, _GroupFlusher] = {}
+
+
+def _flusher(loop: asyncio.AbstractEventLoop) -> _GroupFlusher:
+    flusher = _FLUSHERS.get(loop)
+    if flusher is None:
+        if len(_FLUSHERS) > 16:  # loops of finished asyncio.run() calls (tests, scripts)
+            for old in [lp for lp in _FLUSHERS if lp.is_closed()]:
+                del _FLUSHERS[old]
+        flusher = _FLUSHERS[loop] = _GroupFlusher(loop)
+    return flusher
 
 
 class _Transaction:
@@ -193,7 +255,10 @@ class Database:
         self._group_open = False
         self._group_items = 0
         self._group_done: asyncio.Future[None] | None = None
-        self._group_flush: asyncio.Handle | None = None
+        self._group_delay = GROUP_MAX_DELAY
+        self._group_flusher: _GroupFlusher | None = None  # set while the group is urgent
+        self._lazy_delay = 0.0
+        self._lazy_timer: asyncio.TimerHandle | None = None
         self._checkpointer: _Checkpointer | None = None
         self._background_checkpoints = self.path != ":memory:"
         if self._background_checkpoints:
@@ -229,10 +294,16 @@ class Database:
 
     # ----- group commit (see the module docstring) --------------------------------------------
 
-    def enable_group_commit(self, max_items: int = GROUP_MAX_ITEMS) -> None:
-        """Commit each event-loop turn's transactions together from now on."""
+    def enable_group_commit(self, max_items: int = GROUP_MAX_ITEMS,
+                            max_delay: float = GROUP_MAX_DELAY,
+                            lazy_delay: float = 0.0) -> None:
+        """Commit each event-loop turn's transactions together from now on (a busy loop's
+        several turns, up to `max_delay` seconds). With `lazy_delay` > 0, a group nobody
+        waits on (no `durable()`, no `urgent()`) waits up to that long for one that is."""
         self._group_commit = True
         self._group_max = max(1, max_items)
+        self._group_delay = max(0.0, max_delay)
+        self._lazy_delay = max(0.0, lazy_delay)
 
     def _open_group(self) -> bool:
         """Begin the turn's group if group commit is on and a loop runs; False otherwise."""
@@ -245,17 +316,34 @@ class Database:
         self.conn.execute("BEGIN IMMEDIATE")
         self._group_open = True
         self._group_items = 0
-        self._group_flush = loop.call_soon(self.flush_group)
+        if self._lazy_delay > 0:
+            self._lazy_timer = loop.call_later(self._lazy_delay, self.urgent)
+        else:
+            self.urgent()
         return True
+
+    def urgent(self) -> None:
+        """Something waits on the open group (a message to send, an answer to give): commit
+        it once the loop runs dry, not after the lazy delay."""
+        if not self._group_open or self._group_flusher is not None:
+            return
+        if self._lazy_timer is not None:
+            self._lazy_timer.cancel()
+            self._lazy_timer = None
+        self._group_flusher = _flusher(asyncio.get_running_loop())
+        self._group_flusher.add(self)
 
     def flush_group(self) -> None:
         """Commit the open group now (a no-op without one)."""
         if not self._group_open or self._depth:
             return
         self._group_open = False
-        if self._group_flush is not None:
-            self._group_flush.cancel()
-            self._group_flush = None
+        if self._group_flusher is not None:
+            self._group_flusher.discard(self)
+            self._group_flusher = None
+        if self._lazy_timer is not None:
+            self._lazy_timer.cancel()
+            self._lazy_timer = None
         done, self._group_done = self._group_done, None
         try:
             if self._before_commit:
@@ -286,6 +374,7 @@ class Database:
             return
         if self._group_done is None:
             self._group_done = asyncio.get_running_loop().create_future()
+        self.urgent()
         await asyncio.shield(self._group_done)
 
     def add_before_commit(self, hook: Callable[[], None]) -> None:
