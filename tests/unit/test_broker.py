@@ -120,3 +120,21 @@ async def test_duplicate_enqueue_is_ignored():
     lease = await next_lease(b)
     b.ack(lease)
     assert b.stats()["ready"] == 0 and b.stats()["waiting"] == 0
+
+
+async def test_wake_queued_releases_the_oldest_queued_evaluations_early():
+    b = broker()
+    later = now_ns() + 3600 * 1_000_000_000
+    queued = [make_evaluation(make_job(), "job-queue", wait_until=later, create_time=t)
+              for t in (1, 2)]
+    retry = make_evaluation(make_job(), "exec-limit", wait_until=later)
+    for ev in (*queued, retry):
+        b.enqueue(ev)
+    assert b.stats()["delayed"] == 3
+    assert b.wake_queued(1) == 1  # capacity for one: the oldest queued job
+    lease = await next_lease(b)
+    assert lease.evaluation.id == queued[0].id
+    b.ack(lease)
+    assert b.wake_queued(5) == 1  # only job-queue evaluations wake early
+    assert (await next_lease(b)).evaluation.id == queued[1].id
+    assert b.stats()["delayed"] == 1 and b.stats()["ready"] == 0
