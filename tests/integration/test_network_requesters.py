@@ -26,6 +26,8 @@ def sleep_job(ms: int) -> Job:
     task = raw["Tasks"][0]
     task["InputSources"] = task["InputSources"][:1]
     task["Resources"] = {"CPU": "1", "Memory": "64Mb"}
+    # one such job fills the test's 1-CPU node: the others wait, queued at their requester
+    task["Timeouts"]["QueueTimeout"] = 120
     job = Job.from_dict(raw)
     job.normalize()
     return job
@@ -87,7 +89,9 @@ async def test_two_requesters_share_one_compute_without_overcommit(tmp_path: Pat
             assert {j.id for j in listed} == set(submitted[r.node_id])  # each its own jobs
             assert not set(submitted[other.node_id]) & {j.id for j in listed}
         assert peak == 1, f"the compute ran {peak} executions at once with capacity for 1"
-        assert peak_queued >= 1  # it accepted work beyond its capacity and queued it
+        # each requester counts its own work on the node and hears of the other's by
+        # heartbeat: the node's own queue takes what arrives in between, never all of it
+        assert peak_queued <= 2
     finally:
         for node in reversed(nodes):
             await node.stop()

@@ -44,6 +44,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -65,9 +66,12 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
 BUSY_TIMEOUT_MS = 5000
 # WAL checkpoints copy the log into the database file and fsync both: milliseconds that a
 # committing connection would otherwise pay inline every ~1000 pages. A background thread
-# with its own connection runs them instead, after every CHECKPOINT_EVERY commits; SQLite's
-# own automatic checkpoint stays on, at a high mark, as a safety net should it fall behind.
+# with its own connection runs them instead, after every CHECKPOINT_EVERY commits but at most
+# once per CHECKPOINT_INTERVAL seconds (a page written by many commits in between is copied
+# once); SQLite's own automatic checkpoint stays on, at a high mark, as a safety net should
+# it fall behind.
 CHECKPOINT_EVERY = 64
+CHECKPOINT_INTERVAL = 1.0
 AUTOCHECKPOINT_PAGES = 10000
 
 
@@ -250,6 +254,7 @@ class Database:
         self._rollback_listeners: list[Callable[[], None]] = []
         self._before_commit: list[Callable[[], None]] = []
         self._commits = 0
+        self._checkpoint_at = 0.0
         self._group_commit = False
         self._group_max = GROUP_MAX_ITEMS
         self._group_open = False
@@ -406,8 +411,10 @@ class Database:
             callback()
         if self._background_checkpoints:
             self._commits += 1
-            if self._commits >= CHECKPOINT_EVERY:
+            if (self._commits >= CHECKPOINT_EVERY
+                    and time.monotonic() - self._checkpoint_at >= CHECKPOINT_INTERVAL):
                 self._commits = 0
+                self._checkpoint_at = time.monotonic()
                 if self._checkpointer is None:
                     self._checkpointer = _Checkpointer(self.path)
                 self._checkpointer.request()
