@@ -127,7 +127,8 @@ def network(tmp_path: Path) -> Iterator[Network]:
 
 
 def sleep_job(ms: int) -> dict[str, Any]:
-    job = wordcount_job(module="sleep.wasm", params=[str(ms)], timeout=120)
+    # bursts of these outnumber the nodes' room (1.5x their CPUs): they may queue for it
+    job = wordcount_job(module="sleep.wasm", params=[str(ms)], timeout=120, queue_timeout=300)
     job["Tasks"][0]["InputSources"] = job["Tasks"][0]["InputSources"][:1]  # the module only
     return job
 

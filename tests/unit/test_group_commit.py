@@ -184,3 +184,20 @@ async def test_an_outbox_row_makes_its_group_urgent(tmp_path: Path) -> None:
     await asyncio.wait_for(woken.wait(), 5.0)  # committed at the next idle turn, not in 60 s
     assert len(store.pending_messages()) == 1
     store.close()
+
+
+async def test_after_block_runs_when_the_block_succeeds_not_at_the_commit(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    db.enable_group_commit(lazy_delay=60.0)
+    seen: list[str] = []
+    with db.transaction():
+        db.execute("INSERT INTO t VALUES (1)")
+        db.after_block(lambda: seen.append("placed"))
+        assert seen == []
+    assert seen == ["placed"] and _other_sees(db) == 0  # before the group's COMMIT
+    with pytest.raises(RuntimeError), db.transaction():
+        db.after_block(lambda: seen.append("rolled back"))
+        raise RuntimeError("the block fails")
+    assert seen == ["placed"]
+    await db.durable()
+    db.close()

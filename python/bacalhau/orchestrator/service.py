@@ -123,13 +123,15 @@ class Requester:
         loop = asyncio.get_running_loop()
         self._running = True
         self.handlers.register(self.transport)
+        # the own part of every node's load, before the nodes' reports are read: a report
+        # taken against an empty count would take our own work for another requester's
+        for execution in self.store.live_executions():
+            self.load.observe(execution.id, execution.node_id, execution.job_id, True)
         await self.nodes.start()
         self.nodes.add_listener(self._on_node_event)
         self._grace_until = loop.time() + self._grace
         self._grace_timer = loop.call_later(self._grace, self._after_grace)
         await self.dispatcher.start()
-        for execution in self.store.live_executions():  # the own part of every node's load
-            self.load.observe(execution.id, execution.node_id, execution.job_id, True)
         for evaluation in self.store.pending_evaluations():
             self.broker.enqueue(evaluation)
         self._workers = [asyncio.create_task(self.worker.run(), name=f"scheduler-worker-{i}")

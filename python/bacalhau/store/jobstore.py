@@ -156,8 +156,8 @@ class JobStore(JobOutbox):
         self._history_seq: dict[str, int] = {}          # job id -> last SeqNum written
         self._db.add_rollback_listener(self._history_seq.clear)
         self._closed = False
-        # `(execution id, node id, job id, live)` after each commit that wrote an execution
-        # (the requester's own count of node load, orchestrator/nodeload.py)
+        # `(execution id, node id, job id, live)` once the transaction block that wrote an
+        # execution succeeded (the requester's own count of node load, orchestrator/nodeload.py)
         self.execution_listeners: list[Callable[[str, str, str, bool], None]] = []
         self._init_outbox()
 
@@ -199,6 +199,7 @@ class JobStore(JobOutbox):
             stored.modify_time = now
             if previous is None:
                 stored.version, stored.revision, stored.create_time = 1, 1, now
+                data = dumps(stored.to_dict())
                 try:
                     self._db.execute(
                         "INSERT INTO jobs (id, name, namespace, type, state, version, revision, "
@@ -206,9 +207,10 @@ class JobStore(JobOutbox):
                         (stored.id, stored.name, stored.namespace, stored.type,
                          stored.state.state_type, stored.version, stored.revision,
                          stored.create_time, stored.modify_time, dumps(stored.labels).decode(),
-                         dumps(stored.to_dict())))
+                         data))
                 except sqlite3.IntegrityError as exc:
                     raise ConflictError(f"job {stored.id} already exists") from exc
+                self._cache_job(stored, data)
             else:
                 if not force and spec_fingerprint(previous) == spec_fingerprint(job):
                     raise ConflictError(
@@ -242,16 +244,24 @@ class JobStore(JobOutbox):
         return job
 
     def _write_job(self, job: Job, expected_revision: int) -> None:
+        data = dumps(job.to_dict())
         cur = self._db.execute(
             "UPDATE jobs SET name = ?, type = ?, state = ?, version = ?, revision = ?, "
             "modify_time = ?, labels = ?, data = ? WHERE id = ? AND revision = ?",
             (job.name, job.type, job.state.state_type, job.version, job.revision,
-             job.modify_time, dumps(job.labels).decode(), dumps(job.to_dict()), job.id,
-             expected_revision))
+             job.modify_time, dumps(job.labels).decode(), data, job.id, expected_revision))
         if cur.rowcount != 1:
             self.get_job(job.id)  # NotFoundError if it vanished
             raise RevisionConflictError(
                 f"job {job.id} changed concurrently (expected revision {expected_revision})")
+        self._cache_job(job, data)
+
+    def _cache_job(self, job: Job, data: bytes) -> None:
+        """Remember what was just written: the next read of the same bytes skips parsing
+        (an entry is only used while the stored bytes equal it, so a rollback is harmless)."""
+        if len(self._jobs) >= JOB_CACHE_SIZE and job.id not in self._jobs:
+            del self._jobs[next(iter(self._jobs))]
+        self._jobs[job.id] = (data, job.copy())
 
     def _job(self, job_id: str, data: bytes | str) -> Job:
         """The job stored as `data` (a private copy), parsed only if not cached."""
@@ -404,13 +414,14 @@ class JobStore(JobOutbox):
         self._written(execution)
 
     def _written(self, execution: Execution) -> None:
-        """Tell the execution listeners once this write is committed."""
+        """Tell the execution listeners once this write's transaction block succeeded (not at
+        the group's COMMIT: the next plan must count what this one placed)."""
         if self.execution_listeners:
             live = (execution.desired_state.state_type != ExecutionDesiredStateType.STOPPED
                     and not execution.compute_state_type.is_terminal())
             args = (execution.id, execution.node_id, execution.job_id, live)
             for listener in self.execution_listeners:
-                self._db.after_commit(functools.partial(listener, *args))
+                self._db.after_block(functools.partial(listener, *args))
 
     def live_executions(self) -> list[Execution]:
         """Executions not desired Stopped whose compute state is not terminal."""

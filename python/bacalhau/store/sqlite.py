@@ -208,6 +208,7 @@ class _Transaction:
             db.conn.execute(f"RELEASE sp{depth}")
             db._released(depth)
             if self._grouped:
+                db._blocks_done()
                 db._group_items += 1
                 if db._group_items >= db._group_max:
                     db.flush_group()
@@ -227,6 +228,7 @@ class _Transaction:
             db._rolled_back(0)
             raise
         db._committed()
+        db._blocks_done()
 
 
 class Database:
@@ -252,6 +254,7 @@ class Database:
         # (depth at registration, callback) run after the outermost COMMIT
         self._after_commit: list[tuple[int, Callable[[], None]]] = []
         self._rollback_listeners: list[Callable[[], None]] = []
+        self._after_block: list[tuple[int, Callable[[], None]]] = []
         self._before_commit: list[Callable[[], None]] = []
         self._commits = 0
         self._checkpoint_at = 0.0
@@ -391,10 +394,27 @@ class Database:
         """`callback()` runs after every rollback (of a transaction or a savepoint)."""
         self._rollback_listeners.append(callback)
 
+    def after_block(self, callback: Callable[[], None]) -> None:
+        """Run `callback()` once the outermost `transaction()` block open now has succeeded
+        (at once outside one; never if it rolls back). Unlike `after_commit`, it does not
+        wait for a group's COMMIT: for in-memory views that the next transaction of this
+        process must already see (what the planner just placed)."""
+        if self._depth == 0:
+            callback()
+        else:
+            self._after_block.append((self._depth, callback))
+
+    def _blocks_done(self) -> None:
+        callbacks, self._after_block = self._after_block, []
+        for _, callback in callbacks:
+            callback()
+
     def _rolled_back(self, depth: int) -> None:
         """The block entered at `depth` rolled back: drop what was registered inside it."""
         if self._after_commit:
             self._after_commit = [(d, cb) for d, cb in self._after_commit if d <= depth]
+        if self._after_block:
+            self._after_block = [(d, cb) for d, cb in self._after_block if d <= depth]
         for listener in self._rollback_listeners:
             listener()
 
@@ -403,6 +423,8 @@ class Database:
         (so that a later rollback of a sibling block keeps them)."""
         if self._after_commit:
             self._after_commit = [(min(d, depth), cb) for d, cb in self._after_commit]
+        if self._after_block:
+            self._after_block = [(min(d, depth), cb) for d, cb in self._after_block]
 
     def _committed(self) -> None:
         COMMITS[self.path] = COMMITS.get(self.path, 0) + 1
