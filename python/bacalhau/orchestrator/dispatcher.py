@@ -119,7 +119,7 @@ class Dispatcher:
                     self._backoff.pop(peer, None)
             finally:
                 if sent:
-                    self.store.mark_sent_later(sent)
+                    self.store.mark_sent_later(sent, peer)
             if len(rows) < batch and generation == self._generation:
                 # nothing was committed since the read: this peer is done. Leaving the
                 # sender table in the same step means a later wake starts a new sender.

@@ -156,10 +156,13 @@ class Requester:
     # ----- jobs -------------------------------------------------------------------------------
 
     async def submit_job(self, job: Job, force: bool = False,
-                         client_meta: dict[str, str] | None = None) -> SubmitResult:
-        """Validate, store (new job or new version of a same-named one) and schedule a job."""
+                         client_meta: dict[str, str] | None = None, *,
+                         owned: bool = False) -> SubmitResult:
+        """Validate, store (new job or new version of a same-named one) and schedule a job.
+        The caller's `job` is left as it was, unless `owned` (a job parsed for this call)."""
         self._admit()
-        job = job.copy()
+        if not owned:
+            job = job.copy()
         warnings = self._prepare(job, client_meta)
         job.normalize()
         job.validate()

@@ -43,6 +43,9 @@ class JobOutbox:
 
     def _init_outbox(self) -> None:
         self._sent_later: set[int] = set()   # delivered, marked sent with the next commit
+        # per peer, the highest row id delivered: rows go to a peer in id order, so what is
+        # pending for it lies above (the queries skip the delivered rows not yet marked sent)
+        self._delivered_upto: dict[str, int] = {}
         self._flush_timer: asyncio.TimerHandle | None = None
         row = self._db.query_one("SELECT MAX(id) FROM outbox")
         self._outbox_committed = int(row[0] or 0) if row else 0  # the file holds committed
@@ -84,20 +87,18 @@ class JobOutbox:
         else:
             rows = self._db.query(
                 "SELECT id, peer, protocol, payload, attempts FROM outbox "
-                "WHERE sent = 0 AND peer = ? AND id <= ? ORDER BY id LIMIT ?",
-                (peer, committed, limit + len(skip)))
+                "WHERE sent = 0 AND peer = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+                (peer, self._delivered_upto.get(peer, 0), committed, limit))
         return [OutboxRow(r[0], r[1], r[2], bytes(r[3]), r[4])
                 for r in rows if r[0] not in skip][:limit]
 
     def pending_outbox_peers(self) -> list[str]:
-        committed = self._outbox_committed
-        if not self._sent_later:
-            return [r[0] for r in self._db.query(
-                "SELECT DISTINCT peer FROM outbox WHERE sent = 0 AND id <= ?", (committed,))]
-        return [r[0] for r in self._db.query(
-            "SELECT DISTINCT peer FROM outbox WHERE sent = 0 AND id <= ? "
-            "AND id NOT IN (SELECT value FROM json_each(?))",
-            (committed, dumps(sorted(self._sent_later)).decode()))]
+        """Peers with committed rows not yet delivered."""
+        rows = self._db.query(
+            "SELECT peer, MAX(id) FROM outbox WHERE sent = 0 AND id <= ? GROUP BY peer",
+            (self._outbox_committed,))
+        upto = self._delivered_upto
+        return [r[0] for r in rows if r[1] > upto.get(r[0], 0)]
 
     def mark_sent(self, ids: Iterable[int]) -> None:
         cur = self._db.execute(
@@ -109,8 +110,12 @@ class JobOutbox:
     def _count_sent(self, n: int) -> None:
         self._unsent -= n
 
-    def mark_sent_later(self, ids: Iterable[int]) -> None:
-        """Mark delivered rows sent with the next commit (see the module docstring)."""
+    def mark_sent_later(self, ids: Iterable[int], peer: str = "") -> None:
+        """Mark delivered rows sent with the next commit (see the module docstring); `peer`:
+        they are that peer's rows, delivered in order (its pending rows lie above them)."""
+        ids = list(ids)
+        if peer and ids:
+            self._delivered_upto[peer] = max(self._delivered_upto.get(peer, 0), max(ids))
         self._sent_later.update(ids)
         if not self._sent_later or self._flush_timer is not None:
             return

@@ -103,8 +103,7 @@ async def put_job(request: web.Request) -> web.Response:
     job, body = await _job_from_body(request, "PutJobRequest")
     force = body_bool(body, "Force")
     result = await requester_of(request).submit_job(
-        job, force=force, client_meta=_client_meta(request)
-    )
+        job, force=force, client_meta=_client_meta(request), owned=True)
     return json_response({
         "JobID": result.job_id,
         "EvaluationID": result.evaluation_id,
