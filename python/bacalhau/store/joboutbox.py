@@ -46,6 +46,7 @@ class JobOutbox:
         # per peer, the highest row id delivered: rows go to a peer in id order, so what is
         # pending for it lies above (the queries skip the delivered rows not yet marked sent)
         self._delivered_upto: dict[str, int] = {}
+        self._loose_marks = False  # some rows were marked delivered without their peer
         self._flush_timer: asyncio.TimerHandle | None = None
         row = self._db.query_one("SELECT MAX(id) FROM outbox")
         self._outbox_committed = int(row[0] or 0) if row else 0  # the file holds committed
@@ -75,6 +76,8 @@ class JobOutbox:
     def _sent_committed(self, ids: list[int]) -> None:
         self._sent_later.difference_update(ids)
         self._unsent -= len(ids)
+        if not self._sent_later:
+            self._loose_marks = False
 
     def pending_outbox(self, peer: str | None = None, limit: int = 500) -> list[OutboxRow]:
         """Unsent rows in the order they were written (per peer when `peer` is given)."""
@@ -88,7 +91,8 @@ class JobOutbox:
             rows = self._db.query(
                 "SELECT id, peer, protocol, payload, attempts FROM outbox "
                 "WHERE sent = 0 AND peer = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
-                (peer, self._delivered_upto.get(peer, 0), committed, limit))
+                (peer, self._delivered_upto.get(peer, 0), committed,
+                 limit + len(skip) if self._loose_marks else limit))
         return [OutboxRow(r[0], r[1], r[2], bytes(r[3]), r[4])
                 for r in rows if r[0] not in skip][:limit]
 
@@ -98,7 +102,10 @@ class JobOutbox:
             "SELECT peer, MAX(id) FROM outbox WHERE sent = 0 AND id <= ? GROUP BY peer",
             (self._outbox_committed,))
         upto = self._delivered_upto
-        return [r[0] for r in rows if r[1] > upto.get(r[0], 0)]
+        peers = [r[0] for r in rows if r[1] > upto.get(r[0], 0)]
+        if self._loose_marks and self._sent_later:
+            peers = [p for p in peers if self.pending_outbox(p, 1)]
+        return peers
 
     def mark_sent(self, ids: Iterable[int]) -> None:
         cur = self._db.execute(
@@ -116,6 +123,8 @@ class JobOutbox:
         ids = list(ids)
         if peer and ids:
             self._delivered_upto[peer] = max(self._delivered_upto.get(peer, 0), max(ids))
+        elif ids:
+            self._loose_marks = True
         self._sent_later.update(ids)
         if not self._sent_later or self._flush_timer is not None:
             return

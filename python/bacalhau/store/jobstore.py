@@ -220,10 +220,10 @@ class JobStore(JobOutbox):
                 stored.version = previous.version + 1
                 stored.revision = previous.revision + 1
                 stored.create_time = previous.create_time
-                self._write_job(stored, previous.revision)
-            self._db.execute(
+                data = self._write_job(stored, previous.revision)
+            self._db.execute(  # the version as stored: the same bytes as the job row
                 "INSERT INTO job_versions (job_id, version, data) VALUES (?,?,?)",
-                (stored.id, stored.version, dumps(stored.to_dict())))
+                (stored.id, stored.version, data))
         return stored, previous
 
     def update_job_state(
@@ -243,7 +243,8 @@ class JobStore(JobOutbox):
             self._write_job(job, expected)
         return job
 
-    def _write_job(self, job: Job, expected_revision: int) -> None:
+    def _write_job(self, job: Job, expected_revision: int) -> bytes:
+        """Write `job` if its stored revision is `expected_revision`; returns its bytes."""
         data = dumps(job.to_dict())
         cur = self._db.execute(
             "UPDATE jobs SET name = ?, type = ?, state = ?, version = ?, revision = ?, "
@@ -255,6 +256,7 @@ class JobStore(JobOutbox):
             raise RevisionConflictError(
                 f"job {job.id} changed concurrently (expected revision {expected_revision})")
         self._cache_job(job, data)
+        return data
 
     def _cache_job(self, job: Job, data: bytes) -> None:
         """Remember what was just written: the next read of the same bytes skips parsing
