@@ -1,4 +1,4 @@
-"""Execution logs: reading `<execDir>/logs/{stdout,stderr}` in pieces, and waking readers
+"""Execution logs: reading `<execDir>/{stdout,stderr}` in pieces, and waking readers
 when there is more to read (the `ExecutionLogs` request of internals §3).
 
 Offsets. A reply's `Offset` is opaque to callers: pass it back to continue; 0 starts at the

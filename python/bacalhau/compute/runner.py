@@ -1,16 +1,28 @@
 """The runner (reference §6 BaseExecutor.Run): one execution from BidAccepted to a result.
 
-    inputs (storage providers, in parallel) -> Running -> executor.run -> results/{stdout,
-    stderr,exitCode,<Name>/} -> Publishing -> publisher.publish -> Completed + RunResult
+    inputs (storage providers, in parallel) -> Running -> executor.run -> inputs removed ->
+    exitCode -> Publishing -> publisher.publish -> Completed + RunResult
 
-(With the `noop` publisher nothing is packed: results/ holds only the result paths, the
-logs stay in logs/ alone, and no CID is computed.)
+The execution dir is laid out as the results a publisher packs, so nothing is copied:
+
+    <execution dir>/stdout, stderr   the logs (written by the executor, read by `job logs`)
+    <execution dir>/<Name>/          one folder per ResultPath, made before the run
+    <execution dir>/exitCode         written after the run, only for a publisher that packs
+    <execution dir>/.input-<i>/      a work dir for input i, made by its storage provider
+                                     only if the input needs files; removed after the run
+
+An input the executor reads as bytes (`in_memory_targets`: the wasm modules) that its storage
+provider can give without a file (`read_bytes`: inline) is handed over in memory. With the
+`noop` publisher (issue 15: a lean compute path) the dir ends with the logs and the result
+folders only, and no CID is computed. ResultPath names that would clash with this layout are
+refused.
 
 Any error fails the execution with an event whose topic names the phase (Preparing
 Environment, Downloading Inputs, Running Execution, Publishing Results) and a ComputeError to
 the requester. A non-zero exit code is a normal, Completed result. Every state change is
 conditional: when a cancel got there first, the runner stops quietly. Inputs are cleaned up
-after the run; logs and results stay in the execution dir.
+right after the run (and again, idempotently, when the run ends early); logs and results stay
+in the execution dir.
 
 The execution's directories can be made ahead (`prepare_soon`, on a worker thread): the compute
 service asks for that once it accepted a bid, so that they are made while the requester
@@ -26,7 +38,7 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from bacalhau import failpoints
@@ -67,8 +79,28 @@ TIMEOUT_GRACE = 10.0
 FAILED_DUE_TO_RESTART = "Failed due to node restart"
 
 
+# the names the runner uses in an execution dir: no ResultPath may take them
+LOG_NAMES = ("stdout", "stderr")
+EXIT_CODE = "exitCode"
+INPUT_DIR_PREFIX = ".input-"
+
+
 def execution_dir(data_dir: Path, execution_id: str) -> Path:
+    """Where an execution's logs and results live (see the module doc for the layout)."""
     return data_dir / "compute" / "executions" / execution_id
+
+
+def layout_problems(task: Any) -> list[str]:
+    """ResultPath names that cannot be folders of the execution dir."""
+    problems = []
+    for result in task.result_paths:
+        name = result.name
+        if (not name or name in (*LOG_NAMES, EXIT_CODE) or name.startswith(".")
+                or "/" in name or name in (".", "..")):
+            problems.append(f'ResultPath name "{name}" cannot be used: it must be a plain '
+                            "folder name, not stdout, stderr or exitCode and not starting "
+                            'with "."')
+    return problems
 
 
 def system_env(execution: Execution, job: Job) -> dict[str, str]:
@@ -114,13 +146,20 @@ class ExecutionRunner:
     def execution_dir(self, execution_id: str) -> Path:
         return execution_dir(self._data_dir, execution_id)
 
-    def _layout(self, execution_id: str, task: Any) -> list[Path]:
-        """The directories a run of `task` needs, parents first."""
+    def logs_dir(self, execution_id: str) -> Path:
+        """The folder holding the execution's `stdout` and `stderr`: its execution dir, or
+        the `logs/` folder in it for an execution run before that layout (an older node's
+        data dir)."""
         base = self.execution_dir(execution_id)
-        inputs_dir, results_dir = base / "inputs", base / "results"
-        return [base, inputs_dir, base / "logs", results_dir,
-                *(results_dir / r.name for r in task.result_paths),
-                *(inputs_dir / str(i) for i in range(len(task.input_sources)))]
+        if not (base / LOG_NAMES[0]).exists() and (base / "logs" / LOG_NAMES[0]).is_file():
+            return base / "logs"
+        return base
+
+    def _layout(self, execution_id: str, task: Any) -> list[Path]:
+        """The directories a run of `task` needs, parents first: the execution dir and one
+        folder per ResultPath (input work dirs are made by the providers that need them)."""
+        base = self.execution_dir(execution_id)
+        return [base, *(base / r.name for r in task.result_paths)]
 
     def prepare_soon(self, execution: Execution) -> None:
         """Start making the execution's directories on a worker thread (see module doc)."""
@@ -156,8 +195,9 @@ class ExecutionRunner:
             return
         phase = _Phase()
         prepared: list[PreparedInput] = []
+        work_dirs: list[Path] = []
         try:
-            await self._run(local, phase, prepared, gpus or [])
+            await self._run(local, phase, prepared, work_dirs, gpus or [])
         except StateConflictError:
             log.debug("execution %s changed state under the runner (cancelled?)", execution_id)
         except asyncio.CancelledError:
@@ -165,11 +205,11 @@ class ExecutionRunner:
         except Exception as exc:
             self._fail(execution_id, phase.topic, exc)
         finally:
-            await self._cleanup(prepared)
+            await self._cleanup(prepared, work_dirs)
             self._hub.notify(execution_id)
 
     async def _run(self, local: LocalExecution, phase: _Phase, prepared: list[PreparedInput],
-                   gpus: list[GPU]) -> None:
+                   work_dirs: list[Path], gpus: list[GPU]) -> None:
         execution = local.execution
         job = execution.job
         if job is None or not job.tasks:
@@ -185,22 +225,24 @@ class ExecutionRunner:
                 raise ExecutorError(
                     f'publisher "{task.publisher.type}" is not installed on this node')
 
-        base = self.execution_dir(execution.id)
-        inputs_dir, logs_dir, results_dir = base / "inputs", base / "logs", base / "results"
-        prepared_dirs = self._prepared.pop(execution.id, None)
-        if prepared_dirs is not None:
-            with contextlib.suppress(Exception):  # made again below if that failed
-                await prepared_dirs[1]
-        for d in (inputs_dir, logs_dir, results_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        stdout_path, stderr_path = logs_dir / "stdout", logs_dir / "stderr"
-        for result in task.result_paths:
-            (results_dir / result.name).mkdir(parents=True, exist_ok=True)
+        if problems := layout_problems(task):
+            raise ExecutorError("; ".join(problems), hint="rename the ResultPath and resubmit")
+        base = results_dir = self.execution_dir(execution.id)
+        made_ahead = self._prepared.pop(execution.id, None)
+        try:
+            if made_ahead is None:
+                raise LookupError
+            await made_ahead[1]
+        except Exception:  # not made ahead, or that failed: make them now
+            _make_dirs(self._layout(execution.id, task))
+        stdout_path, stderr_path = base / LOG_NAMES[0], base / LOG_NAMES[1]
         env = self._env(execution, job)
 
         phase.topic = Topic.DOWNLOADING_INPUTS
-        await self._prepare_inputs(task.input_sources, inputs_dir, prepared,
-                                   (execution.partition_index, job.count))
+        in_memory = getattr(executor, "in_memory_targets", None)
+        await self._prepare_inputs(task.input_sources, base, prepared, work_dirs,
+                                   (execution.partition_index, job.count),
+                                   in_memory(task.engine) if in_memory is not None else set())
 
         phase.topic = Topic.RUNNING
         resources = execution.allocated_resources.get(task.name, Resources())
@@ -226,11 +268,13 @@ class ExecutionRunner:
             result_paths=list(task.result_paths), results_dir=results_dir,
             stdout_path=stdout_path, stderr_path=stderr_path,
             resources=resources,
-            network=task.network, timeout=timeout,
+            network=task.network, timeout=timeout, execution_dir=base,
         )
         async with self._hub.watching(execution.id, [stdout_path, stderr_path]):
             result = await self._execute(executor, request)
-        # noop publishes nothing: the logs stay in logs/, no copies into results/ (issue 15)
+        # the execution dir is what a publisher packs: no inputs in it from here on
+        await self._cleanup(prepared, work_dirs)
+        # noop publishes nothing: no exitCode file, no CID (issue 15)
         publishing = publisher is not None and publisher.type != "noop"
         run_output = self._collect(result, stdout_path, stderr_path, results_dir,
                                    into_results=publisher is None or publishing)
@@ -287,16 +331,30 @@ class ExecutionRunner:
         env.update(system_env(execution, job))
         return env
 
-    async def _prepare_inputs(self, sources: list[Any], inputs_dir: Path,
-                              prepared: list[PreparedInput],
-                              partition: tuple[int, int] = (0, 1)) -> None:
+    async def _prepare_inputs(self, sources: list[Any], base: Path,
+                              prepared: list[PreparedInput], work_dirs: list[Path],
+                              partition: tuple[int, int] = (0, 1),
+                              in_memory: set[str] | None = None) -> None:
+        """Prepare every input; a provider gets `base/.input-<i>` as its work dir and makes it
+        only if it writes files there (`work_dirs` lists them, for `_cleanup`). Inputs whose
+        target is in `in_memory` are handed over as bytes where the provider can (module
+        doc)."""
         async def one(index: int, src: Any) -> None:
             provider = self._storages.get(src.source.type.lower())
             if provider is None:
                 raise ExecutorError(f'input type "{src.source.type}" is not installed on this '
                                     "node")
-            work_dir = inputs_dir / str(index)
-            work_dir.mkdir(parents=True, exist_ok=True)
+            read_bytes = getattr(provider, "read_bytes", None)
+            if in_memory and read_bytes is not None and _guest(src.target) in in_memory:
+                data = read_bytes(src)
+                if data is not None:
+                    prepared.append(PreparedInput(source=src, host_path=Path(),
+                                                  target=src.target, data=data))
+                    return
+            work_dir = base / f"{INPUT_DIR_PREFIX}{index}"
+            work_dirs.append(work_dir)
+            if os.path.lexists(work_dir):  # left by an earlier run of this execution
+                await asyncio.to_thread(shutil.rmtree, work_dir, True)
             if getattr(provider, "wants_partition", False):  # s3: objects split by Count
                 prepared.append(await provider.prepare(src, work_dir, partition=partition))
             else:
@@ -329,15 +387,14 @@ class ExecutionRunner:
     @staticmethod
     def _collect(result: RunCommandResult, stdout_path: Path, stderr_path: Path,
                  results_dir: Path, *, into_results: bool = True) -> RunCommandResult:
-        """The run's output for the execution record; with `into_results`, also the
-        `stdout`, `stderr` and `exitCode` files of the results that a publisher packs."""
+        """The run's output for the execution record; with `into_results`, also what the
+        results that a publisher packs need beyond the logs: the `exitCode` file (and empty
+        `stdout`/`stderr` files where the executor wrote none)."""
         if into_results:
-            for src, name in ((stdout_path, "stdout"), (stderr_path, "stderr")):
-                if src.exists():
-                    _link_or_copy(src, results_dir / name)
-                else:
-                    (results_dir / name).write_bytes(b"")
-            (results_dir / "exitCode").write_text(str(result.exit_code))
+            for path in (stdout_path, stderr_path):
+                if not path.exists():
+                    path.write_bytes(b"")
+            (results_dir / EXIT_CODE).write_text(str(result.exit_code))
         stdout, stdout_truncated = read_output_head(stdout_path)
         stderr, stderr_truncated = read_output_head(stderr_path)
         return RunCommandResult(stdout=stdout, stdout_truncated=stdout_truncated,
@@ -351,8 +408,13 @@ class ExecutionRunner:
         hint = getattr(exc, "hint", "") if isinstance(exc, BacalhauError) else ""
         fail_execution(self._store, self._reporter, execution_id, message, topic, hint=hint)
 
-    async def _cleanup(self, prepared: list[PreparedInput]) -> None:
-        for item in prepared:
+    async def _cleanup(self, prepared: list[PreparedInput], work_dirs: list[Path]) -> None:
+        """What the providers prepared, then the input work dirs; empties both lists, so a
+        second call does nothing."""
+        items, prepared[:] = list(prepared), []
+        for item in items:
+            if item.data is not None:
+                continue  # in memory: nothing on disk
             provider = self._storages.get(item.source.source.type.lower())
             if provider is None:
                 continue
@@ -360,19 +422,18 @@ class ExecutionRunner:
                 await provider.cleanup(item)
             except Exception:
                 log.warning("cleanup of input %s failed", item.target, exc_info=True)
+        dirs, work_dirs[:] = list(work_dirs), []
+        for work_dir in dirs:
+            try:
+                work_dir.rmdir()  # the common case: the provider removed what it wrote
+            except FileNotFoundError:
+                pass  # the provider needed no files
+            except OSError:
+                await asyncio.to_thread(shutil.rmtree, work_dir, True)
 
 
-def _link_or_copy(src: Path, dest: Path) -> None:
-    """`dest` with the content of the finished log `src`: a hard link (no new file to make,
-    nothing writes the log any more), or a copy where a link cannot be made."""
-    try:
-        try:
-            os.link(src, dest)
-        except FileExistsError:  # an earlier run's result: replace it
-            dest.unlink()
-            os.link(src, dest)
-    except OSError:
-        shutil.copyfile(src, dest)
+def _guest(target: str) -> str:
+    return str(PurePosixPath("/", target))
 
 
 def _make_dirs(dirs: list[Path]) -> None:

@@ -8,8 +8,12 @@ stdout/stderr files, preopened directories) -> link WASI and the import modules 
 entrypoint on a worker thread of its own (daemon threads, reused while idle: see
 `_WorkerThreads`), so the event loop stays free.
 
+Modules given inline (`data:` URLs) are never written to disk: `in_memory_targets` names the
+module targets, the runner hands their bytes over (`PreparedInput.data`), and the module cache
+compiles them by content hash; such a module is not visible in the guest's file system.
+
 Split by concern: the WASI file system mapping of inputs and result paths (staging dirs in
-`<results_dir>/../wasm-mounts-<executionID>/`, removed after the run) in `wasm_mounts.py`; the
+`<execution dir>/.wasm-mounts/`, removed after the run) in `wasm_mounts.py`; the
 module cache and module names in `wasm_cache.py`; interruption (epochs, deadline callback,
 ticker) in `wasm_deadline.py`.
 
@@ -95,9 +99,15 @@ def _string_list(value: Any) -> list[str] | None:
 @dataclass
 class _ModuleFile:
     target: str
-    host_path: Path
+    host_path: Path | None  # None: handed over in memory
     data: bytes
     name: str
+
+
+def module_targets(engine: SpecConfig) -> set[str]:
+    """The guest paths of the entry and import modules of a wasm engine spec (normalized)."""
+    targets = [engine.param("EntryModule"), *(_string_list(engine.param("ImportModules")) or [])]
+    return {str(PurePosixPath("/", t)) for t in targets if isinstance(t, str) and t}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,6 +189,10 @@ class WasmExecutor:
             )
         return problems
 
+    def in_memory_targets(self, engine: SpecConfig) -> set[str]:
+        """Input targets this engine reads as bytes (the modules): see the module doc."""
+        return module_targets(engine)
+
     async def check_task(self, task: Any) -> list[str]:
         """Bid-time checks beyond the engine params: the task's network."""
         return network_problems(task.network)
@@ -225,7 +239,8 @@ class WasmExecutor:
     # ----- blocking part, on a worker thread -------------------------------------------------
 
     def _run_blocking(self, request: RunRequest, state: RunState) -> RunCommandResult:
-        staging = request.results_dir.parent / f"wasm-mounts-{request.execution_id}"
+        staging = (request.execution_dir / ".wasm-mounts" if request.execution_dir is not None
+                   else request.results_dir.parent / f"wasm-mounts-{request.execution_id}")
         try:
             return self._run_module(request, state, staging)
         finally:
@@ -420,6 +435,11 @@ class WasmExecutor:
     # ----- file system mapping ---------------------------------------------------------------
 
     def _load_module_file(self, request: RunRequest, target: str, field_name: str) -> _ModuleFile:
+        wanted = str(PurePosixPath("/", target))
+        for prepared in request.inputs:
+            if prepared.data is not None and str(PurePosixPath("/", prepared.target)) == wanted:
+                name = module_name_from_bytes(prepared.data) or PurePosixPath(target).stem
+                return _ModuleFile(target=target, host_path=None, data=prepared.data, name=name)
         host = resolve_target(request.inputs, target)
         if host is None:
             targets = ", ".join(sorted(i.target for i in request.inputs)) or "none"

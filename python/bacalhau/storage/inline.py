@@ -4,9 +4,12 @@
 `application/gzip` the payload is a gzip'd tar that is unpacked (safely, by the native
 unpacker: no `..`, absolute names, escaping links or devices) into a directory mounted at the
 target; anything else becomes one file named after the target's basename — written straight
-into the work dir when that is empty (the runner gives every input a fresh one), else into an
-`inline-<id>` folder in it. The CLI uses this for small local files, e.g.
-`bacalhau wasm run ./main.wasm`.
+into the work dir, which is made for it (the runner names a fresh one for every input, and
+makes none itself), or into an `inline-<id>` folder when the work dir already holds
+something. The CLI uses this for small local files, e.g. `bacalhau wasm run ./main.wasm`.
+
+`read_bytes` gives the content of a one-file input without writing anything: the runner uses
+it for inputs an executor reads as bytes (the wasm engine's modules, issue 15).
 
 With a `cache_dir`, a one-file input whose content was written before is not written again:
 the file is a hard link to the copy kept (by sha256) in `cache_dir`, which costs far less than
@@ -125,6 +128,18 @@ class InlineStorage:
         except ValueError:
             return None
 
+    def read_bytes(self, input_source: InputSource) -> bytes | None:
+        """The content of a one-file input (not a gzip'd tar), decoded; None when the input is
+        a directory or its URL is invalid (`prepare` then says what is wrong)."""
+        url = input_source.source.param("URL")
+        if not isinstance(url, str) or not url:
+            return None
+        try:
+            parsed = parse_data_url(url)
+        except ValueError:
+            return None
+        return None if parsed.media_type in GZIP_TYPES else parsed.data
+
     async def prepare(self, input_source: InputSource, work_dir: Path) -> PreparedInput:
         what = describe_input(input_source)
         url = input_source.source.param("URL")
@@ -141,7 +156,7 @@ class InlineStorage:
                 hint="embed the content as data:[<mediatype>][;base64],<data>",
             ) from exc
         work = Path(work_dir)
-        if parsed.media_type not in GZIP_TYPES and _is_empty_dir(work):
+        if parsed.media_type not in GZIP_TYPES and _fresh_dir(work):
             host_path = work / (PurePosixPath(input_source.target).name or "input")
             try:
                 if self._cache is not None and self._cache.link(parsed.data, host_path):
@@ -269,7 +284,15 @@ class _LinkCache:
             (self._root / digest).unlink()
 
 
-def _is_empty_dir(path: Path) -> bool:
+def _fresh_dir(path: Path) -> bool:
+    """Make `path` (and its parents); True if it is now an empty directory."""
+    try:
+        path.mkdir(parents=True)
+        return True
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
     try:
         with os.scandir(path) as entries:
             return next(entries, None) is None
