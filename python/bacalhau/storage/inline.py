@@ -15,7 +15,8 @@ With a `cache_dir`, a one-file input whose content was written before is not wri
 the file is a hard link to the copy kept (by sha256) in `cache_dir`, which costs far less than
 creating a file (jobs resubmitted with the same inline WASM module are the common case).
 A content is kept from its second sighting on: one seen once (each job's own small input)
-costs no cache entry (issue 15: files created per execution).
+costs no cache entry (issue 15: files created per execution). Files under `CACHE_MIN_FILE`
+are always written: a link is a file creation too, and saves nothing on a small write.
 Inline inputs are always mounted read-only, so no run can change what the others see. The
 cache keeps at most `CACHE_FILES` files of `CACHE_BYTES` in all (least recently used leave
 first) and is emptied when the storage starts.
@@ -55,6 +56,7 @@ SMALL_WRITE = 64 * 1024
 CACHE_FILES = 64
 CACHE_BYTES = 64 * 1024 * 1024
 CACHE_MAX_FILE = 16 * 1024 * 1024
+CACHE_MIN_FILE = SMALL_WRITE
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +232,7 @@ class _LinkCache:
     def link(self, data: bytes, dest: Path) -> bool:
         """Make `dest` a hard link to a kept file with content `data`; False if none is kept
         (or the link cannot be made), and the caller writes the file."""
-        if not self._entries or len(data) > CACHE_MAX_FILE:
+        if not self._entries or not CACHE_MIN_FILE <= len(data) <= CACHE_MAX_FILE:
             return False
         digest = self._digest(data)
         if digest not in self._entries:
@@ -249,7 +251,7 @@ class _LinkCache:
     def remember(self, data: bytes, written: Path) -> None:
         """Keep the just written file `written` (content `data`) for later links."""
         size = len(data)
-        if size > CACHE_MAX_FILE:
+        if not CACHE_MIN_FILE <= size <= CACHE_MAX_FILE:
             return
         digest = self._digest(data)
         if digest in self._entries:
