@@ -5,7 +5,10 @@
 
 The execution dir is laid out as the results a publisher packs, so nothing is copied:
 
-    <execution dir>/stdout, stderr   the logs (written by the executor, read by `job logs`)
+    <execution dir>/stdout, stderr   the logs (written by the executor, read by `job logs`);
+                                     for the wasm engine unnamed files first, named only
+                                     when needed (executors/logfiles.py): a short run with
+                                     little output keeps its logs in its record alone
     <execution dir>/<Name>/          one folder per ResultPath, made before the run
     <execution dir>/exitCode         written after the run, only for a publisher that packs
     <execution dir>/.input-<i>/      a work dir for input i, made by its storage provider
@@ -49,6 +52,7 @@ from bacalhau.config import Config
 from bacalhau.content import CidError, results_cid
 from bacalhau.errors import BacalhauError, ExecutorError, PublisherError
 from bacalhau.executors.base import Executor, PreparedInput, RunRequest, read_output_head
+from bacalhau.executors.logfiles import NAME_AFTER, RecordLogs, UnnamedLogs
 from bacalhau.models import (
     GPU,
     Event,
@@ -116,6 +120,9 @@ def system_env(execution: Execution, job: Job) -> dict[str, str]:
 class _Phase:
     def __init__(self) -> None:
         self.topic = Topic.PREPARING
+        self.logs: UnnamedLogs | None = None  # the run's unnamed log files, if any
+        self.name_timer: asyncio.TimerHandle | None = None
+        self.settled = False  # the record holds the run's output: unnamed logs may go
 
 
 class ExecutionRunner:
@@ -142,17 +149,28 @@ class ExecutionRunner:
         self._hub = hub
         self._executing: dict[str, Executor] = {}
         self._prepared: dict[str, tuple[list[Path], asyncio.Future[None]]] = {}
+        self._live_logs: dict[str, UnnamedLogs] = {}
 
     def execution_dir(self, execution_id: str) -> Path:
         return execution_dir(self._data_dir, execution_id)
 
-    def logs_dir(self, execution_id: str) -> Path:
-        """The folder holding the execution's `stdout` and `stderr`: its execution dir, or
-        the `logs/` folder in it for an execution run before that layout (an older node's
-        data dir)."""
+    def logs_of(self, execution_id: str) -> Path | UnnamedLogs | RecordLogs:
+        """Where `job logs` reads the execution's stdout and stderr (compute/logs.py): the
+        unnamed files of a run in progress; the execution dir holding `stdout`/`stderr`
+        (or its `logs/` folder, for a run of an older node); else the whole logs as kept in
+        the execution record, when they were small enough never to get files."""
+        live = self._live_logs.get(execution_id)
+        if live is not None:
+            return live
         base = self.execution_dir(execution_id)
-        if not (base / LOG_NAMES[0]).exists() and (base / "logs" / LOG_NAMES[0]).is_file():
+        if (base / LOG_NAMES[0]).exists():
+            return base
+        if (base / "logs" / LOG_NAMES[0]).is_file():
             return base / "logs"
+        local = self._store.get(execution_id)
+        output = local.execution.run_output if local is not None else None
+        if output is not None and not (output.stdout_truncated or output.stderr_truncated):
+            return RecordLogs(output.stdout.encode(), output.stderr.encode())
         return base
 
     def _layout(self, execution_id: str, task: Any) -> list[Path]:
@@ -205,6 +223,7 @@ class ExecutionRunner:
         except Exception as exc:
             self._fail(execution_id, phase.topic, exc)
         finally:
+            self._release_logs(execution_id, phase)
             await self._cleanup(prepared, work_dirs)
             self._hub.notify(execution_id)
 
@@ -236,6 +255,8 @@ class ExecutionRunner:
         except Exception:  # not made ahead, or that failed: make them now
             _make_dirs(self._layout(execution.id, task))
         stdout_path, stderr_path = base / LOG_NAMES[0], base / LOG_NAMES[1]
+        if getattr(executor, "accepts_unnamed_logs", False):
+            self._unnamed_logs(execution.id, phase, (stdout_path, stderr_path))
         env = self._env(execution, job)
 
         phase.topic = Topic.DOWNLOADING_INPUTS
@@ -268,16 +289,21 @@ class ExecutionRunner:
             result_paths=list(task.result_paths), results_dir=results_dir,
             stdout_path=stdout_path, stderr_path=stderr_path,
             resources=resources,
-            network=task.network, timeout=timeout, execution_dir=base,
+            network=task.network, timeout=timeout, execution_dir=base, logs=phase.logs,
         )
-        async with self._hub.watching(execution.id, [stdout_path, stderr_path]):
+        logs = phase.logs
+        async with self._hub.watching(execution.id, logs.sizes if logs is not None
+                                      else [stdout_path, stderr_path]):
             result = await self._execute(executor, request)
         # the execution dir is what a publisher packs: no inputs in it from here on
         await self._cleanup(prepared, work_dirs)
         # noop publishes nothing: no exitCode file, no CID (issue 15)
         publishing = publisher is not None and publisher.type != "noop"
+        into_results = publisher is None or publishing
+        if logs is not None and (into_results or not logs.fits_record()):
+            logs.name()  # packed by the publisher, or more than the record keeps
         run_output = self._collect(result, stdout_path, stderr_path, results_dir,
-                                   into_results=publisher is None or publishing)
+                                   into_results=into_results, logs=logs)
 
         def set_output(ex: Execution) -> None:
             ex.run_output = run_output
@@ -315,7 +341,32 @@ class ExecutionRunner:
                 expected=(ExecutionStateType.RUNNING, ExecutionStateType.PUBLISHING),
                 mutate=finish, events=[done])
             self._reporter.run_result(local, [done])
+        phase.settled = True
         await failpoints.hit_async("compute.after_commit")
+
+    def _unnamed_logs(self, execution_id: str, phase: _Phase, paths: tuple[Path, Path]) -> None:
+        """Give the run unnamed log files (executors/logfiles.py), named after NAME_AFTER."""
+        for path in paths:  # an earlier run's logs would be read instead of this run's
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        logs = UnnamedLogs.create(paths[0].parent, paths)
+        if logs is None:
+            return  # no unnamed files on this file system: the engine writes named ones
+        phase.logs = self._live_logs[execution_id] = logs
+        phase.name_timer = asyncio.get_running_loop().call_later(NAME_AFTER, _name, logs)
+
+    def _release_logs(self, execution_id: str, phase: _Phase) -> None:
+        """After the run: unnamed logs the record does not hold get their names; then the
+        descriptors close (see `logs_of` for where readers go next)."""
+        if phase.name_timer is not None:
+            phase.name_timer.cancel()
+        logs = phase.logs
+        if logs is None:
+            return
+        if not phase.settled and any(size > 0 for size in logs.sizes()):
+            _name(logs)  # failed, cancelled or stopped: the files keep what it wrote
+        self._live_logs.pop(execution_id, None)
+        logs.close()
 
     def _env(self, execution: Execution, job: Job) -> dict[str, str]:
         allow = [str(p) for p in self._config.get("Compute.Env.AllowList", []) or []]
@@ -386,7 +437,8 @@ class ExecutionRunner:
 
     @staticmethod
     def _collect(result: RunCommandResult, stdout_path: Path, stderr_path: Path,
-                 results_dir: Path, *, into_results: bool = True) -> RunCommandResult:
+                 results_dir: Path, *, into_results: bool = True,
+                 logs: UnnamedLogs | None = None) -> RunCommandResult:
         """The run's output for the execution record; with `into_results`, also what the
         results that a publisher packs need beyond the logs: the `exitCode` file (and empty
         `stdout`/`stderr` files where the executor wrote none)."""
@@ -395,8 +447,12 @@ class ExecutionRunner:
                 if not path.exists():
                     path.write_bytes(b"")
             (results_dir / EXIT_CODE).write_text(str(result.exit_code))
-        stdout, stdout_truncated = read_output_head(stdout_path)
-        stderr, stderr_truncated = read_output_head(stderr_path)
+        if logs is not None:
+            stdout, stdout_truncated = logs.head(0)
+            stderr, stderr_truncated = logs.head(1)
+        else:
+            stdout, stdout_truncated = read_output_head(stdout_path)
+            stderr, stderr_truncated = read_output_head(stderr_path)
         return RunCommandResult(stdout=stdout, stdout_truncated=stdout_truncated,
                                 stderr=stderr, stderr_truncated=stderr_truncated,
                                 exit_code=result.exit_code, error_msg=result.error_msg)
@@ -430,6 +486,13 @@ class ExecutionRunner:
                 pass  # the provider needed no files
             except OSError:
                 await asyncio.to_thread(shutil.rmtree, work_dir, True)
+
+
+def _name(logs: UnnamedLogs) -> None:
+    try:
+        logs.name()
+    except OSError as exc:  # e.g. a full disk: the run goes on, its logs stay unnamed
+        log.warning("could not name the log files %s: %s", logs.paths[0], exc)
 
 
 def _guest(target: str) -> str:

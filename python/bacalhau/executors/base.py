@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from bacalhau.models import (
     InputSource,
@@ -30,6 +30,9 @@ from bacalhau.models import (
     RunCommandResult,
     SpecConfig,
 )
+
+if TYPE_CHECKING:
+    from bacalhau.executors.logfiles import UnnamedLogs
 
 T = TypeVar("T")
 
@@ -71,6 +74,9 @@ class RunRequest:
     # the execution's own directory: scratch space of the executor goes under it (removed
     # after the run); None means the parent of `results_dir`
     execution_dir: Path | None = None
+    # set by the runner for an engine with `accepts_unnamed_logs`: write stdout and stderr
+    # to `logs.engine_paths()` instead of the two paths above (see executors/logfiles.py)
+    logs: UnnamedLogs | None = None
 
     @property
     def work_root(self) -> Path:

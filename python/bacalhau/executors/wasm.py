@@ -129,6 +129,8 @@ class WasmExecutor:
     """Runs `wasm` engine specs with wasmtime; see the module docstring for the mapping."""
 
     name = "wasm"
+    # wasmtime opens its stdout/stderr by path: unnamed log files work (RunRequest.logs)
+    accepts_unnamed_logs = True
 
     def __init__(self, cache_dir: Path | None = None, *, tick: float = DEFAULT_TICK_S) -> None:
         config = wasmtime.Config()
@@ -272,10 +274,13 @@ class WasmExecutor:
         wasi = wasmtime.WasiConfig()
         wasi.argv = args
         wasi.env = list(request.env.items())
-        for path in (request.stdout_path, request.stderr_path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        wasi.stdout_file = str(request.stdout_path)
-        wasi.stderr_file = str(request.stderr_path)
+        if request.logs is not None:  # unnamed files the runner made (executors/logfiles.py)
+            wasi.stdout_file, wasi.stderr_file = request.logs.engine_paths()
+        else:
+            for path in (request.stdout_path, request.stderr_path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+            wasi.stdout_file = str(request.stdout_path)
+            wasi.stderr_file = str(request.stderr_path)
         for host, guest, writable in preopens(request, staging):
             wasi.preopen_dir(str(host), guest, writable)
 
@@ -302,8 +307,12 @@ class WasmExecutor:
             STATES.pop(deadline_key, None)
             del store
 
-        stdout, stdout_truncated = read_output_head(request.stdout_path)
-        stderr, stderr_truncated = read_output_head(request.stderr_path)
+        if request.logs is not None:
+            stdout, stdout_truncated = request.logs.head(0)
+            stderr, stderr_truncated = request.logs.head(1)
+        else:
+            stdout, stdout_truncated = read_output_head(request.stdout_path)
+            stderr, stderr_truncated = read_output_head(request.stderr_path)
         return RunCommandResult(
             stdout=stdout,
             stdout_truncated=stdout_truncated,
