@@ -16,6 +16,7 @@ import os
 import select
 import struct
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -50,11 +51,32 @@ class CreationCounter:
         self._thread.start()
 
     def stop(self) -> dict[str, int]:
+        markers = self._drain()
         self._stop.set()
         self._thread.join(10)
         os.close(self._fd)
+        for marker in markers:  # the counter's own files are not counted
+            marker.unlink(missing_ok=True)
+            if marker in self.created:
+                self.created.discard(marker)
+                self.kinds["file"] -= 1
         return {"created": len(self.created), "files": self.kinds["file"],
                 "folders": self.kinds["folder"], "overflowed": int(self.overflowed)}
+
+    def _drain(self, timeout: float = 10.0) -> list[Path]:
+        """Wait until the events queued so far are read (without this, the last creations
+        before `stop` could go uncounted): inotify reports in order, so once a marker file
+        made now is seen, so is everything before it. Returns the markers."""
+        markers = []
+        for root in self.roots:
+            if root.is_dir():
+                marker = root / f".fswatch-drain-{os.getpid()}"
+                marker.touch()
+                markers.append(marker)
+        deadline = time.monotonic() + timeout
+        while any(m not in self.created for m in markers) and time.monotonic() < deadline:
+            time.sleep(0.01)  # poll until the reader thread saw the markers (deadline-bounded)
+        return markers
 
     def _watch(self, folder: Path) -> None:
         wd = self._add_watch(self._fd, os.fsencode(folder), IN_CREATE)

@@ -83,12 +83,8 @@ async def test_a_noop_wasm_job_creates_only_its_input_and_result_paths(
     try:
         await cluster.requester.ask(msg.ASK_FOR_BID, ask)
         await _settled(cluster, execution_id)
-        # inotify reports in order: once this file is seen, so is everything before it
-        sentinel = tmp_path / "sentinel"
-        sentinel.touch()
-        await eventually(lambda: sentinel in counter.created)
     finally:
-        counter.stop()
+        counter.stop()  # reads every event queued until now
     assert cluster.state(execution_id) == S.COMPLETED
     created = {str(p.relative_to(exec_dir)) for p in counter.created if p.is_relative_to(
         exec_dir)} | ({"."} if exec_dir in counter.created else set())
