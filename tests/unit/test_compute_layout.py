@@ -88,9 +88,11 @@ async def test_a_noop_wasm_job_creates_only_its_input_and_result_paths(
     assert cluster.state(execution_id) == S.COMPLETED
     created = {str(p.relative_to(exec_dir)) for p in counter.created if p.is_relative_to(
         exec_dir)} | ({"."} if exec_dir in counter.created else set())
-    # the module is compiled from memory: never written; no logs/, results/ or inputs/
-    # folders; the logs fit the execution record, so they never got files
-    assert created == {".", ".input-1", ".input-1/input.txt", "outputs", "outputs/count.txt"}
+    # the module is compiled from memory: never written (no .input-0); no logs/, results/ or
+    # inputs/ folders; the logs fit the execution record, so they never got files. (inotify
+    # may miss input.txt: its folder can be gone before the watcher gets to watch it.)
+    expected = {".", ".input-1", ".input-1/input.txt", "outputs", "outputs/count.txt"}
+    assert expected - {".input-1/input.txt"} <= created <= expected
     outside = {p.name for p in counter.created if not p.is_relative_to(exec_dir)}
     assert not any(name.endswith(".wasm") for name in outside), outside
     # what stays: the results; the input went after the run
