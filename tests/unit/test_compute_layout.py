@@ -197,3 +197,16 @@ async def test_a_failed_run_without_output_leaves_no_log_files(cluster: Cluster,
     exec_dir = tmp_path / "compute" / "executions" / execution_id
     assert _tree(exec_dir) == set()
     assert await _logs(cluster, execution_id) == []
+
+
+async def test_a_result_name_that_would_take_the_logs_place_is_refused(
+        cluster: Cluster) -> None:
+    ask = _wordcount(b"x\n")
+    ask["Execution"]["Job"]["Tasks"][0]["ResultPaths"] = [{"Name": "stdout",
+                                                          "Path": "/outputs"}]
+    execution_id = ask["Execution"]["ID"]
+    await cluster.requester.ask(msg.ASK_FOR_BID, ask)
+    await _settled(cluster, execution_id)
+    local = cluster.store.require(execution_id)  # type: ignore[union-attr]
+    assert local.state == S.FAILED
+    assert 'ResultPath name "stdout" cannot be used' in local.execution.compute_state.message

@@ -95,15 +95,16 @@ def execution_dir(data_dir: Path, execution_id: str) -> Path:
 
 
 def layout_problems(task: Any) -> list[str]:
-    """ResultPath names that cannot be folders of the execution dir."""
+    """ResultPath names that cannot be folders of the execution dir: they would take the
+    place of the logs, the exit code or the runner's own folders, or leave the dir."""
     problems = []
     for result in task.result_paths:
-        name = result.name
-        if (not name or name in (*LOG_NAMES, EXIT_CODE) or name.startswith(".")
-                or "/" in name or name in (".", "..")):
-            problems.append(f'ResultPath name "{name}" cannot be used: it must be a plain '
-                            "folder name, not stdout, stderr or exitCode and not starting "
-                            'with "."')
+        parts = PurePosixPath(result.name).parts
+        if (not parts or parts[0] in (*LOG_NAMES, EXIT_CODE, "/") or ".." in parts
+                or parts[0].startswith((INPUT_DIR_PREFIX, ".wasm-mounts"))):
+            problems.append(f'ResultPath name "{result.name}" cannot be used: stdout, stderr '
+                            f'and exitCode are the results\' own files, and a name must not '
+                            f'be absolute, hold ".." or start with "{INPUT_DIR_PREFIX}"')
     return problems
 
 
