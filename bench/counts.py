@@ -84,4 +84,8 @@ def files_per_execution(net: Cluster, jobs: int, submit: Any, completions: Any
             "inotify_overflowed": bool(counts["overflowed"]),
             "watched": [str(r.relative_to(net.base_dir)) for r in roots],
             "examples": created[:40],
+            "note": "directory entries created (inotify IN_CREATE); not counted: the two "
+                    "unnamed (O_TMPFILE) log files of each wasm run, which get a name (and "
+                    "are counted) only when kept; a file inside a folder that is removed "
+                    "before the watcher watches it may be missed",
             "outside_execution_dirs": [p for p in created if "/executions/" not in p][:40]}
