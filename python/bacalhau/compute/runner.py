@@ -16,8 +16,10 @@ The execution dir is laid out as the results a publisher packs, so nothing is co
 
 An input the executor reads as bytes (`in_memory_targets`: the wasm modules) that its storage
 provider can give without a file (`read_bytes`: inline) is handed over in memory. With the
-`noop` publisher (issue 15: a lean compute path) the dir ends with the logs and the result
-folders only, and no CID is computed. ResultPath names that would clash with this layout are
+`noop` publisher (issue 15: a lean compute path) the dir ends with the result folders (and
+the logs, when they needed files) only, no CID is computed, and no Publishing state is
+written: noop publishes nothing, at once, so the Completed write records the output.
+ResultPath names that would clash with this layout are
 refused.
 
 Any error fails the execution with an event whose topic names the phase (Preparing
@@ -312,8 +314,10 @@ class ExecutionRunner:
         published = SpecConfig()
         if publisher is not None:
             phase.topic = Topic.PUBLISHING
-            local = self._store.update(execution.id, ExecutionStateType.PUBLISHING,
-                                       expected=(ExecutionStateType.RUNNING,), mutate=set_output)
+            if publishing:  # noop publishes nothing at once: Completed records the output
+                local = self._store.update(execution.id, ExecutionStateType.PUBLISHING,
+                                           expected=(ExecutionStateType.RUNNING,),
+                                           mutate=set_output)
             # --- content address of the results (issue 4): computed before publishing, so
             # the CID names exactly what was packed; `job get` recomputes and compares it.
             # noop publishes nothing, so no CID is attached: do not hash the results for it
