@@ -19,8 +19,7 @@ provider can give without a file (`read_bytes`: inline) is handed over in memory
 `noop` publisher (issue 15: a lean compute path) the dir ends with the result folders (and
 the logs, when they needed files) only, no CID is computed, and no Publishing state is
 written: noop publishes nothing, at once, so the Completed write records the output.
-ResultPath names that would clash with this layout are
-refused.
+ResultPath names that would clash with this layout are refused.
 
 Any error fails the execution with an event whose topic names the phase (Preparing
 Environment, Downloading Inputs, Running Execution, Publishing Results) and a ComputeError to
