@@ -16,6 +16,7 @@ import os
 import select
 import struct
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -40,6 +41,9 @@ class CreationCounter:
         self.created: set[Path] = set()
         self.kinds: Counter[str] = Counter()
         self.overflowed = False
+        # folders already gone when their creation was read: what was made inside them was
+        # not seen, so the counts are a lower bound when this is not 0
+        self.unwatched = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -50,16 +54,39 @@ class CreationCounter:
         self._thread.start()
 
     def stop(self) -> dict[str, int]:
+        markers = self._drain()
         self._stop.set()
         self._thread.join(10)
         os.close(self._fd)
+        for marker in markers:  # the counter's own files are not counted
+            marker.unlink(missing_ok=True)
+            if marker in self.created:
+                self.created.discard(marker)
+                self.kinds["file"] -= 1
         return {"created": len(self.created), "files": self.kinds["file"],
-                "folders": self.kinds["folder"], "overflowed": int(self.overflowed)}
+                "folders": self.kinds["folder"], "overflowed": int(self.overflowed),
+                "unwatched_folders": self.unwatched}
 
-    def _watch(self, folder: Path) -> None:
+    def _drain(self, timeout: float = 10.0) -> list[Path]:
+        """Wait until the events queued so far are read (without this, the last creations
+        before `stop` could go uncounted): inotify reports in order, so once a marker file
+        made now is seen, so is everything before it. Returns the markers."""
+        markers = []
+        for root in self.roots:
+            if root.is_dir():
+                marker = root / f".fswatch-drain-{os.getpid()}"
+                marker.touch()
+                markers.append(marker)
+        deadline = time.monotonic() + timeout
+        while any(m not in self.created for m in markers) and time.monotonic() < deadline:
+            time.sleep(0.01)  # poll until the reader thread saw the markers (deadline-bounded)
+        return markers
+
+    def _watch(self, folder: Path) -> bool:
         wd = self._add_watch(self._fd, os.fsencode(folder), IN_CREATE)
         if wd >= 0:
             self._dirs[wd] = folder
+        return wd >= 0
 
     def _record(self, path: Path, is_dir: bool) -> None:
         if path in self.created:
@@ -67,11 +94,14 @@ class CreationCounter:
         self.created.add(path)
         self.kinds["folder" if is_dir else "file"] += 1
         if is_dir:
-            self._watch(path)
+            watched = self._watch(path)
             try:  # what was created inside before the watch took hold
                 entries = list(os.scandir(path))
-            except OSError:
+            except OSError:  # gone already: what was made in it was not seen
+                self.unwatched += 1
                 return
+            if not watched:
+                self.unwatched += 1
             for entry in entries:
                 self._record(Path(entry.path), entry.is_dir(follow_symlinks=False))
 

@@ -210,10 +210,12 @@ async def test_run_results_layout_env_and_run_result(harness: Harness) -> None:
     h.executor.release[ex.id].set()
     await eventually(lambda: h.state(ex) == S.COMPLETED)  # non-zero exit still completes
     exec_dir = h.data_dir / "compute" / "executions" / ex.id
-    assert (exec_dir / "logs" / "stdout").read_text() == f"hello from {ex.id}\n"
-    assert (exec_dir / "logs" / "stderr").read_text() == "warn\n"
-    # noop publishes nothing: no copies of the logs nor an exitCode file to pack (issue 15)
-    assert sorted(p.name for p in (exec_dir / "results").iterdir()) == ["outputs"]
+    assert request.results_dir == exec_dir
+    assert (exec_dir / "stdout").read_text() == f"hello from {ex.id}\n"
+    assert (exec_dir / "stderr").read_text() == "warn\n"
+    # noop publishes nothing: no exitCode file to pack, no logs/ or results/ folders, the
+    # result folder directly in the execution dir (issue 15)
+    assert sorted(p.name for p in exec_dir.iterdir()) == ["outputs", "stderr", "stdout"]
     local = h.store.require(ex.id)
     assert local.execution.run_output is not None
     assert local.execution.run_output.exit_code == 3

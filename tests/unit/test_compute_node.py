@@ -260,10 +260,13 @@ async def test_wordcount_job_end_to_end(cluster: Cluster, tmp_path: Path) -> Non
     assert (out / "exitCode").read_text() == "0"
     assert (out / "stderr").read_text() == ""
     assert (out / "outputs" / "count.txt").read_text() == "2 3 16\n"
-    # inputs were cleaned up after the run, logs stay
+    # the archive holds the results layout and nothing else
+    assert _tree(out) == {"stdout", "stderr", "exitCode", "outputs", "outputs/count.txt"}
+    # the execution dir is that layout (no copies): inputs were removed after the run (the
+    # module was never written), the logs stay
     exec_dir = tmp_path / "compute" / "executions" / execution_id
-    assert not any(p.is_file() for p in (exec_dir / "inputs").rglob("*"))
-    assert (exec_dir / "logs" / "stdout").read_text() == "2 3 16\n"
+    assert _tree(exec_dir) == _tree(out)
+    assert (exec_dir / "stdout").read_text() == "2 3 16\n"
 
     logs = await r.ask(msg.EXECUTION_LOGS, {"ExecutionID": execution_id, "Offset": 0})
     assert logs["Lines"] == [{"Type": 1, "Line": "2 3 16"}] and logs["Done"] is True
@@ -366,7 +369,7 @@ async def test_accepted_bid_makes_directories_ahead_and_rejection_removes_them(
     await r.ask(msg.ASK_FOR_BID, ask)
     await eventually(lambda: len(r.of(execution_id)) == 1)
     assert r.of(execution_id)[0][1]["Accepted"] is True
-    expected = {"inputs", "inputs/0", "logs", "results", "results/outputs"}
+    expected = {"outputs"}  # the result folder; input work dirs only when needed, in the run
     await eventually(lambda: {str(p.relative_to(exec_dir)) for p in exec_dir.rglob("*")}
                      == expected)
     await r.ask(msg.BID_REJECTED, {"ExecutionID": execution_id})
@@ -444,3 +447,7 @@ async def test_restart_fails_active_batch_executions(cluster: Cluster) -> None:
     assert error["Events"][0]["Message"] == "Failed due to node restart"
     assert error["Events"][0]["Topic"] == "Restart"
     assert cluster.executor.started == [execution_id]  # not re-run
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}

@@ -124,7 +124,11 @@ async def test_bad_url_names_the_input(tmp_path: Path) -> None:
         await storage.prepare(missing, tmp_path)
 
 
-async def test_repeated_content_is_a_hard_link_to_the_kept_copy(tmp_path: Path) -> None:
+async def test_repeated_content_is_a_hard_link_to_the_kept_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bacalhau.storage import inline as inline_module
+
+    monkeypatch.setattr(inline_module, "CACHE_MIN_FILE", 0)  # small contents in this test
     cache = tmp_path / "cache"
     (cache).mkdir()
     (cache / "stale").write_bytes(b"left by an earlier run")
@@ -164,6 +168,7 @@ async def test_link_cache_falls_back_to_writing_and_stays_bounded(
     from bacalhau.storage import inline as inline_module
 
     monkeypatch.setattr(inline_module, "CACHE_FILES", 2)
+    monkeypatch.setattr(inline_module, "CACHE_MIN_FILE", 0)
     cache = tmp_path / "cache"
     storage = InlineStorage(cache_dir=cache)
     sources = [inline(f"data:,content-{i}", target="/in/f.txt") for i in range(3)]
@@ -191,3 +196,33 @@ async def test_without_a_cache_dir_every_input_is_its_own_file(tmp_path: Path) -
     a = await storage.prepare(source, tmp_path / "a")
     b = await storage.prepare(source, tmp_path / "b")
     assert a.host_path.stat().st_nlink == b.host_path.stat().st_nlink == 1
+
+
+async def test_small_content_is_always_written_never_kept(tmp_path: Path) -> None:
+    """A link costs a file creation like a write does: small files are not worth keeping."""
+    cache = tmp_path / "cache"
+    storage = InlineStorage(cache_dir=cache)
+    source = inline("data:,small and repeated")
+    for i in range(3):
+        prepared = await storage.prepare(source, tmp_path / f"w{i}")
+        assert prepared.host_path.stat().st_nlink == 1
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+async def test_a_missing_work_dir_is_made_and_the_file_written_straight_into_it(
+        tmp_path: Path) -> None:
+    work = tmp_path / "exec" / ".input-1"
+    prepared = await InlineStorage().prepare(inline("data:,x"), work)
+    assert prepared.host_path == work / "hello.txt"
+    assert [p.name for p in work.iterdir()] == ["hello.txt"]
+
+
+def test_read_bytes_gives_one_file_content_without_writing(tmp_path: Path) -> None:
+    storage = InlineStorage(cache_dir=tmp_path / "cache")
+    wasm = b"\0asm\x01\0\0\0"
+    url = "data:application/wasm;base64," + base64.b64encode(wasm).decode()
+    assert storage.read_bytes(inline(url, target="/wasm/main.wasm")) == wasm
+    gz = "data:application/gzip;base64," + base64.b64encode(tar_gz({"a": b"A"})).decode()
+    assert storage.read_bytes(inline(gz, target="/in")) is None  # a directory
+    assert storage.read_bytes(inline("data:;base64,!!!")) is None  # prepare says why
+    assert list(tmp_path.iterdir()) == []

@@ -144,6 +144,40 @@ async def test_wordcount_matches_python(
     assert (req.results_dir / "outputs" / "count.txt").read_text() == expected
 
 
+async def test_inline_module_from_memory_and_unnamed_logs(
+    executor: WasmExecutor, tmp_path: Path, inputs_dir: Path
+) -> None:
+    """The lean path (issue 15): the module comes as bytes (never a file), the logs go to
+    unnamed files that get names only when asked; nothing is left in the execution dir."""
+    from bacalhau.executors.logfiles import UnnamedLogs
+
+    exec_dir = tmp_path / "exec"
+    (exec_dir / "outputs").mkdir(parents=True)
+    wasm = asset_path("wordcount.wasm").read_bytes()
+    module = PreparedInput(source=InputSource(SpecConfig("inline", {}), target="/wasm/m.wasm"),
+                           host_path=Path(), target="/wasm/m.wasm", data=wasm)
+    paths = (exec_dir / "stdout", exec_dir / "stderr")
+    logs = UnnamedLogs.create(exec_dir, paths)
+    assert logs is not None, "the test file system cannot make unnamed files"
+    req = make_request(tmp_path, [module, file_input(inputs_dir, "/inputs")],
+                       params={"EntryModule": "/wasm/m.wasm"})
+    req.results_dir, req.stdout_path, req.stderr_path = exec_dir, *paths
+    req.execution_dir, req.logs = exec_dir, logs
+    assert executor.in_memory_targets(req.engine) == {"/wasm/m.wasm"}
+    try:
+        result = await executor.run(req)
+        expected = py_wc(SAMPLE.encode())
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout == expected
+        assert sorted(p.name for p in exec_dir.iterdir()) == ["outputs"]
+        assert logs.fits_record() and logs.read(0, 0, 100) == expected.encode()
+        logs.name()
+        assert paths[0].read_text() == expected and paths[1].read_bytes() == b""
+    finally:
+        logs.close()
+    assert (exec_dir / "stdout").read_text() == expected  # a named file outlives the fds
+
+
 async def test_wordcount_larger_than_one_read_buffer(
     executor: WasmExecutor, tmp_path: Path
 ) -> None:

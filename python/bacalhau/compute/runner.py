@@ -1,16 +1,32 @@
 """The runner (reference §6 BaseExecutor.Run): one execution from BidAccepted to a result.
 
-    inputs (storage providers, in parallel) -> Running -> executor.run -> results/{stdout,
-    stderr,exitCode,<Name>/} -> Publishing -> publisher.publish -> Completed + RunResult
+    inputs (storage providers, in parallel) -> Running -> executor.run -> inputs removed ->
+    exitCode -> Publishing -> publisher.publish -> Completed + RunResult
 
-(With the `noop` publisher nothing is packed: results/ holds only the result paths, the
-logs stay in logs/ alone, and no CID is computed.)
+The execution dir is laid out as the results a publisher packs, so nothing is copied:
+
+    <execution dir>/stdout, stderr   the logs (written by the executor, read by `job logs`);
+                                     for the wasm engine unnamed files first, named only
+                                     when needed (executors/logfiles.py): a short run with
+                                     little output keeps its logs in its record alone
+    <execution dir>/<Name>/          one folder per ResultPath, made before the run
+    <execution dir>/exitCode         written after the run, only for a publisher that packs
+    <execution dir>/.input-<i>/      a work dir for input i, made by its storage provider
+                                     only if the input needs files; removed after the run
+
+An input the executor reads as bytes (`in_memory_targets`: the wasm modules) that its storage
+provider can give without a file (`read_bytes`: inline) is handed over in memory. With the
+`noop` publisher (issue 15: a lean compute path) the dir ends with the result folders (and
+the logs, when they needed files) only, no CID is computed, and no Publishing state is
+written: noop publishes nothing, at once, so the Completed write records the output.
+ResultPath names that would clash with this layout are refused.
 
 Any error fails the execution with an event whose topic names the phase (Preparing
 Environment, Downloading Inputs, Running Execution, Publishing Results) and a ComputeError to
 the requester. A non-zero exit code is a normal, Completed result. Every state change is
 conditional: when a cancel got there first, the runner stops quietly. Inputs are cleaned up
-after the run; logs and results stay in the execution dir.
+right after the run (and again, idempotently, when the run ends early); logs and results stay
+in the execution dir.
 
 The execution's directories can be made ahead (`prepare_soon`, on a worker thread): the compute
 service asks for that once it accepted a bid, so that they are made while the requester
@@ -26,7 +42,7 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from bacalhau import failpoints
@@ -37,6 +53,7 @@ from bacalhau.config import Config
 from bacalhau.content import CidError, results_cid
 from bacalhau.errors import BacalhauError, ExecutorError, PublisherError
 from bacalhau.executors.base import Executor, PreparedInput, RunRequest, read_output_head
+from bacalhau.executors.logfiles import NAME_AFTER, RecordLogs, UnnamedLogs
 from bacalhau.models import (
     GPU,
     Event,
@@ -67,8 +84,29 @@ TIMEOUT_GRACE = 10.0
 FAILED_DUE_TO_RESTART = "Failed due to node restart"
 
 
+# the names the runner uses in an execution dir: no ResultPath may take them
+LOG_NAMES = ("stdout", "stderr")
+EXIT_CODE = "exitCode"
+INPUT_DIR_PREFIX = ".input-"
+
+
 def execution_dir(data_dir: Path, execution_id: str) -> Path:
+    """Where an execution's logs and results live (see the module doc for the layout)."""
     return data_dir / "compute" / "executions" / execution_id
+
+
+def layout_problems(task: Any) -> list[str]:
+    """ResultPath names that cannot be folders of the execution dir: they would take the
+    place of the logs, the exit code or the runner's own folders, or leave the dir."""
+    problems = []
+    for result in task.result_paths:
+        parts = PurePosixPath(result.name).parts
+        if (not parts or parts[0] in (*LOG_NAMES, EXIT_CODE, "/") or ".." in parts
+                or parts[0].startswith((INPUT_DIR_PREFIX, ".wasm-mounts"))):
+            problems.append(f'ResultPath name "{result.name}" cannot be used: stdout, stderr '
+                            f'and exitCode are the results\' own files, and a name must not '
+                            f'be absolute, hold ".." or start with "{INPUT_DIR_PREFIX}"')
+    return problems
 
 
 def system_env(execution: Execution, job: Job) -> dict[str, str]:
@@ -84,6 +122,9 @@ def system_env(execution: Execution, job: Job) -> dict[str, str]:
 class _Phase:
     def __init__(self) -> None:
         self.topic = Topic.PREPARING
+        self.logs: UnnamedLogs | None = None  # the run's unnamed log files, if any
+        self.name_timer: asyncio.TimerHandle | None = None
+        self.settled = False  # the record holds the run's output: unnamed logs may go
 
 
 class ExecutionRunner:
@@ -110,17 +151,35 @@ class ExecutionRunner:
         self._hub = hub
         self._executing: dict[str, Executor] = {}
         self._prepared: dict[str, tuple[list[Path], asyncio.Future[None]]] = {}
+        self._live_logs: dict[str, UnnamedLogs] = {}
 
     def execution_dir(self, execution_id: str) -> Path:
         return execution_dir(self._data_dir, execution_id)
 
-    def _layout(self, execution_id: str, task: Any) -> list[Path]:
-        """The directories a run of `task` needs, parents first."""
+    def logs_of(self, execution_id: str) -> Path | UnnamedLogs | RecordLogs:
+        """Where `job logs` reads the execution's stdout and stderr (compute/logs.py): the
+        unnamed files of a run in progress; the execution dir holding `stdout`/`stderr`
+        (or its `logs/` folder, for a run of an older node); else the whole logs as kept in
+        the execution record, when they were small enough never to get files."""
+        live = self._live_logs.get(execution_id)
+        if live is not None:
+            return live
         base = self.execution_dir(execution_id)
-        inputs_dir, results_dir = base / "inputs", base / "results"
-        return [base, inputs_dir, base / "logs", results_dir,
-                *(results_dir / r.name for r in task.result_paths),
-                *(inputs_dir / str(i) for i in range(len(task.input_sources)))]
+        if (base / LOG_NAMES[0]).exists():
+            return base
+        if (base / "logs" / LOG_NAMES[0]).is_file():
+            return base / "logs"
+        local = self._store.get(execution_id)
+        output = local.execution.run_output if local is not None else None
+        if output is not None and not (output.stdout_truncated or output.stderr_truncated):
+            return RecordLogs(output.stdout.encode(), output.stderr.encode())
+        return base
+
+    def _layout(self, execution_id: str, task: Any) -> list[Path]:
+        """The directories a run of `task` needs, parents first: the execution dir and one
+        folder per ResultPath (input work dirs are made by the providers that need them)."""
+        base = self.execution_dir(execution_id)
+        return [base, *(base / r.name for r in task.result_paths)]
 
     def prepare_soon(self, execution: Execution) -> None:
         """Start making the execution's directories on a worker thread (see module doc)."""
@@ -156,8 +215,9 @@ class ExecutionRunner:
             return
         phase = _Phase()
         prepared: list[PreparedInput] = []
+        work_dirs: list[Path] = []
         try:
-            await self._run(local, phase, prepared, gpus or [])
+            await self._run(local, phase, prepared, work_dirs, gpus or [])
         except StateConflictError:
             log.debug("execution %s changed state under the runner (cancelled?)", execution_id)
         except asyncio.CancelledError:
@@ -165,11 +225,12 @@ class ExecutionRunner:
         except Exception as exc:
             self._fail(execution_id, phase.topic, exc)
         finally:
-            await self._cleanup(prepared)
+            self._release_logs(execution_id, phase)
+            await self._cleanup(prepared, work_dirs)
             self._hub.notify(execution_id)
 
     async def _run(self, local: LocalExecution, phase: _Phase, prepared: list[PreparedInput],
-                   gpus: list[GPU]) -> None:
+                   work_dirs: list[Path], gpus: list[GPU]) -> None:
         execution = local.execution
         job = execution.job
         if job is None or not job.tasks:
@@ -185,22 +246,26 @@ class ExecutionRunner:
                 raise ExecutorError(
                     f'publisher "{task.publisher.type}" is not installed on this node')
 
-        base = self.execution_dir(execution.id)
-        inputs_dir, logs_dir, results_dir = base / "inputs", base / "logs", base / "results"
-        prepared_dirs = self._prepared.pop(execution.id, None)
-        if prepared_dirs is not None:
-            with contextlib.suppress(Exception):  # made again below if that failed
-                await prepared_dirs[1]
-        for d in (inputs_dir, logs_dir, results_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        stdout_path, stderr_path = logs_dir / "stdout", logs_dir / "stderr"
-        for result in task.result_paths:
-            (results_dir / result.name).mkdir(parents=True, exist_ok=True)
+        if problems := layout_problems(task):
+            raise ExecutorError("; ".join(problems), hint="rename the ResultPath and resubmit")
+        base = results_dir = self.execution_dir(execution.id)
+        made_ahead = self._prepared.pop(execution.id, None)
+        try:
+            if made_ahead is None:
+                raise LookupError
+            await made_ahead[1]
+        except Exception:  # not made ahead, or that failed: make them now
+            _make_dirs(self._layout(execution.id, task))
+        stdout_path, stderr_path = base / LOG_NAMES[0], base / LOG_NAMES[1]
+        if getattr(executor, "accepts_unnamed_logs", False):
+            self._unnamed_logs(execution.id, phase, (stdout_path, stderr_path))
         env = self._env(execution, job)
 
         phase.topic = Topic.DOWNLOADING_INPUTS
-        await self._prepare_inputs(task.input_sources, inputs_dir, prepared,
-                                   (execution.partition_index, job.count))
+        in_memory = getattr(executor, "in_memory_targets", None)
+        await self._prepare_inputs(task.input_sources, base, prepared, work_dirs,
+                                   (execution.partition_index, job.count),
+                                   in_memory(task.engine) if in_memory is not None else set())
 
         phase.topic = Topic.RUNNING
         resources = execution.allocated_resources.get(task.name, Resources())
@@ -226,14 +291,21 @@ class ExecutionRunner:
             result_paths=list(task.result_paths), results_dir=results_dir,
             stdout_path=stdout_path, stderr_path=stderr_path,
             resources=resources,
-            network=task.network, timeout=timeout,
+            network=task.network, timeout=timeout, execution_dir=base, logs=phase.logs,
         )
-        async with self._hub.watching(execution.id, [stdout_path, stderr_path]):
+        logs = phase.logs
+        async with self._hub.watching(execution.id, logs.sizes if logs is not None
+                                      else [stdout_path, stderr_path]):
             result = await self._execute(executor, request)
-        # noop publishes nothing: the logs stay in logs/, no copies into results/ (issue 15)
+        # the execution dir is what a publisher packs: no inputs in it from here on
+        await self._cleanup(prepared, work_dirs)
+        # noop publishes nothing: no exitCode file, no CID (issue 15)
         publishing = publisher is not None and publisher.type != "noop"
+        into_results = publisher is None or publishing
+        if logs is not None and (into_results or not logs.fits_record()):
+            logs.name()  # packed by the publisher, or more than the record keeps
         run_output = self._collect(result, stdout_path, stderr_path, results_dir,
-                                   into_results=publisher is None or publishing)
+                                   into_results=into_results, logs=logs)
 
         def set_output(ex: Execution) -> None:
             ex.run_output = run_output
@@ -241,8 +313,10 @@ class ExecutionRunner:
         published = SpecConfig()
         if publisher is not None:
             phase.topic = Topic.PUBLISHING
-            local = self._store.update(execution.id, ExecutionStateType.PUBLISHING,
-                                       expected=(ExecutionStateType.RUNNING,), mutate=set_output)
+            if publishing:  # noop publishes nothing at once: Completed records the output
+                local = self._store.update(execution.id, ExecutionStateType.PUBLISHING,
+                                           expected=(ExecutionStateType.RUNNING,),
+                                           mutate=set_output)
             # --- content address of the results (issue 4): computed before publishing, so
             # the CID names exactly what was packed; `job get` recomputes and compares it.
             # noop publishes nothing, so no CID is attached: do not hash the results for it
@@ -271,7 +345,32 @@ class ExecutionRunner:
                 expected=(ExecutionStateType.RUNNING, ExecutionStateType.PUBLISHING),
                 mutate=finish, events=[done])
             self._reporter.run_result(local, [done])
+        phase.settled = True
         await failpoints.hit_async("compute.after_commit")
+
+    def _unnamed_logs(self, execution_id: str, phase: _Phase, paths: tuple[Path, Path]) -> None:
+        """Give the run unnamed log files (executors/logfiles.py), named after NAME_AFTER."""
+        for path in paths:  # an earlier run's logs would be read instead of this run's
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        logs = UnnamedLogs.create(paths[0].parent, paths)
+        if logs is None:
+            return  # no unnamed files on this file system: the engine writes named ones
+        phase.logs = self._live_logs[execution_id] = logs
+        phase.name_timer = asyncio.get_running_loop().call_later(NAME_AFTER, _name, logs)
+
+    def _release_logs(self, execution_id: str, phase: _Phase) -> None:
+        """After the run: unnamed logs the record does not hold get their names; then the
+        descriptors close (see `logs_of` for where readers go next)."""
+        if phase.name_timer is not None:
+            phase.name_timer.cancel()
+        logs = phase.logs
+        if logs is None:
+            return
+        if not phase.settled and any(size > 0 for size in logs.sizes()):
+            _name(logs)  # failed, cancelled or stopped: the files keep what it wrote
+        self._live_logs.pop(execution_id, None)
+        logs.close()
 
     def _env(self, execution: Execution, job: Job) -> dict[str, str]:
         allow = [str(p) for p in self._config.get("Compute.Env.AllowList", []) or []]
@@ -287,16 +386,30 @@ class ExecutionRunner:
         env.update(system_env(execution, job))
         return env
 
-    async def _prepare_inputs(self, sources: list[Any], inputs_dir: Path,
-                              prepared: list[PreparedInput],
-                              partition: tuple[int, int] = (0, 1)) -> None:
+    async def _prepare_inputs(self, sources: list[Any], base: Path,
+                              prepared: list[PreparedInput], work_dirs: list[Path],
+                              partition: tuple[int, int] = (0, 1),
+                              in_memory: set[str] | None = None) -> None:
+        """Prepare every input; a provider gets `base/.input-<i>` as its work dir and makes it
+        only if it writes files there (`work_dirs` lists them, for `_cleanup`). Inputs whose
+        target is in `in_memory` are handed over as bytes where the provider can (module
+        doc)."""
         async def one(index: int, src: Any) -> None:
             provider = self._storages.get(src.source.type.lower())
             if provider is None:
                 raise ExecutorError(f'input type "{src.source.type}" is not installed on this '
                                     "node")
-            work_dir = inputs_dir / str(index)
-            work_dir.mkdir(parents=True, exist_ok=True)
+            read_bytes = getattr(provider, "read_bytes", None)
+            if in_memory and read_bytes is not None and _guest(src.target) in in_memory:
+                data = read_bytes(src)
+                if data is not None:
+                    prepared.append(PreparedInput(source=src, host_path=Path(),
+                                                  target=src.target, data=data))
+                    return
+            work_dir = base / f"{INPUT_DIR_PREFIX}{index}"
+            work_dirs.append(work_dir)
+            if os.path.lexists(work_dir):  # left by an earlier run of this execution
+                await asyncio.to_thread(shutil.rmtree, work_dir, True)
             if getattr(provider, "wants_partition", False):  # s3: objects split by Count
                 prepared.append(await provider.prepare(src, work_dir, partition=partition))
             else:
@@ -328,18 +441,22 @@ class ExecutionRunner:
 
     @staticmethod
     def _collect(result: RunCommandResult, stdout_path: Path, stderr_path: Path,
-                 results_dir: Path, *, into_results: bool = True) -> RunCommandResult:
-        """The run's output for the execution record; with `into_results`, also the
-        `stdout`, `stderr` and `exitCode` files of the results that a publisher packs."""
+                 results_dir: Path, *, into_results: bool = True,
+                 logs: UnnamedLogs | None = None) -> RunCommandResult:
+        """The run's output for the execution record; with `into_results`, also what the
+        results that a publisher packs need beyond the logs: the `exitCode` file (and empty
+        `stdout`/`stderr` files where the executor wrote none)."""
         if into_results:
-            for src, name in ((stdout_path, "stdout"), (stderr_path, "stderr")):
-                if src.exists():
-                    _link_or_copy(src, results_dir / name)
-                else:
-                    (results_dir / name).write_bytes(b"")
-            (results_dir / "exitCode").write_text(str(result.exit_code))
-        stdout, stdout_truncated = read_output_head(stdout_path)
-        stderr, stderr_truncated = read_output_head(stderr_path)
+            for path in (stdout_path, stderr_path):
+                if not path.exists():
+                    path.write_bytes(b"")
+            (results_dir / EXIT_CODE).write_text(str(result.exit_code))
+        if logs is not None:
+            stdout, stdout_truncated = logs.head(0)
+            stderr, stderr_truncated = logs.head(1)
+        else:
+            stdout, stdout_truncated = read_output_head(stdout_path)
+            stderr, stderr_truncated = read_output_head(stderr_path)
         return RunCommandResult(stdout=stdout, stdout_truncated=stdout_truncated,
                                 stderr=stderr, stderr_truncated=stderr_truncated,
                                 exit_code=result.exit_code, error_msg=result.error_msg)
@@ -351,8 +468,13 @@ class ExecutionRunner:
         hint = getattr(exc, "hint", "") if isinstance(exc, BacalhauError) else ""
         fail_execution(self._store, self._reporter, execution_id, message, topic, hint=hint)
 
-    async def _cleanup(self, prepared: list[PreparedInput]) -> None:
-        for item in prepared:
+    async def _cleanup(self, prepared: list[PreparedInput], work_dirs: list[Path]) -> None:
+        """What the providers prepared, then the input work dirs; empties both lists, so a
+        second call does nothing."""
+        items, prepared[:] = list(prepared), []
+        for item in items:
+            if item.data is not None:
+                continue  # in memory: nothing on disk
             provider = self._storages.get(item.source.source.type.lower())
             if provider is None:
                 continue
@@ -360,19 +482,25 @@ class ExecutionRunner:
                 await provider.cleanup(item)
             except Exception:
                 log.warning("cleanup of input %s failed", item.target, exc_info=True)
+        dirs, work_dirs[:] = list(work_dirs), []
+        for work_dir in dirs:
+            try:
+                work_dir.rmdir()  # the common case: the provider removed what it wrote
+            except FileNotFoundError:
+                pass  # the provider needed no files
+            except OSError:
+                await asyncio.to_thread(shutil.rmtree, work_dir, True)
 
 
-def _link_or_copy(src: Path, dest: Path) -> None:
-    """`dest` with the content of the finished log `src`: a hard link (no new file to make,
-    nothing writes the log any more), or a copy where a link cannot be made."""
+def _name(logs: UnnamedLogs) -> None:
     try:
-        try:
-            os.link(src, dest)
-        except FileExistsError:  # an earlier run's result: replace it
-            dest.unlink()
-            os.link(src, dest)
-    except OSError:
-        shutil.copyfile(src, dest)
+        logs.name()
+    except OSError as exc:  # e.g. a full disk: the run goes on, its logs stay unnamed
+        log.warning("could not name the log files %s: %s", logs.paths[0], exc)
+
+
+def _guest(target: str) -> str:
+    return str(PurePosixPath("/", target))
 
 
 def _make_dirs(dirs: list[Path]) -> None:

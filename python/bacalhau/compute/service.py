@@ -110,8 +110,7 @@ class ComputeNode:
         self.runner = ExecutionRunner(config, store, self.reporter, self.executors,
                                       self.storages, self.publishers, self.data_dir, self.hub)
         self.buffer = ExecutorBuffer(self.tracker, self.runner, store, self.reporter)
-        self.logs = LogReader(self.hub, lambda eid: self.runner.execution_dir(eid) / "logs",
-                              self._is_terminal)
+        self.logs = LogReader(self.hub, self.runner.logs_of, self._is_terminal)
         self.sender = OutboxSender(store, transport)
         self.membership = Membership(
             transport, node_id, node_info=self.node_info, heartbeat=self.heartbeat,

@@ -1,11 +1,15 @@
 """The Executor contract: what the compute runner hands an engine and what it gets back.
 
-The runner prepares inputs (storage providers), creates the results dir with one `<Name>/`
-folder per ResultPath, and calls `Executor.run(RunRequest)`. The executor mounts inputs at
+The runner prepares inputs (storage providers), creates one `<Name>/` folder per ResultPath
+in the results dir, and calls `Executor.run(RunRequest)`. The executor mounts inputs at
 their targets and result folders at their paths, runs the task, writes stdout/stderr to the
-log files, and returns a RunCommandResult. A non-zero exit code is a normal result (the
-execution still completes, reference §2.3); only system failures (bad spec, timeout, memory
-limit, cancellation, runtime errors) raise `errors.ExecutorError`.
+log files, and returns a RunCommandResult. An executor that reads some inputs as bytes
+(the wasm engine's modules) names their targets in `in_memory_targets(engine)`; the runner
+hands those over as `PreparedInput.data` when the storage provider can give the bytes
+without writing a file (`read_bytes`), and nothing is mounted for them.
+A non-zero exit code is a normal result (the execution still completes, reference §2.3);
+only system failures (bad spec, timeout, memory limit, cancellation, runtime errors)
+raise `errors.ExecutorError`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from bacalhau.models import (
     InputSource,
@@ -27,6 +31,9 @@ from bacalhau.models import (
     SpecConfig,
 )
 
+if TYPE_CHECKING:
+    from bacalhau.executors.logfiles import UnnamedLogs
+
 T = TypeVar("T")
 
 # RunCommandResult.Stdout/stderr keep only the head of each stream (reference §4.4).
@@ -35,12 +42,14 @@ MAX_OUTPUT_IN_RESULT = 2048
 
 @dataclass
 class PreparedInput:
-    """An input made available on this host: `host_path` is mounted at `target`."""
+    """An input made available on this host: `host_path` is mounted at `target`; or, with
+    `data` set, the input's bytes in memory (no file: `host_path` is unused)."""
 
     source: InputSource
     host_path: Path
     target: str
     read_write: bool = False
+    data: bytes | None = None
 
 
 @dataclass
@@ -57,11 +66,22 @@ class RunRequest:
     inputs: list[PreparedInput]
     result_paths: list[ResultPath]
     results_dir: Path  # <Name>/ dirs pre-created by the runner
-    stdout_path: Path  # log files (logs/stdout, logs/stderr)
+    stdout_path: Path  # log files (<execution dir>/stdout, <execution dir>/stderr)
     stderr_path: Path
     resources: Resources = field(default_factory=Resources)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     timeout: float | None = None  # seconds; None or 0 = no limit
+    # the execution's own directory: scratch space of the executor goes under it (removed
+    # after the run); None means the parent of `results_dir`
+    execution_dir: Path | None = None
+    # set by the runner for an engine with `accepts_unnamed_logs`: write stdout and stderr
+    # to `logs.engine_paths()` instead of the two paths above (see executors/logfiles.py)
+    logs: UnnamedLogs | None = None
+
+    @property
+    def work_root(self) -> Path:
+        """The execution's own directory (see `execution_dir`)."""
+        return self.execution_dir if self.execution_dir is not None else self.results_dir.parent
 
 
 @runtime_checkable

@@ -8,8 +8,12 @@ stdout/stderr files, preopened directories) -> link WASI and the import modules 
 entrypoint on a worker thread of its own (daemon threads, reused while idle: see
 `_WorkerThreads`), so the event loop stays free.
 
+Modules given inline (`data:` URLs) are never written to disk: `in_memory_targets` names the
+module targets, the runner hands their bytes over (`PreparedInput.data`), and the module cache
+compiles them by content hash; such a module is not visible in the guest's file system.
+
 Split by concern: the WASI file system mapping of inputs and result paths (staging dirs in
-`<results_dir>/../wasm-mounts-<executionID>/`, removed after the run) in `wasm_mounts.py`; the
+`<execution dir>/.wasm-mounts/`, removed after the run) in `wasm_mounts.py`; the
 module cache and module names in `wasm_cache.py`; interruption (epochs, deadline callback,
 ticker) in `wasm_deadline.py`.
 
@@ -95,9 +99,15 @@ def _string_list(value: Any) -> list[str] | None:
 @dataclass
 class _ModuleFile:
     target: str
-    host_path: Path
+    host_path: Path | None  # None: handed over in memory
     data: bytes
     name: str
+
+
+def module_targets(engine: SpecConfig) -> set[str]:
+    """The guest paths of the entry and import modules of a wasm engine spec (normalized)."""
+    targets = [engine.param("EntryModule"), *(_string_list(engine.param("ImportModules")) or [])]
+    return {str(PurePosixPath("/", t)) for t in targets if isinstance(t, str) and t}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,6 +129,8 @@ class WasmExecutor:
     """Runs `wasm` engine specs with wasmtime; see the module docstring for the mapping."""
 
     name = "wasm"
+    # wasmtime opens its stdout/stderr by path: unnamed log files work (RunRequest.logs)
+    accepts_unnamed_logs = True
 
     def __init__(self, cache_dir: Path | None = None, *, tick: float = DEFAULT_TICK_S) -> None:
         config = wasmtime.Config()
@@ -179,6 +191,10 @@ class WasmExecutor:
             )
         return problems
 
+    def in_memory_targets(self, engine: SpecConfig) -> set[str]:
+        """Input targets this engine reads as bytes (the modules): see the module doc."""
+        return module_targets(engine)
+
     async def check_task(self, task: Any) -> list[str]:
         """Bid-time checks beyond the engine params: the task's network."""
         return network_problems(task.network)
@@ -225,7 +241,8 @@ class WasmExecutor:
     # ----- blocking part, on a worker thread -------------------------------------------------
 
     def _run_blocking(self, request: RunRequest, state: RunState) -> RunCommandResult:
-        staging = request.results_dir.parent / f"wasm-mounts-{request.execution_id}"
+        staging = (request.execution_dir / ".wasm-mounts" if request.execution_dir is not None
+                   else request.results_dir.parent / f"wasm-mounts-{request.execution_id}")
         try:
             return self._run_module(request, state, staging)
         finally:
@@ -257,10 +274,13 @@ class WasmExecutor:
         wasi = wasmtime.WasiConfig()
         wasi.argv = args
         wasi.env = list(request.env.items())
-        for path in (request.stdout_path, request.stderr_path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        wasi.stdout_file = str(request.stdout_path)
-        wasi.stderr_file = str(request.stderr_path)
+        if request.logs is not None:  # unnamed files the runner made (executors/logfiles.py)
+            wasi.stdout_file, wasi.stderr_file = request.logs.engine_paths()
+        else:
+            for path in (request.stdout_path, request.stderr_path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+            wasi.stdout_file = str(request.stdout_path)
+            wasi.stderr_file = str(request.stderr_path)
         for host, guest, writable in preopens(request, staging):
             wasi.preopen_dir(str(host), guest, writable)
 
@@ -287,8 +307,12 @@ class WasmExecutor:
             STATES.pop(deadline_key, None)
             del store
 
-        stdout, stdout_truncated = read_output_head(request.stdout_path)
-        stderr, stderr_truncated = read_output_head(request.stderr_path)
+        if request.logs is not None:
+            stdout, stdout_truncated = request.logs.head(0)
+            stderr, stderr_truncated = request.logs.head(1)
+        else:
+            stdout, stdout_truncated = read_output_head(request.stdout_path)
+            stderr, stderr_truncated = read_output_head(request.stderr_path)
         return RunCommandResult(
             stdout=stdout,
             stdout_truncated=stdout_truncated,
@@ -420,6 +444,11 @@ class WasmExecutor:
     # ----- file system mapping ---------------------------------------------------------------
 
     def _load_module_file(self, request: RunRequest, target: str, field_name: str) -> _ModuleFile:
+        wanted = str(PurePosixPath("/", target))
+        for prepared in request.inputs:
+            if prepared.data is not None and str(PurePosixPath("/", prepared.target)) == wanted:
+                name = module_name_from_bytes(prepared.data) or PurePosixPath(target).stem
+                return _ModuleFile(target=target, host_path=None, data=prepared.data, name=name)
         host = resolve_target(request.inputs, target)
         if host is None:
             targets = ", ".join(sorted(i.target for i in request.inputs)) or "none"

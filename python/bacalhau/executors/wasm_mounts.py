@@ -8,8 +8,10 @@
   of one file whose own directory lies in the execution dir and holds nothing else (an input
   provider wrote it there, as the inline one does) needs no staging: that directory is
   preopened instead, which shows the guest the same thing;
-- each ResultPath's `results_dir/<Name>` is preopened read-write at its `Path`.
-`resolve_target` finds the host file behind a guest path (the module files).
+- each ResultPath's `results_dir/<Name>` is preopened read-write at its `Path`;
+- an input handed over in memory (`PreparedInput.data`: an inline module) is not mounted at
+  all: the guest does not see it in its file system.
+`resolve_target` finds the host file behind a guest path (module files given as files).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def preopens(request: RunRequest, staging: Path) -> list[tuple[Path, str, bool]]
 
     file_groups: dict[str, list[PreparedInput]] = {}
     for prepared in request.inputs:
+        if prepared.data is not None:
+            continue  # read from memory by the executor, nothing on disk to mount
         guest = _normalize_guest(prepared.target)
         if prepared.host_path.is_dir():
             add(guest, prepared.host_path, prepared.read_write, f"input {guest}")
@@ -53,7 +57,7 @@ def preopens(request: RunRequest, staging: Path) -> list[tuple[Path, str, bool]]
         add(_normalize_guest(result.path), host, True, f"result path {result.name}")
     for index, (parent, group) in enumerate(sorted(file_groups.items())):
         writable = any(p.read_write for p in group)
-        own_dir = _sole_file_dir(group, request.results_dir.parent)
+        own_dir = _sole_file_dir(group, request.work_root)
         if own_dir is not None:
             # a directory of this execution holds the file alone, under its guest name:
             # mounting it shows the guest exactly what a staging dir would
@@ -113,6 +117,8 @@ def resolve_target(inputs: list[PreparedInput], target: str) -> Path | None:
     wanted = PurePosixPath("/", target)
     best: tuple[int, PreparedInput, PurePosixPath] | None = None
     for prepared in inputs:
+        if prepared.data is not None:
+            continue  # no host path behind it
         mount = PurePosixPath("/", prepared.target)
         if wanted == mount:
             rel = PurePosixPath()

@@ -3,7 +3,12 @@
 The bidder calls `check` (and `size`) before bidding; the runner calls `prepare` for every
 input of an execution (in parallel) before the executor starts, and `cleanup` afterwards.
 `prepare` returns a `PreparedInput` whose `host_path` the executor mounts at `target`:
-a file or a directory, read-only unless `read_write`. Failures raise `errors.StorageError`
+a file or a directory, read-only unless `read_write`. The runner names a `work_dir` for every
+input but does not make it: a provider that writes files makes it (an input used in place
+costs no folder), and the runner removes it after the run. A provider may also offer
+`read_bytes(input_source) -> bytes | None`: a one-file input's content without writing it,
+for inputs an executor reads as bytes (see `executors/base.py`).
+Failures raise `errors.StorageError`
 whose message names the input (alias or target) and says what to do.
 """
 
@@ -35,7 +40,7 @@ class StorageProvider(Protocol):
         ...
 
     async def prepare(self, input_source: InputSource, work_dir: Path) -> PreparedInput:
-        """Make the input available under `work_dir` (or in place) for the executor."""
+        """Make the input available under `work_dir` (made here if needed) or in place."""
         ...
 
     async def cleanup(self, prepared: PreparedInput) -> None:

@@ -4,15 +4,19 @@
 `application/gzip` the payload is a gzip'd tar that is unpacked (safely, by the native
 unpacker: no `..`, absolute names, escaping links or devices) into a directory mounted at the
 target; anything else becomes one file named after the target's basename — written straight
-into the work dir when that is empty (the runner gives every input a fresh one), else into an
-`inline-<id>` folder in it. The CLI uses this for small local files, e.g.
-`bacalhau wasm run ./main.wasm`.
+into the work dir, which is made for it (the runner names a fresh one for every input, and
+makes none itself), or into an `inline-<id>` folder when the work dir already holds
+something. The CLI uses this for small local files, e.g. `bacalhau wasm run ./main.wasm`.
+
+`read_bytes` gives the content of a one-file input without writing anything: the runner uses
+it for inputs an executor reads as bytes (the wasm engine's modules, issue 15).
 
 With a `cache_dir`, a one-file input whose content was written before is not written again:
 the file is a hard link to the copy kept (by sha256) in `cache_dir`, which costs far less than
 creating a file (jobs resubmitted with the same inline WASM module are the common case).
 A content is kept from its second sighting on: one seen once (each job's own small input)
-costs no cache entry (issue 15: files created per execution).
+costs no cache entry (issue 15: files created per execution). Files under `CACHE_MIN_FILE`
+are always written: a link is a file creation too, and saves nothing on a small write.
 Inline inputs are always mounted read-only, so no run can change what the others see. The
 cache keeps at most `CACHE_FILES` files of `CACHE_BYTES` in all (least recently used leave
 first) and is emptied when the storage starts.
@@ -52,6 +56,7 @@ SMALL_WRITE = 64 * 1024
 CACHE_FILES = 64
 CACHE_BYTES = 64 * 1024 * 1024
 CACHE_MAX_FILE = 16 * 1024 * 1024
+CACHE_MIN_FILE = SMALL_WRITE
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +130,18 @@ class InlineStorage:
         except ValueError:
             return None
 
+    def read_bytes(self, input_source: InputSource) -> bytes | None:
+        """The content of a one-file input (not a gzip'd tar), decoded; None when the input is
+        a directory or its URL is invalid (`prepare` then says what is wrong)."""
+        url = input_source.source.param("URL")
+        if not isinstance(url, str) or not url:
+            return None
+        try:
+            parsed = parse_data_url(url)
+        except ValueError:
+            return None
+        return None if parsed.media_type in GZIP_TYPES else parsed.data
+
     async def prepare(self, input_source: InputSource, work_dir: Path) -> PreparedInput:
         what = describe_input(input_source)
         url = input_source.source.param("URL")
@@ -141,7 +158,7 @@ class InlineStorage:
                 hint="embed the content as data:[<mediatype>][;base64],<data>",
             ) from exc
         work = Path(work_dir)
-        if parsed.media_type not in GZIP_TYPES and _is_empty_dir(work):
+        if parsed.media_type not in GZIP_TYPES and _fresh_dir(work):
             host_path = work / (PurePosixPath(input_source.target).name or "input")
             try:
                 if self._cache is not None and self._cache.link(parsed.data, host_path):
@@ -215,7 +232,7 @@ class _LinkCache:
     def link(self, data: bytes, dest: Path) -> bool:
         """Make `dest` a hard link to a kept file with content `data`; False if none is kept
         (or the link cannot be made), and the caller writes the file."""
-        if not self._entries or len(data) > CACHE_MAX_FILE:
+        if not self._entries or not CACHE_MIN_FILE <= len(data) <= CACHE_MAX_FILE:
             return False
         digest = self._digest(data)
         if digest not in self._entries:
@@ -234,7 +251,7 @@ class _LinkCache:
     def remember(self, data: bytes, written: Path) -> None:
         """Keep the just written file `written` (content `data`) for later links."""
         size = len(data)
-        if size > CACHE_MAX_FILE:
+        if not CACHE_MIN_FILE <= size <= CACHE_MAX_FILE:
             return
         digest = self._digest(data)
         if digest in self._entries:
@@ -269,7 +286,15 @@ class _LinkCache:
             (self._root / digest).unlink()
 
 
-def _is_empty_dir(path: Path) -> bool:
+def _fresh_dir(path: Path) -> bool:
+    """Make `path` (and its parents); True if it is now an empty directory."""
+    try:
+        path.mkdir(parents=True)
+        return True
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
     try:
         with os.scandir(path) as entries:
             return next(entries, None) is None
