@@ -111,6 +111,7 @@ async def kill_and_restart(net: restartable.Network, victim: str, state: Submits
     starts it again; times of the kill and of the process being back."""
     await state.accepted_event.wait()
     proc = net.procs[victim]
+    answered = state.accepted
     killed = time.time()
     await asyncio.to_thread(proc.kill9)
     t0 = time.monotonic()
@@ -118,7 +119,7 @@ async def kill_and_restart(net: restartable.Network, victim: str, state: Submits
     up = time.monotonic() - t0
     t1 = time.monotonic()
     await asyncio.to_thread(net.wait_connected, 120.0)
-    return {"killed_at": killed, "accepted_at_kill": state.accepted,
+    return {"killed_at": killed, "accepted_at_kill": answered,
             "restart_s": up, "kill_to_up_s": time.time() - killed,
             "reconnected_s": time.monotonic() - t1 + up}
 
@@ -163,18 +164,18 @@ async def wait_terminal(url: str, ids: list[str], timeout: float) -> dict[str, d
 
 
 async def completed_executions(url: str, ids: list[str], concurrency: int = 8
-                               ) -> dict[str, int]:
-    """Completed executions per job (GET /jobs/{id}/executions)."""
+                               ) -> dict[str, tuple[int, int]]:
+    """(Completed executions, all executions) per job (GET /jobs/{id}/executions)."""
     base = f"{url}/api/v1/orchestrator/jobs"
-    out: dict[str, int] = {}
+    out: dict[str, tuple[int, int]] = {}
     todo = iter(ids)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         async def worker() -> None:
             for job_id in todo:
                 async with session.get(f"{base}/{job_id}/executions") as resp:
                     items = (await resp.json())["Items"] or []
-                out[job_id] = sum(1 for e in items if e["ComputeState"]["StateType"]
-                                  in COMPLETED_EXECUTION)
+                out[job_id] = (sum(1 for e in items if e["ComputeState"]["StateType"]
+                                   in COMPLETED_EXECUTION), len(items))
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return out
@@ -227,14 +228,16 @@ def one_run(work: Path, victim: str, n: int, concurrency: int, seed: int) -> dic
         if state_type != "Completed":
             not_completed.append(f"{job_id}: {state_type} "
                                  f"{seen[job_id]['State'].get('Message', '')}")
-        if done_execs.get(job_id) != 1:
-            wrong_execs.append(f"{job_id}: {done_execs.get(job_id)} Completed executions")
+        completed, total = done_execs.get(job_id, (0, 0))
+        if completed != 1:
+            wrong_execs.append(f"{job_id}: {completed} Completed executions of {total}")
     known_lost = [i for i in lost if state.ids[i]]  # answered 200, then gone: the worst case
     completed_at = [seen[j]["ModifyTime"] / 1e9 for j in ids
                     if seen[j]["State"]["StateType"] == "Completed"]
     killed = crash["killed_at"]
     last = max(completed_at, default=killed)
     first = min(completed_at, default=killed)
+    before = [t for t in completed_at if t <= killed]
     return {
         "victim": victim, "jobs": n, "concurrency": concurrency, "seed": seed, "run": run,
         "kill_after_share": share, **crash,
@@ -246,9 +249,13 @@ def one_run(work: Path, victim: str, n: int, concurrency: int, seed: int) -> dic
         "submits_with_unanswered_tries": len(state.unanswered_tries),
         "unanswered_tries": sum(state.unanswered_tries.values()),
         "refused_429": state.refused, "gave_up": sorted(state.gave_up),
+        "jobs_with_more_than_one_execution": sum(1 for _, total in done_execs.values()
+                                                 if total > 1),
         "lost": lost, "lost_after_200": known_lost, "doubled": doubled,
         "not_completed": not_completed, "not_one_completed_execution": wrong_execs,
-        "gap_before_kill_s": longest_gap(completed_at, min(first, killed), killed),
+        "gap_before_kill_s": (longest_gap(completed_at, first, killed) if len(before) > 1
+                              else 0.0),
+        "completed_before_kill": len(before),
         "gap_after_kill_s": longest_gap(completed_at, killed, last),
         "seconds": time.monotonic() - started,
     }
@@ -275,11 +282,13 @@ def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 
                        {"max": 0.0}),
             report.Row(f"jobs not Completed with exactly 1 Completed execution ({what})",
                        float(bad), "", COUNT, 1.0, {"max": 0.0}),
-            report.Row(f"kill -9 to {victim} up again", r["kill_to_up_s"], "s",
-                       f"{victim} cold start, same run", r["first_start_s"]),
+            report.Row(f"restart of {victim} after kill -9 (start to up)", r["restart_s"], "s",
+                       f"{victim} first start, same run", r["first_start_s"]),
             report.Row(f"longest completion gap after the kill ({victim})",
                        r["gap_after_kill_s"], "s", "longest completion gap before the kill",
-                       r["gap_before_kill_s"]),
+                       r["gap_before_kill_s"] or None,
+                       note="" if r["gap_before_kill_s"] else "no job completed before the "
+                                                              "kill"),
         ]
     return report.result(
         "crash",
