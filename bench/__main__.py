@@ -73,7 +73,8 @@ def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
         from bench import crash
 
         return crash.run(args.quick, out, jobs=args.crash_jobs, concurrency=args.concurrency,
-                         victims=args.crash_victims, seed=args.seed)
+                         victims=args.crash_victims, seed=args.seed,
+                         during=args.kill_during)
     from bench import scenarios
 
     if name == "docker":
@@ -134,6 +135,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--crash-victims", type=lambda v: [x for x in v.split(",") if x],
                         default=None, help="crash: which process each run kills (default "
                                            "requester,compute-0: two runs)")
+    parser.add_argument("--kill-during", choices=("submit", "run"), default=None,
+                        help="crash: kill once a random share of the submits is answered "
+                             "(submit) or of the jobs Completed (run); default: the requester "
+                             "during submit, a compute node during run")
     parser.add_argument("--seed", type=int, default=None,
                         help="crash: seed of the kill moment (default random, in the JSON)")
     parser.add_argument("--profile", action="store_true",

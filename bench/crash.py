@@ -2,10 +2,14 @@
 
 Two runs, each of N trivial WASM jobs (noop publisher) submitted by C concurrent submitters to
 1 requester + 2 compute nodes (separate `bacalhau serve` processes, bench/restartable.py):
-- `requester`: the requester is killed (SIGKILL) once a random share (20-60%) of the jobs
-  has been accepted, and started again at once on the same data dir and config;
-- `compute`: the same with compute-0 (its running batch executions fail on its restart and
-  are rescheduled: that is expected; what counts is one *Completed* execution per job).
+- `requester`: the requester is killed (SIGKILL) once a random share (20-60%) of the submits
+  has been answered (`--kill-during submit`: submits in flight get no answer), and started
+  again at once on the same data dir and config;
+- `compute-0`: the same with compute-0, killed once a random share (20-60%) of the jobs has
+  Completed (`--kill-during run`, read from the requester's /metrics: the submits are over
+  by then on this machine, and its queue and runs are full). Its running batch executions
+  fail on its restart and are rescheduled: that is expected; what counts is one *Completed*
+  execution per job.
 
 Every submit carries a unique job name (`bench-crash-<run>-<i>`) and the run's label. A submit
 that got no answer (connection refused or reset, timeout, 5xx) is sent again, the same body,
@@ -25,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,10 @@ COUNT = "a count (ratio = the count)"
 TERMINAL = ("Completed", "Failed", "Stopped")
 COMPLETED_EXECUTION = (9, "Completed")  # ComputeState.StateType: the API answers the number
 LABEL = "bench-crash"
+COMPLETED_GAUGE = re.compile(r'^bacalhau_jobs\{[^}]*state="Completed"[^}]*\} ([0-9.e+]+)$',
+                             re.M)
+KILL_DURING = {"requester": "submit"}
+"""When each victim is killed by default ("submit" or "run"); any other: "run"."""
 
 
 class Submits:
@@ -105,11 +114,25 @@ async def _put(session: aiohttp.ClientSession, url: str, body: dict[str, Any]
         return 0, {}, 0.0
 
 
-async def kill_and_restart(net: restartable.Network, victim: str, state: Submits
-                           ) -> dict[str, Any]:
-    """Waits for the answered count to reach `state.accept_target`, kills `victim` -9 and
-    starts it again; times of the kill and of the process being back."""
-    await state.accepted_event.wait()
+async def completed_jobs(url: str) -> int:
+    """Completed jobs in the requester's store (its /metrics gauge `bacalhau_jobs`)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session, \
+            session.get(f"{url}/metrics") as resp:
+        text = await resp.text()
+    return int(sum(float(m[1]) for m in COMPLETED_GAUGE.finditer(text)))
+
+
+async def kill_and_restart(net: restartable.Network, victim: str, state: Submits,
+                           during: str, completed_target: int) -> dict[str, Any]:
+    """Waits for the answered count to reach `state.accept_target` (during "submit") or the
+    Completed jobs `completed_target` (during "run"), kills `victim` -9 and starts it again;
+    times of the kill and of the process being back."""
+    completed = 0
+    if during == "submit":
+        await state.accepted_event.wait()
+    else:
+        while (completed := await completed_jobs(net.api_url)) < completed_target:
+            await asyncio.sleep(0.2)  # poll of the kill moment (the run's own deadline)
     proc = net.procs[victim]
     answered = state.accepted
     killed = time.time()
@@ -119,7 +142,7 @@ async def kill_and_restart(net: restartable.Network, victim: str, state: Submits
     up = time.monotonic() - t0
     t1 = time.monotonic()
     await asyncio.to_thread(net.wait_connected, 120.0)
-    return {"killed_at": killed, "accepted_at_kill": answered,
+    return {"killed_at": killed, "accepted_at_kill": answered, "completed_at_kill": completed,
             "restart_s": up, "kill_to_up_s": time.time() - killed,
             "reconnected_s": time.monotonic() - t1 + up}
 
@@ -187,7 +210,8 @@ def longest_gap(times: list[float], start: float, end: float) -> float:
     return max((b - a for a, b in itertools.pairwise(points)), default=0.0)
 
 
-def one_run(work: Path, victim: str, n: int, concurrency: int, seed: int) -> dict[str, Any]:
+def one_run(work: Path, victim: str, n: int, concurrency: int, seed: int,
+            during: str) -> dict[str, Any]:
     rng = random.Random(seed)
     share = rng.uniform(0.2, 0.6)
     run = f"{victim}-{seed}"
@@ -199,7 +223,8 @@ def one_run(work: Path, victim: str, n: int, concurrency: int, seed: int) -> dic
         t_begin = time.time()
 
         async def drive() -> dict[str, Any]:
-            killer = asyncio.create_task(kill_and_restart(net, victim, state))
+            killer = asyncio.create_task(kill_and_restart(
+                net, victim, state, during, max(1, int(n * share))))
             await submit_all(net.api_url, run, n, concurrency, state)
             return await killer
 
@@ -240,7 +265,7 @@ def one_run(work: Path, victim: str, n: int, concurrency: int, seed: int) -> dic
     before = [t for t in completed_at if t <= killed]
     return {
         "victim": victim, "jobs": n, "concurrency": concurrency, "seed": seed, "run": run,
-        "kill_after_share": share, **crash,
+        "kill_during": during, "kill_after_share": share, **crash,
         "first_start_s": first_start,
         "submit_s": t_submitted - t_begin, "all_terminal_s": t_done - t_begin,
         "jobs_per_s": len(completed_at) / max(1e-9, last - t_begin),
@@ -262,7 +287,8 @@ def one_run(work: Path, victim: str, n: int, concurrency: int, seed: int) -> dic
 
 
 def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 32,
-        victims: list[str] | None = None, seed: int | None = None) -> dict[str, Any]:
+        victims: list[str] | None = None, seed: int | None = None,
+        during: str | None = None) -> dict[str, Any]:
     n = jobs or (1000 if quick else 10_000)
     seed = seed if seed is not None else random.SystemRandom().randrange(1_000_000)
     started = time.monotonic()
@@ -270,10 +296,13 @@ def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 
     with harness.scratch_dir(prefix="bench-crash-") as tmp:
         for k, victim in enumerate(victims or ["requester", "compute-0"]):
             print(f"  crash run: kill -9 {victim} during {n} jobs", flush=True)
-            runs[victim] = one_run(Path(tmp), victim, n, concurrency, seed + k)
+            runs[victim] = one_run(Path(tmp), victim, n, concurrency, seed + k,
+                                   during or KILL_DURING.get(victim, "run"))
     rows: list[report.Row] = []
     for victim, r in runs.items():
-        what = f"{n} jobs, {victim} killed -9 after {r['accepted_at_kill']} submits"
+        what = (f"{n} jobs, {victim} killed -9 after {r['accepted_at_kill']} submits"
+                if r["kill_during"] == "submit" else
+                f"{n} jobs, {victim} killed -9 after {r['completed_at_kill']} Completed")
         bad = len(r["not_completed"]) + len(r["not_one_completed_execution"])
         rows += [
             report.Row(f"submits lost ({what})", float(len(r["lost"])), "", COUNT, 1.0,
