@@ -169,6 +169,15 @@ def thirds(records: list[dict[str, Any]], seconds: float, key: str = "latency_s"
     return parts
 
 
+def per_second_p99(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(second, p99 of the values of the points in that second) from (t, value) points."""
+    buckets: dict[int, list[float]] = {}
+    for t, value in points:
+        buckets.setdefault(int(t), []).append(value)
+    return [(k + 0.5, summary([v / 1e3 for v in vs])["p99_ms"])
+            for k, vs in sorted(buckets.items())]
+
+
 def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 32,
         seconds: float | None = None, max_queued: int = 4) -> dict[str, Any]:
     n = jobs or (300 if quick else 2000)
@@ -209,7 +218,7 @@ def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 
     parts = thirds(records, duration)
     first, last = summary(parts[0] or [0.0]), summary(parts[2] or [0.0])
     acc_sum = summary([r["latency_s"] for r in accepted] or [0.0])
-    ref_sum = summary([r["latency_s"] for r in refused] or [0.0])
+    ref_sum = summary([r["latency_s"] for r in refused] or [float("nan")])
     lag = summary([max(0.0, r["sent_s"] - r["scheduled_s"]) for r in records])
     accepted_done = sorted(done["done"])
     accepted_rate = (len(accepted_done) / (accepted_done[-1] - t_over)
@@ -262,6 +271,10 @@ def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 
                    {"max": 0.0}),
     ]
     t_lat = [(r["scheduled_s"], r["latency_s"] * 1e3) for r in records if r["status"]]
+    report.plot_timeline(out_dir / "overload_timeline.png",
+                         f"2x overload ({2 * rate:.0f} jobs/s offered): answers per second",
+                         {"answer p99 (ms)": per_second_p99(t_lat),
+                          "evaluations queued": queue.samples}, "ms / evaluations")
     report.plot_latency(out_dir / "overload.png", "Submit latency under 2x overload",
                         {"accepted (200)": [r["latency_s"] * 1e3 for r in accepted],
                          "refused (429)": [r["latency_s"] * 1e3 for r in refused],
