@@ -232,22 +232,22 @@ def one_run(work: Path, victim: str, n: int, concurrency: int, seed: int,
         t_submitted = time.time()
         listed = asyncio.run(list_run_jobs(net.api_url, run))
         ids = sorted({j["ID"] for j in listed})
-        seen = asyncio.run(wait_terminal(net.api_url, ids, max(300.0, n * 0.05)))
+        seen = asyncio.run(wait_terminal(net.api_url, ids, max(600.0, n * 0.1)))
         t_done = time.time()
         listed = asyncio.run(list_run_jobs(net.api_url, run))  # final states, any late job
         ids = sorted({j["ID"] for j in listed})
         seen.update({j["ID"]: j for j in listed})
         done_execs = asyncio.run(completed_executions(net.api_url, ids))
-    by_name: dict[str, list[str]] = {}
+    by_name: dict[str, list[dict[str, Any]]] = {}
     for job in listed:
-        by_name.setdefault(job["Name"], []).append(job["ID"])
+        by_name.setdefault(job["Name"], []).append(job)
     lost, doubled, not_completed, wrong_execs = [], [], [], []
     for i in range(n):
         found = by_name.get(f"bench-crash-{run}-{i}", [])
-        if not found:
-            lost.append(i)
-        elif len(found) > 1:
-            doubled.append(i)
+        if not found or (state.ids[i] and state.ids[i] not in {j["ID"] for j in found}):
+            lost.append(i)  # no job of that name, or not the one the 200 named
+        elif len(found) > 1 or found[0].get("Version", 1) > 1:
+            doubled.append(i)  # two jobs, or a retry stored as a new version (run again)
     for job_id in ids:
         state_type = seen[job_id]["State"]["StateType"]
         if state_type != "Completed":
