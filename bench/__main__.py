@@ -126,10 +126,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                            "crash:<point>, full-disk, clock)")
     parser.add_argument("--overload-seconds", type=float, default=None,
                         help="overload: seconds of 2x overload (default 60, quick 15)")
-    parser.add_argument("--max-queued", type=int, default=4,
+    parser.add_argument("--max-queued", type=int, default=100,
                         help="overload: Orchestrator.EvaluationBroker.MaxQueued of the "
-                             "requester (default 4: 2x overload keeps the queue near empty, "
-                             "see bench/overload.py)")
+                             "requester (default 100, so that 2x overload reaches it)")
     parser.add_argument("--crash-jobs", type=int, default=None,
                         help="crash: jobs per run (default 10000, quick 1000)")
     parser.add_argument("--crash-victims", type=lambda v: [x for x in v.split(",") if x],

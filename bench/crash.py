@@ -37,6 +37,7 @@ from typing import Any
 import aiohttp
 
 from bench import harness, report, restartable
+from bench.throughput import QUEUE_TIMEOUT
 from tests.jobspecs import wordcount_job
 
 COUNT = "a count (ratio = the count)"
@@ -72,7 +73,7 @@ async def submit_all(url: str, run: str, n: int, concurrency: int, state: Submit
     async with aiohttp.ClientSession(connector=conn, timeout=timeout) as session:
         async def submitter() -> None:
             for i in counter:
-                job = wordcount_job(f"job {i}\n", publisher="noop",
+                job = wordcount_job(f"job {i}\n", publisher="noop", queue_timeout=QUEUE_TIMEOUT,
                                     name=f"bench-crash-{run}-{i}")
                 job["Labels"] = {LABEL: run}
                 body = {"Job": job}
