@@ -6,7 +6,9 @@ met), a PNG plot per scenario and `table.md`, and prints the table.
 Scenarios: latency, throughput, backlog, docker (end to end), cid, ranking, scale (the node
 count: `--nodes 100,300,1000`), metrics (what the Prometheus metrics cost on the hot paths),
 cli (one-shot commands' start against `python -c pass`), faults (the fault matrix on
-network-namespace hosts, root only: bench/faults.py).
+network-namespace hosts, root only: bench/faults.py), overload (submit latency under 2x
+overload with backpressure: bench/overload.py), crash (kill -9 of the requester, then of a
+compute node, during a 10k-job run: nothing lost or doubled, bench/crash.py).
 `--quick` finishes in about 2 minutes with --all (fewer jobs, smaller files, fewer nodes);
 without it the full sizes of the issue run (500 latency jobs, 10k throughput jobs, 100k
 stored jobs). Results default to bench/results/ (git-ignored).
@@ -26,7 +28,7 @@ from typing import Any
 from bench import harness, report
 
 SCENARIOS = ("latency", "throughput", "backlog", "docker", "cid", "ranking", "scale",
-             "metrics", "cli", "faults")
+             "metrics", "cli", "faults", "overload", "crash")
 
 
 def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -62,6 +64,17 @@ def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
         from bench import faults
 
         return faults.run(args.quick, out, only=args.faults)
+    if name == "overload":
+        from bench import overload
+
+        return overload.run(args.quick, out, concurrency=args.concurrency,
+                            seconds=args.overload_seconds, max_queued=args.max_queued)
+    if name == "crash":
+        from bench import crash
+
+        return crash.run(args.quick, out, jobs=args.crash_jobs, concurrency=args.concurrency,
+                         victims=args.crash_victims, seed=args.seed,
+                         during=args.kill_during)
     from bench import scenarios
 
     if name == "docker":
@@ -87,7 +100,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--throughput-jobs", type=int, default=None,
                         help="throughput: jobs (default 10000, quick 300)")
     parser.add_argument("--concurrency", "-C", type=int, default=32,
-                        help="throughput: concurrent submitters (default 32)")
+                        help="throughput, overload (R), crash: concurrent submitters "
+                             "(default 32)")
     parser.add_argument("--slurm-jobs", type=int, default=None,
                         help="throughput: Slurm baseline jobs (default 1000, quick 100)")
     parser.add_argument("--no-slurm", action="store_true",
@@ -110,6 +124,22 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         default=None, help="faults: which faults of the matrix (default all: "
                                            "partition, one-way, loss, bandwidth, freeze, "
                                            "crash:<point>, full-disk, clock)")
+    parser.add_argument("--overload-seconds", type=float, default=None,
+                        help="overload: seconds of 2x overload (default 60, quick 15)")
+    parser.add_argument("--max-queued", type=int, default=100,
+                        help="overload: Orchestrator.EvaluationBroker.MaxQueued of the "
+                             "requester (default 100, so that 2x overload reaches it)")
+    parser.add_argument("--crash-jobs", type=int, default=None,
+                        help="crash: jobs per run (default 10000, quick 1000)")
+    parser.add_argument("--crash-victims", type=lambda v: [x for x in v.split(",") if x],
+                        default=None, help="crash: which process each run kills (default "
+                                           "requester,compute-0: two runs)")
+    parser.add_argument("--kill-during", choices=("submit", "run"), default=None,
+                        help="crash: kill once a random share of the submits is answered "
+                             "(submit) or of the jobs Completed (run); default: the requester "
+                             "during submit, a compute node during run")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="crash: seed of the kill moment (default random, in the JSON)")
     parser.add_argument("--profile", action="store_true",
                         help="latency, throughput: py-spy the node processes while measuring "
                              "and report where the time goes (needs py-spy)")

@@ -32,13 +32,13 @@ TARGET = 7.0
 """Each command's p50 at most this many times `python -c pass`'s (issue 15)."""
 
 
-def _bacalhau() -> list[str]:
+def bacalhau_cli() -> list[str]:
     """The console script beside this interpreter (what users run), else `-m bacalhau`."""
     script = Path(sys.executable).parent / "bacalhau"
     return [str(script)] if script.exists() else [sys.executable, "-m", "bacalhau"]
 
 
-def _timed(cmd: list[str], env: dict[str, str]) -> float:
+def timed(cmd: list[str], env: dict[str, str]) -> float:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           check=False)
@@ -68,7 +68,7 @@ def _submit_and_wait(port: int, timeout: float = 60.0) -> str:
 def run(quick: bool, out_dir: Path, rounds: int | None = None) -> dict[str, Any]:
     n = rounds or (10 if quick else 30)
     started = time.monotonic()
-    cli = _bacalhau()
+    cli = bacalhau_cli()
     samples: dict[str, list[float]] = {"python -c pass": [], "bacalhau --help": [],
                                        "bacalhau job list": [], "bacalhau job describe": []}
     with harness.scratch_dir(prefix="bench-cli-") as tmp:
@@ -84,10 +84,10 @@ def run(quick: bool, out_dir: Path, rounds: int | None = None) -> dict[str, Any]
                 "bacalhau job describe": [*cli, "job", "describe", job_id],
             }
             for cmd in commands.values():  # warm the page cache and .pyc files
-                _timed(cmd, env)
+                timed(cmd, env)
             for _ in range(n):
                 for name, cmd in commands.items():
-                    samples[name].append(_timed(cmd, env))
+                    samples[name].append(timed(cmd, env))
     s = {name: summary(values) for name, values in samples.items()}
     base = s["python -c pass"]["p50_ms"]
     rows = [

@@ -17,9 +17,11 @@ from bench import harness, report
 
 def docker(quick: bool, out_dir: Path, jobs: int | None = None) -> dict[str, Any]:
     """A trivial Docker job end to end beside `docker run --rm <test image> true`, on one
-    hybrid `bacalhau serve` process; the row says why when no engine answers."""
+    hybrid `bacalhau serve` process, and the CLI wall time of `bacalhau docker run --wait`
+    beside the same `docker run` (bench/docker_cli.py); the row says why when no engine
+    answers."""
     from bacalhau.executors.docker import TEST_IMAGE
-    from bench import docker_job
+    from bench import docker_cli, docker_job
     from bench.harness import serve_node, summary
 
     started = time.monotonic()
@@ -42,7 +44,10 @@ def docker(quick: bool, out_dir: Path, jobs: int | None = None) -> dict[str, Any
     with harness.scratch_dir(prefix="bench-docker-") as tmp, \
             serve_node(Path(tmp)) as port:
         server, client, run = asyncio.run(docker_job.measure(n, port, 2 if quick else 3))
-    s = {"server": summary(server), "client": summary(client), "docker_run": summary(run)}
+        cli = docker_cli.measure(port, Path(tmp), n)
+    s = {"server": summary(server), "client": summary(client), "docker_run": summary(run),
+         "cli": {name: summary(values) for name, values in cli.items()}}
+    cli_name, cli_base = "bacalhau docker run --wait", "docker run --rm"
     rows = [
         report.Row("trivial Docker job p50 (server clock)", s["server"]["p50_ms"], "ms",
                    base_name, s["docker_run"]["p50_ms"], {"max": docker_job.TARGET_RATIO}),
@@ -50,15 +55,20 @@ def docker(quick: bool, out_dir: Path, jobs: int | None = None) -> dict[str, Any
                    base_name.replace("p50", "p95"), s["docker_run"]["p95_ms"]),
         report.Row("trivial Docker job p50 (client, 1 ms polls)", s["client"]["p50_ms"], "ms",
                    base_name, s["docker_run"]["p50_ms"]),
+        report.Row(f"`{cli_name} {TEST_IMAGE} true` CLI wall p50", s["cli"][cli_name]["p50_ms"],
+                   "ms", f"`{cli_base} {TEST_IMAGE} true` CLI wall p50, alternating",
+                   s["cli"][cli_base]["p50_ms"], {"max": docker_cli.TARGET}),
     ]
     ms = {k: [x * 1e3 for x in v] for k, v in
-          (("server", server), ("client", client), ("docker_run", run))}
+          (("server", server), ("client", client), ("docker_run", run),
+           ("cli_bacalhau_docker_run_wait", cli[cli_name]), ("cli_docker_run_rm", cli[cli_base]))}
     report.plot_latency(out_dir / "docker.png", "Trivial Docker job vs docker run",
                         {"job, server clock": ms["server"], "job, client": ms["client"],
                          "docker run --rm ... true": ms["docker_run"]})
     return report.result(
         "docker", settings={"jobs": n, "quick": quick, "image": TEST_IMAGE,
                             "topology": "one hybrid `bacalhau serve` process",
+                            "cli_commands": docker_cli.commands(),
                             "job": docker_job.trivial_docker_job()},
         samples={"unit": "ms", **ms}, summary=s, rows=rows, seconds=time.monotonic() - started)
 
