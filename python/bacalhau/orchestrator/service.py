@@ -160,7 +160,7 @@ class Requester:
                          owned: bool = False) -> SubmitResult:
         """Validate, store (new job or new version of a same-named one) and schedule a job.
         The caller's `job` is left as it was, unless `owned` (a job parsed for this call)."""
-        self._admit()
+        self.admit()
         if not owned:
             job = job.copy()
         warnings = self._prepare(job, client_meta)
@@ -180,9 +180,10 @@ class Requester:
         await self.store.durable()  # no answer before the job is durable (group commit)
         return SubmitResult(stored.id, evaluation.id, warnings)
 
-    def _admit(self) -> None:
+    def admit(self) -> None:
         """Backpressure (issue 15): refuse a submit while the evaluation queue or the outbox
-        is full, rather than let latency grow without bound (429 + Retry-After)."""
+        is full, rather than let latency grow without bound (429 + Retry-After). The API
+        asks before it reads a submit's body, so that a refusal costs little."""
         stats = self.broker.stats()
         queued = stats["ready"] + stats["waiting"] + stats["delayed"]
         limits = (

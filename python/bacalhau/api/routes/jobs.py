@@ -100,6 +100,7 @@ def _resolve(request: web.Request) -> Job:
 
 async def put_job(request: web.Request) -> web.Response:
     """PUT/POST /jobs `{"Job", "Force"}` -> `{"JobID", "EvaluationID", "Warnings"}`."""
+    requester_of(request).admit()  # an overloaded requester refuses before parsing the job
     job, body = await _job_from_body(request, "PutJobRequest")
     force = body_bool(body, "Force")
     result = await requester_of(request).submit_job(
