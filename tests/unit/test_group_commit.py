@@ -201,3 +201,26 @@ async def test_after_block_runs_when_the_block_succeeds_not_at_the_commit(tmp_pa
     assert seen == ["placed"]
     await db.durable()
     db.close()
+
+
+async def test_a_loop_busy_with_reads_does_not_hold_the_commit(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    db.enable_group_commit(max_delay=60.0)
+    loop = asyncio.get_running_loop()
+    seen: list[int] = []
+    done = loop.create_future()
+
+    def read(i: int) -> None:  # a turn that writes nothing (a client polling, say)
+        seen.append(_other_sees(db))
+        if i < 6:
+            loop.call_soon(read, i + 1)
+        else:
+            done.set_result(None)
+
+    with db.transaction():
+        db.execute("INSERT INTO t VALUES (1)")
+    loop.call_soon(read, 1)
+    await done
+    # the flush stepped back once, gathered no write, and committed: not after 60 s
+    assert seen[-1] == 1 and seen.index(1) <= 3
+    db.close()

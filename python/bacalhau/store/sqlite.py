@@ -117,20 +117,24 @@ class _Checkpointer:
 
 class _GroupFlusher:
     """Commits the open groups of one event loop's databases once the loop has nothing else
-    ready, or once the oldest group is `max_delay` old (see the module docstring)."""
+    ready, or once the oldest group is `max_delay` old (see the module docstring). It steps
+    back behind ready callbacks only while that pays: after a step that added no write (the
+    loop is busy with reads, e.g. clients polling), it commits."""
 
-    __slots__ = ("_dbs", "_deadline", "_handle", "_loop")
+    __slots__ = ("_changes", "_dbs", "_deadline", "_handle", "_loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._dbs: list[Database] = []
         self._handle: asyncio.Handle | None = None
         self._deadline = 0.0
+        self._changes = -1  # rows changed in the groups when it last stepped back
 
     def add(self, db: Database) -> None:
         deadline = self._loop.time() + db._group_delay
         if not self._dbs:
             self._deadline = deadline
+            self._changes = -1
             self._handle = self._loop.call_soon(self._run)
         else:
             self._deadline = min(self._deadline, deadline)
@@ -146,8 +150,11 @@ class _GroupFlusher:
     def _run(self) -> None:
         # other callbacks ready now (asyncio's run queue; absent elsewhere: flush at once)
         if len(getattr(self._loop, "_ready", ())) and self._loop.time() < self._deadline:
-            self._handle = self._loop.call_soon(self._run)
-            return
+            changes = sum(db.conn.total_changes for db in self._dbs)
+            if changes != self._changes:  # the first step, or the last one gathered writes
+                self._changes = changes
+                self._handle = self._loop.call_soon(self._run)
+                return
         self._handle = None
         dbs, self._dbs = self._dbs, []
         for db in dbs:
