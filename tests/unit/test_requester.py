@@ -299,6 +299,18 @@ async def test_queued_until_a_node_joins(harness):
     await harness.wait_state(job_id, JobStateType.COMPLETED)
 
 
+async def test_a_joining_node_wakes_a_queued_job_before_its_backoff(tmp_path):
+    h = Harness(tmp_path, **{"Orchestrator.Scheduler.QueueBackoff": "1h"})
+    try:
+        requester = await h.start()
+        job_id = (await requester.submit_job(job_spec(queue_timeout=7200))).job_id
+        await h.wait_state(job_id, JobStateType.QUEUED)
+        await h.add_compute("n-c1")  # not an hour: the join wakes it
+        await h.wait_state(job_id, JobStateType.COMPLETED, timeout=10)
+    finally:
+        await h.close()
+
+
 async def test_total_timeout_fails_job(harness):
     await harness.add_compute("n-c1", "hang")
     requester = await harness.start()

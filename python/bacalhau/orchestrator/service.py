@@ -60,6 +60,9 @@ META_REQUESTER_ID = "bacalhau.org/requester.id"
 META_ORCHESTRATOR_ID = "bacalhau.org/orchestrator.id"
 DEFAULT_STOP_MESSAGE = "Job requested to stop before completion"
 RESULT_JOB_TYPES = (JobType.BATCH.value, JobType.OPS.value)
+WAKE_ON_JOIN = 64
+"""Jobs queued for capacity that a node joining wakes at once (the rest wait for a slot to free
+or for their QueueBackoff)."""
 
 
 @dataclass(slots=True)
@@ -436,6 +439,8 @@ class Requester:
         self._enqueue_for([j for j in jobs.values() if not j.is_terminal()],
                           EvalTrigger.NODE_LEAVE)
         if any(ev == "join" for ev in events.values()):
+            # a new node may have room for jobs queued for capacity: try the oldest now
+            self.broker.wake_queued(WAKE_ON_JOIN)
             daemons, _ = self.store.list_jobs(
                 None, states=[s.value for s in IN_PROGRESS_STATES], types=[JobType.DAEMON])
             self._enqueue_for(daemons, EvalTrigger.NODE_JOIN)
