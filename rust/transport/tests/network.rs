@@ -246,7 +246,12 @@ fn compute_nodes_find_every_requester_and_not_each_other() {
     assert_eq!(c1.connected_peers().len(), 2);
     assert!(c1.stats().discovery_messages >= 2);
 
-    // A requester reaches a compute node that connected to it, and the other way round.
+    // A requester reaches a compute node that connected to it, and the other way round
+    // (c2 knowing r2 from the roster comes before its connection to r2 is up: wait for it).
+    assert!(
+        wait_until(&r2, |_| {}, || connected(&r2, &c2)),
+        "c2 never connected to r2"
+    );
     let id = ask(&r2, &c2, "/direct", b"hi", Duration::from_secs(10));
     answer_one(&c2, Ok(b"hello"));
     assert_eq!(response(&r2, id), Ok(b"hello".to_vec()));
