@@ -9,7 +9,6 @@ and waits until the node has written its run file (and, for the requester, answe
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -22,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bacalhau.node import read_run_file
 from bench.cluster import Cluster, wait_for
 from bench.harness import free_port
 
@@ -41,12 +41,7 @@ class Proc:
 
     def run_info(self) -> dict[str, str]:
         """The variables of this process's `bacalhau.run` ({} until this very process wrote it)."""
-        info: dict[str, str] = {}
-        with contextlib.suppress(FileNotFoundError):
-            for line in (self.data_dir / "bacalhau.run").read_text().splitlines():
-                if line.startswith("export ") and "=" in line:
-                    key, _, value = line[len("export "):].partition("=")
-                    info[key] = value.strip("'")
+        info = read_run_file(self.data_dir) or {}
         if self.proc is None or info.get("BACALHAU_NODE_PID") != str(self.proc.pid):
             return {}
         return info
