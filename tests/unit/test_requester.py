@@ -216,12 +216,18 @@ async def test_submit_to_completed(harness):
     assert e.desired_state.state_type == Desired.STOPPED
     assert e.run_output.stdout == "hello\n"
     assert requester.job_results(job.id)[0].params["URL"] == f"http://x/{e.id}"
-    assert c1.types() == [m.ASK_FOR_BID, m.BID_ACCEPTED]
+    # a batch execution is a direct bid: the node runs it on accepting, no BidAccepted
+    assert c1.types() == [m.ASK_FOR_BID]
+    assert c1.received[0][1]["Execution"]["DesiredState"]["StateType"] == Desired.RUNNING
     history, next_offset = requester.job_history(job.id)
     messages_ = [h.event.message for h in history]
     assert messages_[0] == "Job submitted"
-    assert any(x.startswith("Requested execution on n-c1") for x in messages_)
-    assert "Completed successfully" in messages_
+    # the same events, in the same order, as with an approval round
+    requested = next(i for i, x in enumerate(messages_)
+                     if x.startswith("Requested execution on n-c1"))
+    assert messages_[requested + 1] == "Job running"
+    accepted = next(i for i, x in enumerate(messages_) if x.startswith("Bid accepted for n-c1"))
+    assert requested + 1 < accepted < messages_.index("Completed successfully")
     assert [h.event.details.get("NewState") for h in history
             if h.event.topic == Topic.STATE_UPDATE] == ["Running", "Completed"]
     assert next_offset == len(history)

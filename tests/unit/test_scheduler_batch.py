@@ -34,16 +34,26 @@ def run(job, executions=(), context=None, trigger=EvalTrigger.JOB_REGISTER):
                                     context or ctx())
 
 
-def test_new_job_gets_one_pending_execution_per_partition():
+def test_new_job_gets_one_direct_bid_per_partition():
+    """Batch executions are direct bids (desired Running): nodes run them on accepting."""
     job = make_job(count=2, create_time=NOW)
     plan = run(job)
     assert [(e.node_id, e.partition_index) for e in plan.new_executions] == [
         ("n-1", 0), ("n-2", 1)]
     for e in plan.new_executions:
-        assert e.desired_state.state_type == Desired.PENDING
+        assert e.desired_state.state_type == Desired.RUNNING
         assert e.compute_state.state_type == Compute.NEW
         assert e.job is job and e.job_version == 1
         assert plan.new_execution_events[e.id].message.startswith("Requested execution on n-")
+    assert plan.job_state == JobStateType.RUNNING
+
+
+def test_a_new_service_keeps_the_approval_round():
+    """Services roll partition by partition once a replacement is approved: pending bids."""
+    job = make_job(count=2, create_time=NOW, type="service")
+    plan = BatchScheduler(long_running=True).process(make_evaluation(job), job, [], ctx())
+    assert len(plan.new_executions) == 2
+    assert {e.desired_state.state_type for e in plan.new_executions} == {Desired.PENDING}
     assert plan.new_state is None  # stays Pending until a bid is approved
 
 

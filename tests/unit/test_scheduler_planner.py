@@ -126,12 +126,33 @@ async def test_bid_results(store):
     assert r.compute_state_type == Compute.ASK_FOR_BID_REJECTED
     assert r.desired_state_type == Desired.STOPPED
     assert r.compute_state.message == "rejected bid: no docker"
-    assert len(h.enqueued) == 3
+    # an accepted direct bid of a batch job leaves the scheduler nothing to decide: it is
+    # stored with the event the approval round writes otherwise, and evaluates nothing
     assert {ev.triggered_by for ev in h.enqueued} == {"exec-update"}
+    assert len(h.enqueued) == 2
     assert [ev.id for ev in store.pending_evaluations()] == [ev.id for ev in h.enqueued]
+    direct_history = [x.event for x in store.job_history(job.id, execution_id=direct.id)
+                      if x.execution_id == direct.id]
+    assert [ev.message for ev in direct_history][-1] == "Bid accepted for n-2"
+    assert direct_history[-1].details["NodeID"] == "n-2"
     # at-least-once delivery: a duplicate changes nothing and schedules nothing
     await h.send(messages.BID_RESULT, pending, Accepted=True)
-    assert len(h.enqueued) == 3
+    await h.send(messages.BID_RESULT, direct, Accepted=True)
+    assert len(h.enqueued) == 2
+    assert [x.event.message for x in store.job_history(job.id, execution_id=direct.id)
+            if x.execution_id == direct.id] == [ev.message for ev in direct_history]
+
+
+async def test_an_accepted_direct_bid_of_a_long_running_job_is_evaluated(store):
+    """A daemon's or service's update rolls once the replacement runs: its accepted bid is
+    evaluated, as every other report is."""
+    job = stored_job(store, type="daemon")
+    direct = make_execution(job, "n-2", desired=Desired.RUNNING)
+    store.create_execution(direct)
+    h = Handlers(store)
+    await h.send(messages.BID_RESULT, direct, Accepted=True, JobType="daemon")
+    assert store.get_execution(direct.id).compute_state_type == Compute.BID_ACCEPTED
+    assert [ev.triggered_by for ev in h.enqueued] == ["exec-update"]
 
 
 async def test_run_result_and_compute_error(store):

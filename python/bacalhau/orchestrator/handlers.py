@@ -2,10 +2,14 @@
 
 BidResult, RunResult and ComputeError each become, in one transaction, an execution update,
 the history events the message carries and an `exec-update` evaluation; the evaluation is
-enqueued after the commit. Delivery is at-least-once, so a message that would not change the
-execution (a duplicate, or news about an execution already terminal) is acknowledged and
-otherwise ignored. Every message is answered `{"OK": true}` unless it cannot be decoded.
-A `Batch` frame is applied message by message, in order, and answered with one result each.
+enqueued after the commit. A direct bid (desired Running) that the node accepted gets the "Bid
+accepted for <node>" event that the approval round writes otherwise (clients see the same
+history); for batch and ops jobs it changes nothing the scheduler acts on, so no evaluation
+(a long-running job's update rolls once the replacement runs: those are evaluated). Delivery is
+at-least-once, so a message that would not change the execution (a duplicate, or news about an
+execution already terminal) is acknowledged and otherwise ignored. Every message is answered
+`{"OK": true}` unless it cannot be decoded. A `Batch` frame is applied message by message, in
+order, and answered with one result each.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from bacalhau.models import (
     RunCommandResult,
     SpecConfig,
 )
-from bacalhau.models.ids import new_eval_id
+from bacalhau.models.ids import new_eval_id, short_id
 from bacalhau.models.job import JobType
 from bacalhau.models.timeutil import now_ns
+from bacalhau.orchestrator.scheduler.base import scheduling_event
 from bacalhau.store.jobstore import JobStore
 from bacalhau.transport import PROTOCOL_ORCHESTRATOR, Transport, messages
 
@@ -37,6 +42,7 @@ log = logging.getLogger(__name__)
 Compute = ExecutionStateType
 Desired = ExecutionDesiredStateType
 LONG_RUNNING = (JobType.DAEMON.value, JobType.SERVICE.value)
+_UNCHANGED, _STORED, _EVALUATE = "unchanged", "stored", "evaluate"  # what a message did
 
 
 class ExecutionMessageHandlers:
@@ -85,13 +91,16 @@ class ExecutionMessageHandlers:
                 return None
             job = self.store.get_job(execution.job_id)
             expected = execution.revision
-            long_running = (payload.get("JobType") or job.type) in LONG_RUNNING
-            if not self._transition(msg_type, payload, execution, events, long_running):
+            long_running = job.type in LONG_RUNNING or payload.get("JobType") in LONG_RUNNING
+            outcome = self._transition(msg_type, payload, execution, events, long_running)
+            if outcome == _UNCHANGED:
                 return None
             self.store.update_execution(execution, expected_revision=expected)
             for event in events:
                 self.store.add_history(execution.job_id, execution.job_version, event,
                                        execution.id)
+            if outcome == _STORED:
+                return None
             now = now_ns()
             evaluation = Evaluation(
                 id=new_eval_id(), namespace=job.namespace, job_id=job.id,
@@ -103,8 +112,10 @@ class ExecutionMessageHandlers:
 
     @staticmethod
     def _transition(msg_type: str, payload: dict, execution: Execution, events: list[Event],
-                    long_running: bool) -> bool:
-        """Set the new states on `execution`; False when the message changes nothing."""
+                    long_running: bool) -> str:
+        """Set the new states on `execution` (and add events of ours to `events`); returns
+        `_UNCHANGED` when the message changes nothing, `_STORED` when the change needs no
+        evaluation, else `_EVALUATE`."""
         message = events[0].message if events else ""
         state = execution.compute_state.state_type
         if msg_type == messages.BID_RESULT:
@@ -112,12 +123,18 @@ class ExecutionMessageHandlers:
                 direct = execution.desired_state.state_type == Desired.RUNNING
                 target = Compute.BID_ACCEPTED if direct else Compute.ASK_FOR_BID_ACCEPTED
                 if state in (target, Compute.BID_ACCEPTED):
-                    return False
+                    return _UNCHANGED
                 execution.compute_state = ExecutionState(target, message)
+                if direct:
+                    events.append(scheduling_event(
+                        f"Bid accepted for {short_id(execution.node_id)}",
+                        NodeID=execution.node_id))
+                    # a long-running job's update rolls once its replacement runs: evaluate
+                    return _EVALUATE if long_running else _STORED
             else:
                 execution.compute_state = ExecutionState(Compute.ASK_FOR_BID_REJECTED, message)
                 execution.desired_state = ExecutionState(Desired.STOPPED, message)
-            return True
+            return _EVALUATE
         if msg_type == messages.RUN_RESULT:
             if long_running:
                 text = "execution ended unexpectedly (long-running jobs should not exit)"
@@ -129,10 +146,10 @@ class ExecutionMessageHandlers:
             execution.published_result = SpecConfig.from_dict(payload.get("PublishResult"))
             output = payload.get("RunCommandResult")
             execution.run_output = RunCommandResult.from_dict(output) if output else None
-            return True
+            return _EVALUATE
         if msg_type == messages.COMPUTE_ERROR:
             text = message or "execution failed on the compute node"
             execution.compute_state = ExecutionState(Compute.FAILED, text)
             execution.desired_state = ExecutionState(Desired.STOPPED, text)
-            return True
+            return _EVALUATE
         raise TransportError(f"unknown message type {msg_type!r} on {PROTOCOL_ORCHESTRATOR}")

@@ -63,10 +63,6 @@ class Planner:
         store, job = self.store, plan.job
         outbox = 0
         with store.transaction():
-            if plan.new_state is not None:
-                store.update_job_state(job.id, plan.new_state, expected_revision=job.revision)
-            for event in plan.job_events:
-                store.add_history(job.id, job.version, event)
             for execution in plan.new_executions:
                 store.create_execution(execution)
                 event = plan.new_execution_events.get(execution.id)
@@ -77,6 +73,11 @@ class Planner:
                     "Execution": execution.to_dict(),
                     "Events": [e.to_dict() for e in events]})
                 outbox += 1
+            # after the new executions' events: "Requested execution on X", then "Job running"
+            if plan.new_state is not None:
+                store.update_job_state(job.id, plan.new_state, expected_revision=job.revision)
+            for event in plan.job_events:
+                store.add_history(job.id, job.version, event)
             for upd in plan.updates.values():
                 store.update_execution(upd.execution, expected_revision=upd.expected_revision)
                 for ev in upd.events:

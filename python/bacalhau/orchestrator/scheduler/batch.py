@@ -4,17 +4,25 @@ Per evaluation: stop everything if the job is terminal; cancel old-version execu
 only those not yet running; running ones roll, see below); fail
 executions on vanished nodes; enforce TotalTimeout and ExecutionTimeout (batch only); then per
 partition keep a Completed or Running execution, or approve the oldest accepted bid and reject
-the rest; partitions with nothing live get new executions (desired Pending) on the best
-nodes, or the job is queued (QueueTimeout) or failed with the selection's explanation
+the rest; partitions with nothing live get new executions on the best nodes, or the job is
+queued (QueueTimeout) or failed with the selection's explanation
 (except when the partition lost its node to a fault and the other nodes are only busy: then
 it waits for them, `LOST_NODE_WAIT`).
 A batch job is Completed when every partition has a Completed execution.
+
+Batch executions are direct bids (desired Running, as Bacalhau does for ops jobs): the node runs
+the execution as soon as it accepts it, with no approval round trip (issue 15: one message where
+there were two, and a job no longer waits for the orchestrator between bid and run). The
+requester's exact count of its own placements (`orchestrator/nodeload.py`) is what makes this
+safe: a node is only asked while it has room, so the choice an approval round would give is not
+needed. A node that refuses leaves the partition empty and it is placed again.
 
 Service jobs use the same rules without timeouts and never complete (their executions ending
 is treated as a failure by the message handlers, so they are retried). An update of a service
 (new Version) rolls partition by partition: each running execution of an older version keeps
 running until the new version's execution of its partition has been approved on a node, then
-it is cancelled (`base.roll_old`); batch jobs cancel older versions at once.
+it is cancelled (`base.roll_old`), which is why services keep the approval round (desired
+Pending, then BidAccepted); batch jobs cancel older versions at once.
 """
 
 from __future__ import annotations
@@ -155,9 +163,10 @@ class BatchScheduler(StepScheduler):
             fail_for_nodes(plan, job, current, selection, len(needed), last_error)
             return False
         batch = needed[:ctx.max_new_executions]
+        desired = Desired.PENDING if self.long_running else Desired.RUNNING  # direct bids
         for partition, node_id in zip(batch, selection.matched, strict=False):
             plan.add_execution(
-                new_execution(job, node_id, evaluation, ctx, desired=Desired.PENDING,
+                new_execution(job, node_id, evaluation, ctx, desired=desired,
                               partition=partition),
                 requested_event(node_id))
         if len(needed) > len(batch):
