@@ -117,3 +117,21 @@ def test_unknown_command_still_suggests_a_lazy_one() -> None:
     result = CliRunner().invoke(cli, ["jbo"])
     assert result.exit_code == 2
     assert "Did you mean" in result.output and "job" in result.output
+
+
+def test_docker_run_wait_uses_no_aiohttp_asyncio_or_yaml(tmp_path: Path,
+                                                         fake_api: FakeBacalhau) -> None:
+    """`docker run --wait` (issue 15: its wall time beside `docker run`'s) submits and follows
+    the job on the one-shot client; env values are read without the YAML parser."""
+    from tests.unit.test_cli_job import Pages
+    from tests.unit.test_history_follow import PAGES
+
+    jobs = "/api/v1/orchestrator/jobs"
+    fake_api.on("PUT", jobs, {"JobID": JOB_ID, "EvaluationID": "ev", "Warnings": []})
+    fake_api.on("GET", f"{jobs}/{JOB_ID}", {"Job": wire_job()})
+    fake_api.on("GET", f"{jobs}/{JOB_ID}/history", Pages(*PAGES))
+    modules, out = loaded_modules(tmp_path, "--api-port", str(fake_api.port), "docker", "run",
+                                  "--wait", "bacalhau-py/test:busybox", "--", "true")
+    assert f"Job completed: {JOB_ID}" in out
+    # bacalhau._native comes with the config's errors (bacalhau.errors), ~1 ms
+    assert [m for m in heavy_in(modules) if m != "bacalhau._native"] == []

@@ -159,8 +159,10 @@ def follow_history_blocking(
     timeout: float = 600.0,
     interval: float = POLL_INTERVAL,
     long_poll: float = LONG_POLL,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    """`follow_history` on a blocking client, long-polling by default."""
+    """`follow_history` on a blocking client, long-polling by default; `sleep` waits between
+    polls that the server did not hold."""
     steps = _follow(job_id, on_item, job_type=job_type, timeout=timeout, interval=interval,
                     long_poll=long_poll)
     answer: Any = None
@@ -175,4 +177,4 @@ def follow_history_blocking(
         elif isinstance(step, _GetJob):
             answer = client.get_job(job_id)
         else:
-            answer = time.sleep(step.seconds)  # a server that does not hold the request
+            answer = sleep(step.seconds)

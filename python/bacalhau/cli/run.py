@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from bacalhau.cli import progress
 from bacalhau.cli.common import CLIContext
 from bacalhau.cli.flags import Seconds
 from bacalhau.cli.output import compute_state, echo_doc, table
@@ -432,6 +431,9 @@ def submit_and_watch(
 ) -> dict[str, Any] | None:
     """Submit `job`, then wait/follow as asked. Returns the final Job when it waited."""
     answer = client.put_job(job, force=force)
+    # Imported once the job is in: while it runs, not before the user's job is submitted.
+    from bacalhau.cli import progress
+
     job_id = str(answer.get("JobID", ""))
     for warning in answer.get("Warnings") or []:
         click.echo(f"Warning: {warning}", err=True)
