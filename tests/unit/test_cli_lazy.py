@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from bacalhau.cli.lazy import LazyGroup
-from bacalhau.cli.main import cli
+from bacalhau.cli.main import COMMANDS, cli
 from tests.unit.test_cli_support import JOB_ID, FakeBacalhau, fake_api, wire_job
 
 __all__ = ["fake_api"]
@@ -135,3 +135,24 @@ def test_docker_run_wait_uses_no_aiohttp_asyncio_or_yaml(tmp_path: Path,
     assert f"Job completed: {JOB_ID}" in out
     # bacalhau._native comes with the config's errors (bacalhau.errors), ~1 ms
     assert [m for m in heavy_in(modules) if m != "bacalhau._native"] == []
+
+
+def test_a_client_command_ends_with_its_code_output_and_atexit_hooks(tmp_path: Path) -> None:
+    """`main` skips the interpreter's teardown after client commands (`exit_without_teardown`):
+    what a normal exit does still happens (atexit hooks, the whole output, the exit code)."""
+    dump = tmp_path / "modules.json"
+    ok = subprocess.run([sys.executable, "-c", _RUNNER, str(dump), "--help"],
+                        capture_output=True, text=True, timeout=60, check=False)
+    assert ok.returncode == 0
+    assert ok.stdout.startswith("Usage: bacalhau")
+    assert ok.stdout.rstrip().endswith(COMMANDS["wasm"].short_help), "the whole help, flushed"
+    assert dump.exists()
+    dump.unlink()
+    bad = subprocess.run([sys.executable, "-c", _RUNNER, str(dump), "--api-port", "1", "job",
+                          "describe", JOB_ID], capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert bad.returncode == 1
+    assert "cannot reach the Bacalhau API" in bad.stderr and dump.exists()
+    usage = subprocess.run([sys.executable, "-c", _RUNNER, str(dump), "no-such-command"],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert usage.returncode == 2 and "No such command" in usage.stderr
