@@ -82,3 +82,19 @@ def test_the_hold_is_bounded() -> None:
     assert history_wait.hold_seconds(2500, 30.0) == 2.5
     assert history_wait.hold_seconds(10**9, 30.0) == history_wait.MAX_WAIT
     assert history_wait.hold_seconds(10**9, 4.0) == 2.0
+
+
+async def test_the_wait_ends_when_the_client_is_gone() -> None:
+    """A client that hung up (Ctrl+C on `--wait`) is not waited for until the hold ends."""
+    from bacalhau.models import Job
+
+    job = Job.from_dict({"ID": "j-1", "Type": "batch", "State": {"StateType": "Running"}})
+    reads = []
+
+    def read_page() -> history_wait.Page[str]:
+        reads.append(1)
+        return job, [], 0
+
+    page = await asyncio.wait_for(history_wait.wait_for_history(
+        read_page, (job, [], 0), HOLD_MS / 1000, gone=lambda: len(reads) >= 2), HOLD_MS / 2000)
+    assert page == (job, [], 0) and len(reads) == 2

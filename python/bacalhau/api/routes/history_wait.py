@@ -36,16 +36,17 @@ async def wait_for_history(
     wait: float,
     *,
     interval: float = CHECK_INTERVAL,
+    gone: Callable[[], bool] = lambda: False,
 ) -> Page[Item]:
     """Return the first page (job, items, next offset) that has items or whose job is
-    terminal, re-reading with `read_page` every `interval` seconds; after `wait` seconds,
-    the empty page read last."""
+    terminal, re-reading with `read_page` every `interval` seconds; after `wait` seconds, or
+    once `gone()` says the client left, the empty page read last."""
     page = first
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while not page[1] and not page[0].is_terminal():
         left = deadline - loop.time()
-        if left <= 0:
+        if left <= 0 or gone():
             break
         await asyncio.sleep(min(interval, left))  # the stores have no history notification
         page = read_page()

@@ -348,7 +348,8 @@ async def job_history(request: web.Request) -> web.Response:
     if long_poll_ms:
         hold = history_wait.hold_seconds(long_poll_ms, request.app.get(HANDLER_TIMEOUT, 30.0))
         job, items, next_offset = await history_wait.wait_for_history(
-            read_page, (job, items, next_offset), hold)
+            read_page, (job, items, next_offset), hold,
+            gone=lambda: request.transport is None or request.transport.is_closing())
     answer: dict[str, Any] = {
         "Items": [h.to_dict() for h in items],
         "NextToken": _history_token(job, limit, len(items), next_offset),
