@@ -345,8 +345,8 @@ async def job_history(request: web.Request) -> web.Response:
         return job, items, next_offset
 
     job, items, next_offset = read_page()
-    if long_poll_ms:
-        hold = history_wait.hold_seconds(long_poll_ms, request.app.get(HANDLER_TIMEOUT, 30.0))
+    hold = history_wait.hold_seconds(long_poll_ms, request.app.get(HANDLER_TIMEOUT, 30.0))
+    if hold > 0:
         job, items, next_offset = await history_wait.wait_for_history(
             read_page, (job, items, next_offset), hold,
             gone=lambda: request.transport is None or request.transport.is_closing())
@@ -354,7 +354,7 @@ async def job_history(request: web.Request) -> web.Response:
         "Items": [h.to_dict() for h in items],
         "NextToken": _history_token(job, limit, len(items), next_offset),
     }
-    if long_poll_ms:
+    if hold > 0:  # the client may ask again at once: this answer came with news or late
         answer[history_wait.ANSWER_KEY] = True
     return json_response(answer)
 
