@@ -8,7 +8,7 @@ import from `bacalhau._native`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 class BacalhauError(Exception):
@@ -170,7 +170,22 @@ def api_error_from_exception(exc: BaseException, request_id: str = "") -> dict[s
     )
 
 
-from bacalhau._native import CidError as CidError  # noqa: E402
-from bacalhau._native import MergeError as MergeError  # noqa: E402 - created once in Rust
-from bacalhau._native import NativeTransportError as NativeTransportError  # noqa: E402
-from bacalhau._native import RankingError as RankingError  # noqa: E402
+NATIVE_ERRORS = frozenset({"CidError", "MergeError", "NativeTransportError", "RankingError"})
+"""Created once in Rust; loaded with the native module on first use (issue 15: a client
+command that never touches the Rust core does not load it, ~2 ms)."""
+
+if TYPE_CHECKING:
+    from bacalhau._native import CidError as CidError
+    from bacalhau._native import MergeError as MergeError
+    from bacalhau._native import NativeTransportError as NativeTransportError
+    from bacalhau._native import RankingError as RankingError
+
+
+def __getattr__(name: str) -> Any:
+    if name in NATIVE_ERRORS:
+        from bacalhau import _native
+
+        value = getattr(_native, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tests.conftest import ServeProcess
+from tests.jobspecs import wordcount_job
 
 pytestmark = [pytest.mark.integration]
 
@@ -121,6 +122,12 @@ def test_users_tls_and_no_secret_leaks(secure_server: SecureServe) -> None:
     listed = run("job", "list", "--output", "json", BACALHAU_API_KEY=API_KEY)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == []
+    # a waited run follows its job over HTTPS with the credential (long-polled history)
+    spec = server.data_dir.parent / "wordcount.yaml"
+    spec.write_text(yaml.safe_dump(wordcount_job()))
+    waited = run("job", "run", str(spec), "--wait", BACALHAU_API_KEY=API_KEY)
+    assert waited.returncode == 0, waited.stderr
+    assert "Completed successfully" in waited.stdout and "Job completed: j-" in waited.stdout
     nodes = run("node", "list", BACALHAU_API_USERNAME="alice", BACALHAU_API_PASSWORD=PASSWORD)
     assert nodes.returncode == 0, nodes.stderr
     # bob (bcrypt password) may read nodes, but not jobs

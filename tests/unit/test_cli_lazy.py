@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from bacalhau.cli.lazy import LazyGroup
-from bacalhau.cli.main import cli
+from bacalhau.cli.main import COMMANDS, cli
 from tests.unit.test_cli_support import JOB_ID, FakeBacalhau, fake_api, wire_job
 
 __all__ = ["fake_api"]
@@ -117,3 +117,41 @@ def test_unknown_command_still_suggests_a_lazy_one() -> None:
     result = CliRunner().invoke(cli, ["jbo"])
     assert result.exit_code == 2
     assert "Did you mean" in result.output and "job" in result.output
+
+
+def test_docker_run_wait_uses_no_aiohttp_asyncio_or_yaml(tmp_path: Path,
+                                                         fake_api: FakeBacalhau) -> None:
+    """`docker run --wait` (issue 15: its wall time beside `docker run`'s) submits and follows
+    the job on the one-shot client; env values are read without the YAML parser."""
+    from tests.unit.test_cli_job import Pages
+    from tests.unit.test_history_follow import PAGES
+
+    jobs = "/api/v1/orchestrator/jobs"
+    fake_api.on("PUT", jobs, {"JobID": JOB_ID, "EvaluationID": "ev", "Warnings": []})
+    fake_api.on("GET", f"{jobs}/{JOB_ID}", {"Job": wire_job()})
+    fake_api.on("GET", f"{jobs}/{JOB_ID}/history", Pages(*PAGES))
+    modules, out = loaded_modules(tmp_path, "--api-port", str(fake_api.port), "docker", "run",
+                                  "--wait", "bacalhau-py/test:busybox", "--", "true")
+    assert f"Job completed: {JOB_ID}" in out
+    assert heavy_in(modules) == []
+
+
+def test_a_client_command_ends_with_its_code_output_and_atexit_hooks(tmp_path: Path) -> None:
+    """`main` skips the interpreter's teardown after client commands (`exit_without_teardown`):
+    what a normal exit does still happens (atexit hooks, the whole output, the exit code)."""
+    dump = tmp_path / "modules.json"
+    ok = subprocess.run([sys.executable, "-c", _RUNNER, str(dump), "--help"],
+                        capture_output=True, text=True, timeout=60, check=False)
+    assert ok.returncode == 0
+    assert ok.stdout.startswith("Usage: bacalhau")
+    assert ok.stdout.rstrip().endswith(COMMANDS["wasm"].short_help), "the whole help, flushed"
+    assert dump.exists()
+    dump.unlink()
+    bad = subprocess.run([sys.executable, "-c", _RUNNER, str(dump), "--api-port", "1", "job",
+                          "describe", JOB_ID], capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert bad.returncode == 1
+    assert "cannot reach the Bacalhau API" in bad.stderr and dump.exists()
+    usage = subprocess.run([sys.executable, "-c", _RUNNER, str(dump), "no-such-command"],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert usage.returncode == 2 and "No such command" in usage.stderr

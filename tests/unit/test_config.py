@@ -51,3 +51,21 @@ def test_labels_from_a_string_override_and_a_mapping(tmp_path: Path) -> None:
     assert load_config(tmp_path, ["Labels=zone=eu,tier=gold"], environ={}).labels() \
         == {"zone": "eu", "tier": "gold"}
     assert load_config(tmp_path, ["Labels={zone: us}"], environ={}).labels() == {"zone": "us"}
+
+
+SCALARS = ["127.0.0.1", "10.0.0.1", "18234", "0", "00", "0755", "1_000", "0x1F", "-1", "+1",
+           "1.5", "1.", "1e5", "1:20", "1.2.3", "1..2", ".inf", "2001-12-14", "", "~", "null",
+           "NULL", "yes", "On", "OFF", "True", "y", "N", "localhost", "example.com", "a-b",
+           "node-1", "a..b", "x.", "12D3KooW", "99999999999999999999", "[a, b]", "a=1,b=2"]
+
+
+@pytest.mark.parametrize("text", SCALARS)
+def test_env_and_flag_values_read_as_yaml_does(text: str) -> None:
+    """`_coerce` answers plain numbers and names without the YAML parser (issue 15: a CLI
+    run reads its BACALHAU_* env), with the value and type YAML gives."""
+    import yaml
+
+    from bacalhau.config import _coerce
+
+    expected = yaml.safe_load(text)
+    assert _coerce(text) == expected and type(_coerce(text)) is type(expected)

@@ -273,8 +273,11 @@ class AsyncClient:
         namespace: str = "",
         limit: int = 0,
         next_token: str = "",
+        long_poll_ms: int = 0,
     ) -> dict[str, Any]:
-        """`{"Items": [JobHistory], "NextToken"}`; the token stays while the job is active."""
+        """`{"Items": [JobHistory], "NextToken"}`; the token stays while the job is active.
+        `long_poll_ms` (this implementation's servers only; others ignore it) holds an empty
+        page up to that long for the job's next event (`api.routes.history_wait`)."""
         params = _params(
             event_type=event_type,
             execution_id=execution_id,
@@ -284,6 +287,7 @@ class AsyncClient:
             namespace=namespace,
             limit=limit,
             next_token=next_token,
+            long_poll_ms=long_poll_ms,
         )
         return await self._request(
             "GET", f"{ORCHESTRATOR}/jobs/{_seg(job_id)}/history", params=params

@@ -171,6 +171,7 @@ class OneShotClient:
         self._args: dict[str, Any] = {"timeout": timeout, "tls": tls, "headers": headers,
                                       "insecure": insecure, "ca_file": ca_file}
         self._host, self._port = host, port
+        self.timeout = timeout
         self._requests = _BlockingRequests(host, port, **self._args)
         self._full: Client | None = None
         self.base_url = self._requests.base_url

@@ -1,21 +1,29 @@
 """Watching a submitted job: the live event display, log following and the closing summary.
 
-The display follows the job's history with `bacalhau.api.watch.follow_history` (NextToken
-polling, reference §2.6), printing each event as a row.
+The display follows the job's history with `bacalhau.api.watch.follow_history_blocking`
+(NextToken polling, reference §2.6, long-polled where the server allows it), printing each
+event as a row. Light to import (issue 15): neither asyncio nor aiohttp until logs are followed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from bacalhau.api.client import AsyncClient
-from bacalhau.api.watch import POLL_INTERVAL, HistoryTimeout, follow_history
+from bacalhau.api.watch import (
+    LONG_POLL,
+    POLL_INTERVAL,
+    BlockingHistoryClient,
+    HistoryTimeout,
+    follow_history_blocking,
+)
 from bacalhau.cli.output import clock_time, job_state, short_id
+
+if TYPE_CHECKING:
+    from bacalhau.api.client import AsyncClient
 
 Echo = Callable[[str], None]
 
@@ -45,13 +53,14 @@ def format_event_row(item: dict[str, Any]) -> str:
     return text
 
 
-async def watch_job(
-    client: AsyncClient,
+def watch_job(
+    client: BlockingHistoryClient,
     job_id: str,
     *,
     job_type: str = "batch",
     timeout: float = 600.0,
     interval: float = POLL_INTERVAL,
+    long_poll: float = LONG_POLL,
     echo: Echo = click.echo,
 ) -> dict[str, Any]:
     """Print history events as they happen until the job settles; return the final Job dict.
@@ -60,8 +69,9 @@ async def watch_job(
     """
     echo(f"{'TIME':<13} {'EXEC. ID':<11} {'TOPIC':<24} EVENT")
     try:
-        return await follow_history(client, job_id, lambda item: echo(format_event_row(item)),
-                                    job_type=job_type, timeout=timeout, interval=interval)
+        return follow_history_blocking(
+            client, job_id, lambda item: echo(format_event_row(item)), job_type=job_type,
+            timeout=timeout, interval=interval, long_poll=long_poll)
     except HistoryTimeout:
         raise WaitTimeout(
             f"stopped waiting after {timeout:g}s; the job is still running. "
@@ -73,6 +83,8 @@ async def wait_until_started(
     client: AsyncClient, job_id: str, *, timeout: float = 10.0, interval: float = POLL_INTERVAL
 ) -> dict[str, Any]:
     """Wait (up to `timeout`) for the job to leave Pending, so that its logs can be followed."""
+    import asyncio
+
     deadline = time.monotonic() + timeout
     while True:
         job = (await client.get_job(job_id)).get("Job") or {}

@@ -6,23 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from bacalhau.api.sync_client import Client
-from bacalhau.cli import progress
 from bacalhau.cli.common import CLIContext
 from bacalhau.cli.flags import Seconds
 from bacalhau.cli.output import compute_state, echo_doc, table
-from bacalhau.cli.result_errors import ResultDownloadError
-from bacalhau.cli.results import (
-    NoResults,
-    ResultMismatch,
-    default_output_dir,
-    download_results,
-)
-from bacalhau.cli.s3results import S3DownloadError
 from bacalhau.cli.spec import (
     JOB_TYPES,
     LONG_RUNNING_TYPES,
@@ -32,6 +22,10 @@ from bacalhau.cli.spec import (
 )
 from bacalhau.config import Config, load_config
 from bacalhau.errors import ConfigError
+
+if TYPE_CHECKING:
+    # The one-shot client in practice; downloads (aiohttp) are imported where they happen.
+    from bacalhau.api.sync_client import Client
 
 F = Callable[..., Any]
 
@@ -437,6 +431,9 @@ def submit_and_watch(
 ) -> dict[str, Any] | None:
     """Submit `job`, then wait/follow as asked. Returns the final Job when it waited."""
     answer = client.put_job(job, force=force)
+    # Imported once the job is in: while it runs, not before the user's job is submitted.
+    from bacalhau.cli import progress
+
     job_id = str(answer.get("JobID", ""))
     for warning in answer.get("Warnings") or []:
         click.echo(f"Warning: {warning}", err=True)
@@ -459,8 +456,10 @@ def submit_and_watch(
             click.echo(f"\tbacalhau job describe {job_id}")
         return None
 
+    long_poll = min(progress.LONG_POLL, float(getattr(client, "timeout", 30.0)) / 2)
     if id_only:
-        final = client.run(_wait_quietly(client, job_id, wait_timeout))
+        final = progress.watch_job(client, job_id, timeout=wait_timeout, long_poll=long_poll,
+                                   echo=lambda _line: None)
     else:
         click.echo(
             "Checking job status... (Enter Ctrl+C to exit at any time, "
@@ -468,13 +467,12 @@ def submit_and_watch(
         )
         click.echo("")
         try:
-            final = client.run(
-                progress.watch_job(
-                    client.aio,
-                    job_id,
-                    job_type=str(job.get("Type", "batch")).lower(),
-                    timeout=wait_timeout,
-                )
+            final = progress.watch_job(
+                client,
+                job_id,
+                job_type=str(job.get("Type", "batch")).lower(),
+                timeout=wait_timeout,
+                long_poll=long_poll,
             )
         except KeyboardInterrupt:
             raise click.ClickException(
@@ -487,10 +485,6 @@ def submit_and_watch(
             progress.print_summary(final)
     progress.raise_if_failed(final)
     return final
-
-
-async def _wait_quietly(client: Client, job_id: str, timeout: float) -> dict[str, Any]:
-    return await progress.watch_job(client.aio, job_id, timeout=timeout, echo=lambda _line: None)
 
 
 def get_results(
@@ -506,6 +500,15 @@ def get_results(
 ) -> None:
     """Download and merge a job's results, printing where they went. `config` and `ipfs_repo`
     say how `ipfs` results are fetched (`IPFSFlags.download_config`, `IPFSFlags.repo`)."""
+    from bacalhau.cli.result_errors import ResultDownloadError
+    from bacalhau.cli.results import (
+        NoResults,
+        ResultMismatch,
+        default_output_dir,
+        download_results,
+    )
+    from bacalhau.cli.s3results import S3DownloadError
+
     out_dir = output_dir or default_output_dir(job_id, namespace)
     try:
         client.run(

@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 import click
 import orjson
-import yaml
 
 from bacalhau.cli.spec_sources import (  # noqa: F401 (re-exported: the run commands' interface)
     DEFAULT_INPUT_TARGET,
@@ -55,6 +54,8 @@ SERVER_JOB_KEYS = ("ID", "State", "Version", "Revision", "CreateTime", "ModifyTi
 
 def parse_job_document(text: str, source: str) -> dict[str, Any]:
     """Parse a JSON or YAML job spec and check its top-level keys."""
+    import yaml  # here: `docker run`/`wasm run` never parse YAML (issue 15)
+
     try:
         data = orjson.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
     except (orjson.JSONDecodeError, yaml.YAMLError) as exc:

@@ -17,13 +17,14 @@ from aiohttp import web
 
 from bacalhau.config import Config
 from bacalhau.errors import NotFoundError, ValidationError
-from bacalhau.models import Job
+from bacalhau.models import Job, JobHistory
 from bacalhau.models.job import RESERVED_META_PREFIX
 from bacalhau.s3client import presign_results_async
 
 from ..middleware import json_response
 from ..paging import PagingToken, next_page_token
-from ..state import CONFIG, requester_of
+from ..state import CONFIG, HANDLER_TIMEOUT, requester_of
+from . import history_wait
 from .binding import (
     INT64_MAX,
     BindError,
@@ -318,7 +319,8 @@ def _history_token(job: Job, limit: int, returned: int, next_offset: int) -> str
 
 
 async def job_history(request: web.Request) -> web.Response:
-    """GET /jobs/{id}/history -> `{"Items": [JobHistory], "NextToken"}`."""
+    """GET /jobs/{id}/history -> `{"Items": [JobHistory], "NextToken"}`; with `long_poll_ms`
+    (ours, see `history_wait`) an empty page waits for the job's next event."""
     event_type = query_choice(request, "event_type", HISTORY_EVENT_TYPES, "all")
     execution_id = query_str(request, "execution_id")
     # Unix seconds, compared in nanoseconds: later than year 2262 matches nothing anyway
@@ -331,16 +333,30 @@ async def job_history(request: web.Request) -> web.Response:
         limit, offset = token.limit or DEFAULT_HISTORY_LIMIT, token.offset
     else:
         limit, offset = query_int(request, "limit") or DEFAULT_HISTORY_LIMIT, 0
+    long_poll_ms = query_int(request, history_wait.PARAM)
     requester = requester_of(request)
-    job = _resolve(request)
-    items, next_offset = requester.job_history(
-        job.id, since=since, event_type=event_type, execution_id=execution_id,
-        job_version=job_version, all_versions=all_versions, offset=offset, limit=limit,
-    )
-    return json_response({
+
+    def read_page() -> history_wait.Page[JobHistory]:
+        job = _resolve(request)
+        items, next_offset = requester.job_history(
+            job.id, since=since, event_type=event_type, execution_id=execution_id,
+            job_version=job_version, all_versions=all_versions, offset=offset, limit=limit,
+        )
+        return job, items, next_offset
+
+    job, items, next_offset = read_page()
+    hold = history_wait.hold_seconds(long_poll_ms, request.app.get(HANDLER_TIMEOUT, 30.0))
+    if hold > 0:
+        job, items, next_offset = await history_wait.wait_for_history(
+            read_page, (job, items, next_offset), hold,
+            gone=lambda: request.transport is None or request.transport.is_closing())
+    answer: dict[str, Any] = {
         "Items": [h.to_dict() for h in items],
         "NextToken": _history_token(job, limit, len(items), next_offset),
-    })
+    }
+    if hold > 0:  # the client may ask again at once: this answer came with news or late
+        answer[history_wait.ANSWER_KEY] = True
+    return json_response(answer)
 
 
 async def job_executions(request: web.Request) -> web.Response:
