@@ -28,6 +28,7 @@ __all__ = [
     "CidError",
     "cid",
     "cid_of_data",
+    "is_small_tree",
     "results_cid",
 ]
 
@@ -79,3 +80,32 @@ def results_cid(results_dir: str | os.PathLike[str]) -> str:
     Symlinks stay links (the archive keeps them as links), empty files and folders count.
     """
     return cid(results_dir, RESULTS_PROFILE, hidden=True)
+
+
+# Results up to this size (and entry count) are packed and hashed on the event loop.
+SMALL_RESULTS_BYTES = 256 * 1024
+SMALL_RESULTS_ENTRIES = 64
+
+
+def is_small_tree(root: str | os.PathLike[str]) -> bool:
+    """True if `root` holds at most SMALL_RESULTS_ENTRIES entries of SMALL_RESULTS_BYTES in all
+    (stops looking as soon as either is exceeded): results this small are packed and hashed on
+    the event loop, where a hand-off to a thread and back would cost more than the work."""
+    budget, entries = SMALL_RESULTS_BYTES, SMALL_RESULTS_ENTRIES
+    pending: list[str | os.PathLike[str]] = [root]
+    try:
+        while pending:
+            with os.scandir(pending.pop()) as it:
+                for entry in it:
+                    entries -= 1
+                    if entries < 0:
+                        return False
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        budget -= entry.stat(follow_symlinks=False).st_size
+                        if budget < 0:
+                            return False
+    except OSError:
+        return False
+    return True

@@ -119,8 +119,9 @@ def test_outputs_env_and_working_dir_reach_the_container(server, docker_api, tmp
     assert (out / "outputs" / "out.txt").read_text() == "written\n"
     assert (out / "stdout").read_text() == f"hello task-env {job_id}\n/tmp\n"
     assert (out / "exitCode").read_text().strip() == "0"
-    # the container was removed before the execution completed
-    assert containers(docker_api, LABEL_JOB, job_id) == []
+    # the container is removed (in the background, once the run has its outcome)
+    wait_until(lambda: containers(docker_api, LABEL_JOB, job_id) == [], 15,
+               "the job's container to be removed")
 
 
 def test_memory_hog_fails_with_memory_limit_exceeded(server, docker_api):
@@ -129,7 +130,8 @@ def test_memory_hog_fails_with_memory_limit_exceeded(server, docker_api):
     state = wait_terminal(server, job_id, 60)
     assert state["StateType"] == "Failed"
     assert "memory limit exceeded" in messages(server, job_id)
-    assert containers(docker_api, LABEL_JOB, job_id) == []
+    wait_until(lambda: containers(docker_api, LABEL_JOB, job_id) == [], 15,
+               "the job's container to be removed")
 
 
 def _running_container(api: Any, job_id: str) -> list[dict[str, Any]] | None:
@@ -281,6 +283,7 @@ async def test_logs_are_written_while_the_container_runs_and_cancel_is_prompt(
         await asyncio.wait_for(run, 15)
     assert request.stdout_path.read_text() == "first\n"
     assert request.stderr_path.read_text() == "oops\n"
+    assert await asyncio.to_thread(executor.reaper.wait_idle, 15)
     assert containers(docker_api, LABEL_EXECUTION, request.execution_id) == []
 
 
@@ -343,4 +346,5 @@ async def test_gpu_request_reaches_the_engine(docker_api, tmp_path):
     with pytest.raises(ExecutorError, match="could not select device driver") as info:
         await executor.run(request)
     assert "NVIDIA container toolkit" in info.value.hint
+    assert await asyncio.to_thread(executor.reaper.wait_idle, 15)
     assert containers(docker_api, LABEL_EXECUTION, request.execution_id) == []

@@ -98,3 +98,30 @@ async def test_the_wait_ends_when_the_client_is_gone() -> None:
     page = await asyncio.wait_for(history_wait.wait_for_history(
         read_page, (job, [], 0), HOLD_MS / 1000, gone=lambda: len(reads) >= 2), HOLD_MS / 2000)
     assert page == (job, [], 0) and len(reads) == 2
+
+
+async def test_a_held_page_is_read_again_at_the_next_commit(tmp_path) -> None:
+    """The hold ends at the commit that makes news, not at the next periodic read."""
+    from bacalhau.models import Job
+    from bacalhau.store.jobstore import JobStore
+
+    store = JobStore(tmp_path / "jobs.db")
+    job = Job.from_dict({"ID": "j-1", "Type": "batch", "State": {"StateType": "Running"}})
+    news: list[str] = []
+
+    def read_page() -> history_wait.Page[str]:
+        return job, list(news), len(news)
+
+    def commit_news() -> None:
+        with store.transaction():
+            news.append("event")  # what the page shows once this commit is done
+
+    signal = history_wait.CommitSignal.of(store.db)
+    assert history_wait.CommitSignal.of(store.db) is signal  # one per store
+    asyncio.get_running_loop().call_later(0.05, commit_news)
+    try:
+        page = await asyncio.wait_for(history_wait.wait_for_history(
+            read_page, (job, [], 0), 60, signal=signal, interval=60), 10)
+    finally:
+        store.close()
+    assert page[1] == ["event"]

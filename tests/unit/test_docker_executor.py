@@ -200,6 +200,7 @@ async def test_gpu_job_create_request_is_exact(tmp_path: Path) -> None:
 
     assert result.exit_code == 0 and result.stdout == "hello\n" and result.stderr == "warn\n"
     assert request.stdout_path.read_text() == "hello\n"
+    assert executor.reaper.wait_idle(5)  # removed in the background, after the outcome
     assert api.names() == ["inspect_image", "create", "attach", "start", "wait",
                            "inspect_container", "remove"]
     (body, name), = api.created
@@ -328,12 +329,37 @@ async def test_missing_image_is_pulled_or_fails_clearly(tmp_path: Path) -> None:
 
 async def test_oom_kill_is_a_failure_and_exit_codes_are_results(tmp_path: Path) -> None:
     api = FakeDockerAPI(exit_code=137, oom=True)
+    executor = DockerExecutor(NODE, client=api)
     with pytest.raises(ExecutorError, match="memory limit exceeded") as info:
-        await DockerExecutor(NODE, client=api).run(
-            make_request(tmp_path, resources=Resources(memory=64_000_000)))
+        await executor.run(make_request(tmp_path, resources=Resources(memory=64_000_000)))
     assert info.value.details == {"Reason": "memory"}
+    assert executor.reaper.wait_idle(5)
     assert api.names()[-1] == "remove"  # removed all the same
 
     api = FakeDockerAPI(exit_code=3, frames=[])
     result = await DockerExecutor(NODE, client=api).run(make_request(tmp_path))
     assert result.exit_code == 3 and result.stdout == ""
+
+
+async def test_the_outcome_does_not_wait_for_the_container_removal(tmp_path: Path) -> None:
+    """The engine's removal of a finished container happens after the run has answered
+    (issue 15)."""
+    import threading
+
+    release = threading.Event()
+
+    class SlowRemoval(FakeDockerAPI):
+        def remove_container(self, container: str, v: bool = False,
+                             force: bool = False) -> None:
+            assert release.wait(10), "the test never released the removal"
+            super().remove_container(container, v=v, force=force)
+
+    api = SlowRemoval()
+    executor = DockerExecutor(NODE, client=api)
+    result = await executor.run(make_request(tmp_path))
+    assert result.exit_code == 0
+    assert "remove" not in api.names()  # still held: the run answered first
+    assert not executor.reaper.wait_idle(0.05)
+    release.set()
+    assert executor.reaper.wait_idle(5)
+    assert api.names()[-1] == "remove"

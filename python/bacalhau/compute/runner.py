@@ -50,7 +50,7 @@ from bacalhau.compute.bidder import ENV_PREFIX, env_allowed
 from bacalhau.compute.logs import LogHub
 from bacalhau.compute.outbox import Reporter
 from bacalhau.config import Config
-from bacalhau.content import CidError, results_cid
+from bacalhau.content import CidError, is_small_tree, results_cid
 from bacalhau.errors import BacalhauError, ExecutorError, PublisherError
 from bacalhau.executors.base import Executor, PreparedInput, RunRequest, read_output_head
 from bacalhau.executors.logfiles import NAME_AFTER, RecordLogs, UnnamedLogs
@@ -323,7 +323,8 @@ class ExecutionRunner:
             result_cid = ""
             if publishing:
                 try:
-                    result_cid = await asyncio.to_thread(results_cid, results_dir)
+                    result_cid = (results_cid(results_dir) if is_small_tree(results_dir)
+                                  else await asyncio.to_thread(results_cid, results_dir))
                 except CidError as exc:
                     raise PublisherError(
                         f"could not compute the CID of the results: {exc}") from exc

@@ -14,8 +14,9 @@ One run (on a worker thread of its own: every SDK call blocks, none runs on the 
 image is here (inspect, else pull with the node's registry credentials) -> create the
 container -> attach to its output -> start -> copy stdout/stderr, demultiplexed, into
 `request.stdout_path`/`stderr_path` as it comes (so `job logs -f` follows a running
-container) -> wait -> inspect (OOM) -> remove the container [-> stop the proxy, remove the
-network].
+container) -> wait -> inspect (OOM) -> hand the container to the reaper, which removes it in
+the background while the execution reports (`docker_reaper.py`) [Network HTTP: remove it at
+once, then stop the proxy and remove the network].
 
 Container: named `bacalhau-<node short id>-<job id>-<execution id>`, labeled
 `bacalhau-executor` and `bacalhau-nodeID` (this node's id), `bacalhau-jobID`,
@@ -73,6 +74,7 @@ from bacalhau.executors import gpu as gpu_mod
 from bacalhau.executors.base import RunRequest, in_daemon_thread, read_output_head
 from bacalhau.executors.docker_http import HTTPNetwork, HTTPNetworks, HTTPSettings, is_http
 from bacalhau.executors.docker_images import DockerImages
+from bacalhau.executors.docker_reaper import ContainerReaper
 from bacalhau.executors.docker_spec import (
     LABEL_EXECUTION,
     LABEL_EXECUTOR,
@@ -152,6 +154,7 @@ class DockerExecutor:
         self._resolve = device_resolver
         self._runs: dict[str, _Run] = {}
         self._adoptable: dict[str, str] = {}  # execution id -> running container id
+        self.reaper = ContainerReaper(self._remove_container)
         self.images = DockerImages(lambda: self.api, registries)
         self.http = HTTPNetworks(node_id, lambda: self.api, self.labels, http)
 
@@ -353,12 +356,20 @@ class DockerExecutor:
             oom = bool(info.get("State", {}).get("OOMKilled"))
             return _Outcome(exit_code, oom, state.reason)
         finally:
-            try:
-                api.remove_container(container, v=True, force=True)
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as exc:
-                log.warning("could not remove container %s: %s", container[:12], exc)
+            if state.http is None:
+                self.reaper.submit(container)  # removed while the execution reports
+            else:  # its network goes next, which needs the container gone
+                self._remove_container(container)
+
+    def _remove_container(self, container: str) -> None:
+        import docker.errors
+
+        try:
+            self.api.remove_container(container, v=True, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            log.warning("could not remove container %s: %s", container[:12], exc)
 
     def _follow_logs(self, container: str) -> _LogStream:
         """Blocking: the container's whole output, then what follows until it exits, as

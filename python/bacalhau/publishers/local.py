@@ -21,39 +21,12 @@ from pathlib import Path
 from aiohttp import web
 
 from bacalhau import _native
+from bacalhau.content import is_small_tree
 from bacalhau.errors import MergeError, PublisherError
 from bacalhau.models import Execution, SpecConfig
 
 # what the server hands out: finished archives only (never the ".partial" files)
 _ARCHIVE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.tar\.gz")
-# Results up to this size (and entry count) are packed on the event loop, not in a thread.
-SMALL_RESULTS_BYTES = 256 * 1024
-SMALL_RESULTS_ENTRIES = 64
-
-
-def _is_small_tree(root: Path) -> bool:
-    """True if `root` holds at most SMALL_RESULTS_ENTRIES entries of SMALL_RESULTS_BYTES in all
-    (stops looking as soon as either is exceeded)."""
-    budget, entries = SMALL_RESULTS_BYTES, SMALL_RESULTS_ENTRIES
-    pending = [root]
-    try:
-        while pending:
-            with os.scandir(pending.pop()) as it:
-                for entry in it:
-                    entries -= 1
-                    if entries < 0:
-                        return False
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append(Path(entry.path))
-                    elif entry.is_file(follow_symlinks=False):
-                        budget -= entry.stat(follow_symlinks=False).st_size
-                        if budget < 0:
-                            return False
-    except OSError:
-        return False
-    return True
-
-
 class LocalPublisher:
     type = "local"
 
@@ -135,7 +108,7 @@ class LocalPublisher:
         dest = self.directory / f"{execution.id}.tar.gz"
         partial = self.directory / f".{execution.id}.tar.gz.partial"
         try:
-            if _is_small_tree(Path(results_dir)):
+            if is_small_tree(Path(results_dir)):
                 # a few small files pack faster than a hand-off to a thread and back
                 _native.pack_dir(str(results_dir), str(partial))
             else:

@@ -260,6 +260,7 @@ class Database:
         self._depth = 0
         # (depth at registration, callback) run after the outermost COMMIT
         self._after_commit: list[tuple[int, Callable[[], None]]] = []
+        self._commit_listeners: list[Callable[[], None]] = []
         self._rollback_listeners: list[Callable[[], None]] = []
         self._after_block: list[tuple[int, Callable[[], None]]] = []
         self._before_commit: list[Callable[[], None]] = []
@@ -397,6 +398,11 @@ class Database:
         writes commits (or rolls back) with the transaction."""
         self._before_commit.append(hook)
 
+    def add_commit_listener(self, callback: Callable[[], None]) -> None:
+        """`callback()` runs after every COMMIT (of a transaction, or of a group), on the
+        thread that committed: for readers that wait for news (the long-polled history)."""
+        self._commit_listeners.append(callback)
+
     def add_rollback_listener(self, callback: Callable[[], None]) -> None:
         """`callback()` runs after every rollback (of a transaction or a savepoint)."""
         self._rollback_listeners.append(callback)
@@ -438,6 +444,8 @@ class Database:
         callbacks, self._after_commit = self._after_commit, []
         for _, callback in callbacks:
             callback()
+        for listener in self._commit_listeners:
+            listener()
         if self._background_checkpoints:
             self._commits += 1
             if (self._commits >= CHECKPOINT_EVERY

@@ -7,16 +7,18 @@ they see the unchanged answer of reference §2.6. An answer to a long-polled req
 `"LongPolled": true`, which tells our client that it may ask again at once (a server that
 ignores the parameter answers without it, and the client keeps its own poll interval).
 
-The wait re-reads the page in-process every `CHECK_INTERVAL` (one SQLite read of the job and
-its history tail): the stores have no change notification for history, and that read is far
-cheaper than the HTTP round trip of a client poll.
+A held request re-reads its page after each commit of the requester's store (`CommitSignal`,
+fed by `Database.add_commit_listener`): every history event is written in a transaction, so
+a page can only change at a commit, and the answer leaves as soon as the event is durable.
+`CHECK_INTERVAL` bounds the wait between two reads all the same (a store without the signal).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bacalhau.models import Job
 
@@ -24,10 +26,54 @@ PARAM = "long_poll_ms"
 ANSWER_KEY = "LongPolled"
 MAX_WAIT = 10.0
 """Longest hold in seconds, whatever is asked (also kept under half the handler timeout)."""
-CHECK_INTERVAL = 0.01
+CHECK_INTERVAL = 0.5
+"""Longest time between two reads of a held page (commits wake it sooner)."""
 
 Item = TypeVar("Item")
 Page = tuple[Job, list[Item], int]
+
+
+class CommitSignal:
+    """Wakes the held requests of one store's readers after each of its commits."""
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def of(cls, db: Any) -> CommitSignal:
+        """The signal of a `Database` (made and registered on first use)."""
+        signal = getattr(db, "_history_commit_signal", None)
+        if signal is None:
+            signal = cls()
+            db.add_commit_listener(signal.committed)
+            db._history_commit_signal = signal
+        return signal
+
+    def next_commit(self) -> asyncio.Future[None]:
+        """A future that is done after the next commit."""
+        self._loop = asyncio.get_running_loop()
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    def committed(self) -> None:
+        if not self._waiters or self._loop is None:
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # committed on another thread
+            running = None
+        if running is self._loop:
+            self._wake()
+        else:
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 async def wait_for_history(
@@ -35,12 +81,14 @@ async def wait_for_history(
     first: Page[Item],
     wait: float,
     *,
+    signal: CommitSignal | None = None,
     interval: float = CHECK_INTERVAL,
     gone: Callable[[], bool] = lambda: False,
 ) -> Page[Item]:
     """Return the first page (job, items, next offset) that has items or whose job is
-    terminal, re-reading with `read_page` every `interval` seconds; after `wait` seconds, or
-    once `gone()` says the client left, the empty page read last."""
+    terminal, re-reading with `read_page` after each commit `signal` reports (at most
+    `interval` seconds apart); after `wait` seconds, or once `gone()` says the client left,
+    the empty page read last."""
     page = first
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
@@ -48,7 +96,11 @@ async def wait_for_history(
         left = deadline - loop.time()
         if left <= 0 or gone():
             break
-        await asyncio.sleep(min(interval, left))  # the stores have no history notification
+        if signal is None:
+            await asyncio.sleep(min(interval, left))
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(signal.next_commit(), min(interval, left))
         page = read_page()
     return page
 

@@ -349,6 +349,7 @@ async def job_history(request: web.Request) -> web.Response:
     if hold > 0:
         job, items, next_offset = await history_wait.wait_for_history(
             read_page, (job, items, next_offset), hold,
+            signal=history_wait.CommitSignal.of(requester.store.db),
             gone=lambda: request.transport is None or request.transport.is_closing())
     answer: dict[str, Any] = {
         "Items": [h.to_dict() for h in items],
