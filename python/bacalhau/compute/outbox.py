@@ -34,12 +34,25 @@ MAX_REFUSALS = 10
 BATCH = 200
 
 
+HOLD_DIRECT_BID = 0.05
+"""Seconds an accepted direct bid waits to travel with the run's result (see `Reporter`)."""
+
+
 class Reporter:
-    """Writes BidResult / RunResult / ComputeError rows for an execution's requester."""
+    """Writes BidResult / RunResult / ComputeError rows for an execution's requester.
+
+    An accepted direct bid (the node runs the execution at once; the requester approves
+    nothing) is held for up to `HOLD_DIRECT_BID`: a run that ends within that time sends its
+    bid and its result in one frame, in that order (issue 15: one message where there were
+    two, and no requester work beside a short run). A longer run's bid is written when the
+    hold ends. The state the bid reports is stored before it is held; only the message waits.
+    A node that dies meanwhile fails the execution on restart and reports that instead.
+    """
 
     def __init__(self, store: ExecutionStore, node_id: str) -> None:
         self._store = store
         self._node_id = node_id
+        self._held: dict[str, tuple[LocalExecution, dict[str, object], asyncio.TimerHandle]] = {}
 
     def _base(self, local: LocalExecution, events: list[Event]) -> dict[str, object]:
         ex = local.execution
@@ -54,12 +67,37 @@ class Reporter:
         self._store.enqueue_message(local.requester, msg_type, payload,
                                     execution_id=local.id, source=self._node_id)
 
-    def bid_result(self, local: LocalExecution, accepted: bool, events: list[Event]) -> None:
+    def bid_result(self, local: LocalExecution, accepted: bool, events: list[Event], *,
+                   hold: bool = False) -> None:
+        """`hold`: an accepted direct bid, sent with the run's result or after the hold."""
         payload = self._base(local, events)
         payload["Accepted"] = accepted
+        if hold and accepted:
+            timer = asyncio.get_running_loop().call_later(HOLD_DIRECT_BID, self._release,
+                                                          local.id)
+            self._held[local.id] = (local, payload, timer)
+            return
         self._send(local, msg.BID_RESULT, payload)
 
+    def release_held(self) -> None:
+        """Write every held bid now (the node is stopping)."""
+        for execution_id in list(self._held):
+            self._release(execution_id)
+
+    def _release(self, execution_id: str) -> None:
+        with self._store.transaction():
+            self._write_held(execution_id)
+
+    def _write_held(self, execution_id: str) -> None:
+        """The held bid of this execution, if any, as a row of the open transaction."""
+        held = self._held.pop(execution_id, None)
+        if held is not None:
+            local, payload, timer = held
+            timer.cancel()
+            self._send(local, msg.BID_RESULT, payload)
+
     def run_result(self, local: LocalExecution, events: list[Event]) -> None:
+        self._write_held(local.id)  # the bid first, in the same frame
         ex = local.execution
         payload = self._base(local, events)
         payload["PublishResult"] = ex.published_result.to_dict()
@@ -67,6 +105,7 @@ class Reporter:
         self._send(local, msg.RUN_RESULT, payload)
 
     def compute_error(self, local: LocalExecution, events: list[Event]) -> None:
+        self._write_held(local.id)
         self._send(local, msg.COMPUTE_ERROR, self._base(local, events))
 
 

@@ -142,6 +142,7 @@ class ComputeNode:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.buffer.stop()
+        self.reporter.release_held()  # sent after the restart, before what the restart reports
         await self.sender.stop()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -308,7 +309,8 @@ class ComputeNode:
                 local = self.store.update(
                     execution_id, new_state, expected=(ExecutionStateType.NEW,),
                     message=decision.message, mutate=allocate, events=events)
-                self.reporter.bid_result(local, decision.accepted, events)
+                self.reporter.bid_result(local, decision.accepted, events,
+                                         hold=decision.accepted and direct)
         except StateConflictError:
             return  # cancelled while bidding
         if decision.accepted and direct:
