@@ -452,3 +452,17 @@ async def test_restart_fails_active_batch_executions(cluster: Cluster) -> None:
 
 def _tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+async def test_a_long_running_direct_bid_is_reported_at_once(cluster: Cluster,
+                                                             monkeypatch) -> None:
+    """Only batch/ops bids wait to share a frame with the result: a daemon's run is resumed
+    after a restart without a new bid, so its bid must not sit in memory."""
+    from bacalhau.compute import outbox
+
+    monkeypatch.setattr(outbox, "HOLD_DIRECT_BID", 600.0)
+    r = cluster.requester
+    ask = _ask(_job(SpecConfig("test"), job_type="daemon"), direct=True)
+    execution_id = ask["Execution"]["ID"]
+    await r.ask(msg.ASK_FOR_BID, ask)
+    await eventually(lambda: [k for k, _ in r.of(execution_id)] == [msg.BID_RESULT])

@@ -130,8 +130,9 @@ def test_reads_are_private_copies_and_follow_every_write(tmp_path: Path) -> None
     assert store.require(ex.id).execution.job.name == "j"  # type: ignore[union-attr]
     with pytest.raises(KeyError), store.transaction():
         store.update(ex.id, S.RUNNING, message="rolled back")
+        assert store.require(ex.id).state == S.RUNNING  # cached at once, read inside
         raise KeyError
-    assert store.require(ex.id).state == S.NEW  # the cache never saw the rolled-back write
+    assert store.require(ex.id).state == S.NEW  # the cache never serves a rolled-back write
     store.update(ex.id, S.RUNNING, message="kept")
     # another connection changes the row: reads notice (they compare the stored bytes)
     other = ExecutionStore(path)
@@ -159,3 +160,4 @@ async def test_acknowledged_rows_leave_with_the_next_commit(tmp_path: Path) -> N
     store.close()  # closing writes what is pending
     assert peek.pending_messages() == []
     peek.close()
+

@@ -96,3 +96,28 @@ async def test_a_stopping_node_writes_the_bids_it_holds(store, monkeypatch):
         reporter.bid_result(_local(store), True, [], hold=True)
     reporter.release_held()
     assert _rows(store) == [messages.BID_RESULT]
+
+
+async def test_a_bid_the_store_cannot_take_yet_goes_with_the_result(store, monkeypatch):
+    """The hold ends while the disk is full: the bid is kept and leaves before the result."""
+    monkeypatch.setattr(outbox, "HOLD_DIRECT_BID", 0.01)
+    reporter = Reporter(store, "n-compute")
+    local = _local(store)
+    real = store.enqueue_message
+    failures = []
+
+    def full_disk(*args, **kwargs):
+        failures.append(1)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "enqueue_message", full_disk)
+    with store.transaction():
+        reporter.bid_result(local, True, [], hold=True)
+    deadline = time.monotonic() + 10
+    while not failures:
+        assert time.monotonic() < deadline, "the hold never ended"
+        await asyncio.sleep(0.01)  # deadline-bounded wait for the hold's timer
+    monkeypatch.setattr(store, "enqueue_message", real)
+    with store.transaction():
+        reporter.run_result(local, [Event.new("Execution", "Completed successfully")])
+    assert _rows(store) == [messages.BID_RESULT, messages.RUN_RESULT]

@@ -46,13 +46,16 @@ class Reporter:
     bid and its result in one frame, in that order (issue 15: one message where there were
     two, and no requester work beside a short run). A longer run's bid is written when the
     hold ends. The state the bid reports is stored before it is held; only the message waits.
-    A node that dies meanwhile fails the execution on restart and reports that instead.
+    Only batch and ops runs are held: a node that dies meanwhile fails them on restart and
+    reports that instead, whereas a service or daemon run is resumed without a new bid (and
+    never ends soon enough to share a frame anyway).
     """
 
     def __init__(self, store: ExecutionStore, node_id: str) -> None:
         self._store = store
         self._node_id = node_id
-        self._held: dict[str, tuple[LocalExecution, dict[str, object], asyncio.TimerHandle]] = {}
+        self._held: dict[str, tuple[LocalExecution, dict[str, object],
+                                    asyncio.TimerHandle | None]] = {}
 
     def _base(self, local: LocalExecution, events: list[Event]) -> dict[str, object]:
         ex = local.execution
@@ -85,15 +88,22 @@ class Reporter:
             self._release(execution_id)
 
     def _release(self, execution_id: str) -> None:
-        with self._store.transaction():
-            self._write_held(execution_id)
+        held = self._held.get(execution_id)
+        try:
+            with self._store.transaction():
+                self._write_held(execution_id)
+        except Exception as exc:  # e.g. a full disk: it goes with the run's result instead
+            log.warning("could not write the bid of %s yet: %s", execution_id, exc)
+            if held is not None:
+                self._held[execution_id] = (held[0], held[1], None)
 
     def _write_held(self, execution_id: str) -> None:
         """The held bid of this execution, if any, as a row of the open transaction."""
         held = self._held.pop(execution_id, None)
         if held is not None:
             local, payload, timer = held
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             self._send(local, msg.BID_RESULT, payload)
 
     def run_result(self, local: LocalExecution, events: list[Event]) -> None:

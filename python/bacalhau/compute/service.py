@@ -292,6 +292,7 @@ class ComputeNode:
                            Topic.EXEC_SCANNING, expected=(ExecutionStateType.NEW,))
             return
         direct = execution.desired_state.state_type == ExecutionDesiredStateType.RUNNING
+        job_type = execution.job.type if execution.job is not None else ""
         task_name = execution.job.task.name if execution.job and execution.job.tasks else ""
 
         def allocate(ex: Execution) -> None:
@@ -310,7 +311,8 @@ class ComputeNode:
                     execution_id, new_state, expected=(ExecutionStateType.NEW,),
                     message=decision.message, mutate=allocate, events=events)
                 self.reporter.bid_result(local, decision.accepted, events,
-                                         hold=decision.accepted and direct)
+                                         hold=decision.accepted and direct
+                                         and job_type not in (JobType.SERVICE, JobType.DAEMON))
         except StateConflictError:
             return  # cancelled while bidding
         if decision.accepted and direct:

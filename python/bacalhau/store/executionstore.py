@@ -176,15 +176,12 @@ class ExecutionStore:
         return True
 
     def _remember(self, execution: Execution, data: bytes) -> None:
-        """Cache what was just written, once it is committed."""
-        copy = execution.copy()
-
-        def store() -> None:
-            if len(self._cache) >= CACHE_SIZE and copy.id not in self._cache:
-                del self._cache[next(iter(self._cache))]
-            self._cache[copy.id] = (data, copy)
-
-        self._db.after_commit(store)
+        """Cache what was just written. At once, not at the (group's) commit: an entry is
+        only used while the stored bytes equal it, so a rollback is harmless, and the next
+        read of the same execution, usually in the same group, skips parsing it."""
+        if len(self._cache) >= CACHE_SIZE and execution.id not in self._cache:
+            del self._cache[next(iter(self._cache))]
+        self._cache[execution.id] = (data, execution.copy())
 
     def _local(self, row: Any) -> LocalExecution:
         """A LocalExecution from a `(id, data, requester, revision)` row."""
