@@ -531,12 +531,7 @@ class DockerExecutor:
                 continue
             log.info("removing container %s of execution %s (node restart)", container[:12],
                      execution_id)
-            try:
-                self.api.remove_container(container, v=True, force=True)
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as exc:
-                log.warning("could not remove container %s: %s", container[:12], exc)
+            self._remove_container(container)
         self.http.remove_leftovers(set(self._adoptable))
 
 
