@@ -60,7 +60,9 @@ async def test_a_short_run_sends_its_held_bid_first_with_its_result(store, monke
         reporter.run_result(local, [done])
     rows = store.pending_messages()
     assert [m.msg_type for m in rows] == [messages.BID_RESULT, messages.RUN_RESULT]
-    assert messages.decode(rows[0].envelope).payload["Accepted"] is True
+    bid = messages.decode(rows[0].envelope).payload
+    assert bid["Accepted"] is True
+    assert isinstance(bid["Time"], int) and bid["Time"] > 0  # when it was decided, not sent
     reporter.release_held()  # nothing left to release
     assert _rows(store) == [messages.BID_RESULT, messages.RUN_RESULT]
 

@@ -216,3 +216,23 @@ def test_housekeeping_finds_timeouts(store):
     assert found == {total.id: "job-timeout", per_exec.id: "exec-timeout"}
     assert len(enqueued) == 3
     assert {e.id for e in store.pending_evaluations()} == {e.id for e in enqueued}
+
+
+async def test_an_accepted_direct_bid_is_dated_when_the_node_decided(store):
+    """A held bid reaches the requester with the run's result: its event keeps the time the
+    node accepted, so that it does not read as later than the run it started."""
+    from bacalhau.models.timeutil import rfc3339
+
+    job = stored_job(store)
+    direct = make_execution(job, "n-2", desired=Desired.RUNNING)
+    bad = make_execution(job, "n-3", desired=Desired.RUNNING)
+    store.create_execution(direct)
+    store.create_execution(bad)
+    h = Handlers(store)
+    decided = 1_700_000_000_123_456_789
+    await h.send(messages.BID_RESULT, direct, Accepted=True, Events=[], Time=decided)
+    await h.send(messages.BID_RESULT, bad, Accepted=True, Events=[], Time="yesterday")
+    (event,) = [x.event for x in store.job_history(job.id, execution_id=direct.id)]
+    assert event.message == "Bid accepted for n-2" and event.timestamp == rfc3339(decided)
+    (other,) = [x.event for x in store.job_history(job.id, execution_id=bad.id)]
+    assert other.timestamp and other.timestamp != rfc3339(decided)  # not a time: now

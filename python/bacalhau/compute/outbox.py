@@ -24,6 +24,7 @@ import orjson
 
 from bacalhau.errors import TransportError
 from bacalhau.models import Event
+from bacalhau.models.timeutil import now_ns
 from bacalhau.store.executionstore import ExecutionStore, LocalExecution, OutboxMessage
 from bacalhau.transport import PROTOCOL_ORCHESTRATOR, Transport
 from bacalhau.transport import messages as msg
@@ -75,6 +76,7 @@ class Reporter:
         """`hold`: an accepted direct bid, sent with the run's result or after the hold."""
         payload = self._base(local, events)
         payload["Accepted"] = accepted
+        payload["Time"] = now_ns()  # when the node decided: the event's time, however late sent
         if hold and accepted:
             timer = asyncio.get_running_loop().call_later(HOLD_DIRECT_BID, self._release,
                                                           local.id)

@@ -13,6 +13,8 @@ import orjson
 
 from bacalhau.errors import ValidationError
 
+INT64_MAX = 2**63 - 1  # what the stores (SQLite INTEGER) and Go's int64 hold
+
 
 def dumps(obj: Any) -> bytes:
     """Serialize to compact JSON bytes; objects with `to_dict` are converted first."""

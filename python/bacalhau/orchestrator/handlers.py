@@ -30,9 +30,10 @@ from bacalhau.models import (
     RunCommandResult,
     SpecConfig,
 )
+from bacalhau.models.codec import INT64_MAX
 from bacalhau.models.ids import new_eval_id, short_id
 from bacalhau.models.job import JobType
-from bacalhau.models.timeutil import now_ns
+from bacalhau.models.timeutil import now_ns, rfc3339
 from bacalhau.orchestrator.scheduler.base import scheduling_event
 from bacalhau.store.jobstore import JobStore
 from bacalhau.transport import PROTOCOL_ORCHESTRATOR, Transport, messages
@@ -126,9 +127,14 @@ class ExecutionMessageHandlers:
                     return _UNCHANGED
                 execution.compute_state = ExecutionState(target, message)
                 if direct:
-                    events.append(scheduling_event(
+                    accepted = scheduling_event(
                         f"Bid accepted for {short_id(execution.node_id)}",
-                        NodeID=execution.node_id))
+                        NodeID=execution.node_id)
+                    decided = payload.get("Time")  # the node's clock, as its own events
+                    if isinstance(decided, int) and not isinstance(decided, bool) \
+                            and 0 < decided < INT64_MAX:
+                        accepted.timestamp = rfc3339(decided)
+                    events.append(accepted)
                     # a long-running job's update rolls once its replacement runs: evaluate
                     return _EVALUATE if long_running else _STORED
             else:

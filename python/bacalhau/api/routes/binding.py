@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 
 from bacalhau.errors import BacalhauError, ValidationError
-from bacalhau.models.codec import lower_keys
+from bacalhau.models.codec import INT64_MAX, lower_keys
 
 DEFAULT_NAMESPACE = "default"
 ALL_NAMESPACES = "*"
@@ -111,7 +111,6 @@ def query_str(request: web.Request, name: str, default: str = "") -> str:
     return default if value is None else value.strip()
 
 
-INT64_MAX = 2**63 - 1  # what the stores (SQLite INTEGER) and Go's int64 hold
 
 
 def query_int(request: web.Request, name: str, default: int = 0, *, minimum: int = 0) -> int:
