@@ -48,9 +48,20 @@ def _rows(store: ExecutionStore) -> list[str]:
     return [m.msg_type for m in store.pending_messages()]
 
 
+def _reporter(store: ExecutionStore, monkeypatch, *, hold: float) -> Reporter:
+    monkeypatch.setattr(outbox, "HOLD_DIRECT_BID", hold)
+    return Reporter(store, "n-compute")
+
+
+async def _until(predicate, what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.01)  # deadline-bounded wait for the hold's timer
+
+
 async def test_a_short_run_sends_its_held_bid_first_with_its_result(store, monkeypatch):
-    monkeypatch.setattr(outbox, "HOLD_DIRECT_BID", 60.0)
-    reporter = Reporter(store, "n-compute")
+    reporter = _reporter(store, monkeypatch, hold=60.0)
     local = _local(store)
     with store.transaction():
         reporter.bid_result(local, True, [], hold=True)
@@ -68,23 +79,18 @@ async def test_a_short_run_sends_its_held_bid_first_with_its_result(store, monke
 
 
 async def test_a_held_bid_leaves_when_the_hold_ends(store, monkeypatch):
-    monkeypatch.setattr(outbox, "HOLD_DIRECT_BID", 0.05)
-    reporter = Reporter(store, "n-compute")
+    reporter = _reporter(store, monkeypatch, hold=0.05)
     local = _local(store)
     with store.transaction():
         reporter.bid_result(local, True, [], hold=True)
-    deadline = time.monotonic() + 10
-    while _rows(store) != [messages.BID_RESULT]:
-        assert time.monotonic() < deadline, "the held bid was never written"
-        await asyncio.sleep(0.01)  # deadline-bounded wait for the hold's timer
+    await _until(lambda: _rows(store) == [messages.BID_RESULT], "the held bid was never written")
     with store.transaction():  # the run's failure comes later: the bid is not sent twice
         reporter.compute_error(local, [Event.new("Running", "boom")])
     assert _rows(store) == [messages.BID_RESULT, messages.COMPUTE_ERROR]
 
 
 async def test_rejections_and_pending_bids_are_never_held(store, monkeypatch):
-    monkeypatch.setattr(outbox, "HOLD_DIRECT_BID", 60.0)
-    reporter = Reporter(store, "n-compute")
+    reporter = _reporter(store, monkeypatch, hold=60.0)
     with store.transaction():
         reporter.bid_result(_local(store), False, [], hold=True)
         reporter.bid_result(_local(store), True, [])
@@ -92,8 +98,7 @@ async def test_rejections_and_pending_bids_are_never_held(store, monkeypatch):
 
 
 async def test_a_stopping_node_writes_the_bids_it_holds(store, monkeypatch):
-    monkeypatch.setattr(outbox, "HOLD_DIRECT_BID", 60.0)
-    reporter = Reporter(store, "n-compute")
+    reporter = _reporter(store, monkeypatch, hold=60.0)
     with store.transaction():
         reporter.bid_result(_local(store), True, [], hold=True)
     reporter.release_held()
@@ -102,8 +107,7 @@ async def test_a_stopping_node_writes_the_bids_it_holds(store, monkeypatch):
 
 async def test_a_bid_the_store_cannot_take_yet_goes_with_the_result(store, monkeypatch):
     """The hold ends while the disk is full: the bid is kept and leaves before the result."""
-    monkeypatch.setattr(outbox, "HOLD_DIRECT_BID", 0.01)
-    reporter = Reporter(store, "n-compute")
+    reporter = _reporter(store, monkeypatch, hold=0.01)
     local = _local(store)
     real = store.enqueue_message
     failures = []
@@ -115,10 +119,7 @@ async def test_a_bid_the_store_cannot_take_yet_goes_with_the_result(store, monke
     monkeypatch.setattr(store, "enqueue_message", full_disk)
     with store.transaction():
         reporter.bid_result(local, True, [], hold=True)
-    deadline = time.monotonic() + 10
-    while not failures:
-        assert time.monotonic() < deadline, "the hold never ended"
-        await asyncio.sleep(0.01)  # deadline-bounded wait for the hold's timer
+    await _until(lambda: bool(failures), "the hold never ended")
     monkeypatch.setattr(store, "enqueue_message", real)
     with store.transaction():
         reporter.run_result(local, [Event.new("Execution", "Completed successfully")])

@@ -110,6 +110,17 @@ def _follow(
     return (yield _GetJob()).get("Job") or {}
 
 
+def _perform(client: Any, job_id: str, step: _Step, sleep: Callable[[float], Any]) -> Any:
+    """The call a step asks for, on either kind of client: its answer, or the awaitable of it
+    (an `AsyncClient`, `asyncio.sleep`), which the async driver awaits."""
+    if isinstance(step, _History):
+        return client.job_history(job_id, event_type="all", next_token=step.token,
+                                  long_poll_ms=step.long_poll_ms)
+    if isinstance(step, _GetJob):
+        return client.get_job(job_id)
+    return sleep(step.seconds)
+
+
 async def follow_history(
     client: AsyncClient,
     job_id: str,
@@ -132,13 +143,7 @@ async def follow_history(
             step = steps.send(answer)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-        if isinstance(step, _History):
-            answer = await client.job_history(job_id, event_type="all", next_token=step.token,
-                                              long_poll_ms=step.long_poll_ms)
-        elif isinstance(step, _GetJob):
-            answer = await client.get_job(job_id)
-        else:
-            answer = await asyncio.sleep(step.seconds)
+        answer = await _perform(client, job_id, step, asyncio.sleep)
 
 
 class BlockingHistoryClient(Protocol):
@@ -171,10 +176,4 @@ def follow_history_blocking(
             step = steps.send(answer)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-        if isinstance(step, _History):
-            answer = client.job_history(job_id, event_type="all", next_token=step.token,
-                                        long_poll_ms=step.long_poll_ms)
-        elif isinstance(step, _GetJob):
-            answer = client.get_job(job_id)
-        else:
-            answer = sleep(step.seconds)
+        answer = _perform(client, job_id, step, sleep)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -43,11 +44,10 @@ class CommitSignal:
     @classmethod
     def of(cls, db: Any) -> CommitSignal:
         """The signal of a `Database` (made and registered on first use)."""
-        signal = getattr(db, "_history_commit_signal", None)
+        signal = _SIGNALS.get(db)
         if signal is None:
-            signal = cls()
+            signal = _SIGNALS[db] = cls()
             db.add_commit_listener(signal.committed)
-            db._history_commit_signal = signal
         return signal
 
     def next_commit(self) -> asyncio.Future[None]:
@@ -103,6 +103,9 @@ async def wait_for_history(
                 await asyncio.wait_for(signal.next_commit(), min(interval, left))
         page = read_page()
     return page
+
+
+_SIGNALS: weakref.WeakKeyDictionary[Any, CommitSignal] = weakref.WeakKeyDictionary()
 
 
 def hold_seconds(asked_ms: int, handler_timeout: float) -> float:
