@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import platform
@@ -507,6 +508,16 @@ async def wait_for_shutdown() -> None:
     await stop.wait()
 
 
+def freeze_startup_heap() -> None:
+    """Take what start-up made (modules, classes, the config, the node's parts: ~50,000
+    objects that live as long as the process) out of the cyclic garbage collector's view.
+    A full collection walked all of it each time, 15-25 ms here: a pause in the middle of
+    whatever job ran then, and the jobs in the tail of the latency figures. Objects made later
+    are collected as before; frozen ones are still freed when their last reference goes."""
+    gc.collect()
+    gc.freeze()
+
+
 async def run_node(config: Config) -> None:
     """`bacalhau serve`: run one node until SIGINT/SIGTERM."""
     kind = transport_kind(config)
@@ -525,6 +536,7 @@ async def run_node(config: Config) -> None:
     # before the node announces itself: SIGUSR1's default action would end the process
     install_counter_dump(node.data_dir, node.transport)  # SIGUSR1: counters.json (bench)
     await node.start()
+    freeze_startup_heap()
     print(f"bacalhau node {node.node_id} ({' + '.join(node.roles())}) is running", flush=True)
     for address in node.addresses():
         print(f"Peer address: {address}", flush=True)
