@@ -112,7 +112,12 @@ impl Loop {
             behaviour,
             local,
             libp2p::swarm::Config::with_tokio_executor()
-                .with_idle_connection_timeout(config.idle_timeout),
+                .with_idle_connection_timeout(config.idle_timeout)
+                // propose a stream's protocol and send at once, without waiting a round trip
+                // for the listener's confirmation (every request opens a stream)
+                .with_substream_upgrade_protocol_override(
+                    libp2p::core::upgrade::Version::V1Lazy,
+                ),
         );
         let now = Instant::now().into_std();
         let mut bootstrap = Roster::new(
