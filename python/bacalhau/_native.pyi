@@ -222,6 +222,17 @@ class NativeNode:
     def close(self) -> None:
         """Close every connection and stop the thread; idempotent. Runs without the GIL."""
 
+def next_events(max: int, timeout_ms: int) -> list[tuple[Any, ...]]:
+    """Wait up to `timeout_ms` for an event of any node of this process, then return up to
+    `max` queued events, each `(node key, kind, ...)`. Runs without the GIL."""
+
+def wake_fd() -> int | None:
+    """The descriptor an event loop watches: readable once an event arrives after
+    `clear_wake()`; None where it could not be made."""
+
+def clear_wake() -> None:
+    """Empty the wake-up descriptor and arm it again; drain with `next_events(max, 0)` after."""
+
 def load_peer_id(key_file: _StrPath) -> str:
     """The peer id of the identity in `key_file`, created (mode 0600) if absent."""
 

@@ -6,9 +6,9 @@ ping, connection limits; a swarm key makes the cluster private, an allow-list re
 peers may connect). `node_id` is the libp2p peer id, derived from the ed25519 key kept in
 `<data_dir>/libp2p.key`, so it survives restarts.
 
-Events come back in batches through the process's event pump (`pump.py`: one thread for
-every node of the process), on this transport's event loop; they resolve request futures and
-start handlers as tasks.
+Events come back in batches through the process's event pump (`pump.py`: the event loop
+drains the process's one native hub when its wake-up descriptor is readable), on this
+transport's event loop; they resolve request futures and start handlers as tasks.
 
 Who sent it: the sender id passed to handlers is authenticated by libp2p. For gossip it is
 the message's author, whose signature gossipsub checked (strict validation; forged or

@@ -1,14 +1,19 @@
-"""The event pump: one thread per process that drains the events of every libp2p node.
+"""The event pump: how the events of every libp2p node of a process reach their event loops.
 
-Every `NativeNode` of a process writes its events into one native hub. One daemon thread
-waits on it (without the GIL) and hands each batch to the node it belongs to, on that node's
-event loop (`call_soon_threadsafe`, once per node per batch). A process that simulates a
-thousand compute nodes therefore runs one waiting thread, not a thousand, and an idle node
-costs no wake-ups at all.
+Every `NativeNode` of a process writes its events into one native hub. Each event loop that
+runs a node watches the hub's wake-up descriptor (`loop.add_reader`): when an event arrives,
+the loop itself drains the hub and hands each batch to the node it belongs to, on the spot
+for its own nodes and by `call_soon_threadsafe` for a node on another loop. No thread stands
+between the network and the loop, so an event costs no thread wake-up and no hand-over of the
+GIL, and an idle node costs no wake-ups at all. A process that simulates a thousand compute
+nodes still has one descriptor and one drain per batch.
+
+Where the hub has no wake-up descriptor, one daemon thread waits on the hub instead (without
+the GIL) and posts each batch to its node's loop, as before.
 
 Nodes register with `attach(key, loop, deliver)` when they start and `detach(key)` when they
-close. Events of a key nobody holds (a node closed a moment ago) are dropped. The thread is
-started on first use and again in a forked child (threads do not survive fork).
+close. Events of a key nobody holds (a node closed a moment ago) are dropped. After a fork,
+the child has a hub of its own (threads and readers do not survive fork).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from bacalhau._native import NativeTransportError, next_events
+from bacalhau._native import NativeTransportError, clear_wake, next_events, wake_fd
 
 log = logging.getLogger(__name__)
 
@@ -37,45 +42,88 @@ class EventPump:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._routes: dict[int, tuple[asyncio.AbstractEventLoop, Deliver]] = {}
+        self._readers: dict[asyncio.AbstractEventLoop, int] = {}  # loop -> descriptor
         self._thread: threading.Thread | None = None
         self._pid = 0
 
     def attach(self, key: int, loop: asyncio.AbstractEventLoop, deliver: Deliver) -> None:
         """Deliver the events of node `key` to `deliver`, called on `loop`."""
         with self._lock:
-            self._routes[key] = (loop, deliver)
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            if self._pid != os.getpid():  # first use, or a forked child
                 self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, name="libp2p-events",
-                                                daemon=True)
-                self._thread.start()
+                self._readers.clear()
+                self._thread = None
+            self._routes[key] = (loop, deliver)
+            fd = wake_fd()
+            if fd is None:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="libp2p-events",
+                                                    daemon=True)
+                    self._thread.start()
+                return
+            if loop not in self._readers:
+                self._readers[loop] = fd
+                loop.add_reader(fd, self._drain, loop)
+        # events queued before the reader was added raised no wake-up of this loop
+        loop.call_soon_threadsafe(self._drain, loop)
 
     def detach(self, key: int) -> None:
         with self._lock:
-            self._routes.pop(key, None)
+            route = self._routes.pop(key, None)
+            if route is None:
+                return
+            loop = route[0]
+            if any(other is loop for other, _ in self._routes.values()):
+                return
+            fd = self._readers.pop(loop, None)
+        if fd is not None and not loop.is_closed():
+            loop.remove_reader(fd)
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On `loop`, when the hub's descriptor is readable: arm it again, then route every
+        queued event."""
+        clear_wake()
+        while True:
+            events = next_events(BATCH, 0)
+            if events:
+                self._route(events, loop)
+            if len(events) < BATCH:
+                return
 
     def _run(self) -> None:
+        """The fallback: a thread that waits on the hub and posts each batch to its loop."""
         while True:
             try:
                 events = next_events(BATCH, WAIT_MS)
             except NativeTransportError as exc:  # pragma: no cover - the hub never closes
                 log.error("libp2p event hub failed: %s", exc)
                 return
-            if not events:
+            if events:
+                self._route(events, None)
+
+    def _route(self, events: list[tuple[Any, ...]],
+               here: asyncio.AbstractEventLoop | None) -> None:
+        """Hand each node its events: directly when its loop is `here` (the running one),
+        else by `call_soon_threadsafe` on its loop."""
+        by_key: dict[int, list[tuple[Any, ...]]] = {}
+        for event in events:
+            by_key.setdefault(event[0], []).append(event[1:])
+        with self._lock:
+            routes = [(self._routes.get(key), batch) for key, batch in by_key.items()]
+        for route, batch in routes:
+            if route is None:
                 continue
-            by_key: dict[int, list[tuple[Any, ...]]] = {}
-            for event in events:
-                by_key.setdefault(event[0], []).append(event[1:])
-            with self._lock:
-                routes = [(self._routes.get(key), batch) for key, batch in by_key.items()]
-            for route, batch in routes:
-                if route is None:
-                    continue
-                loop, deliver = route
+            loop, deliver = route
+            if loop is here:
                 try:
-                    loop.call_soon_threadsafe(deliver, batch)
-                except RuntimeError:
-                    pass  # the node's loop is closed: it is going away
+                    deliver(batch)
+                except Exception:
+                    log.exception("delivering libp2p events failed")
+                continue
+            try:
+                loop.call_soon_threadsafe(deliver, batch)
+            except RuntimeError:
+                pass  # the node's loop is closed: it is going away
 
 
 _PUMP = EventPump()

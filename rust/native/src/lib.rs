@@ -57,6 +57,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add_class::<transport::NativeNode>()?;
     m.add_function(wrap_pyfunction!(transport::next_events, m)?)?;
+    m.add_function(wrap_pyfunction!(transport::wake_fd, m)?)?;
+    m.add_function(wrap_pyfunction!(transport::clear_wake, m)?)?;
     m.add_function(wrap_pyfunction!(transport::load_peer_id, m)?)?;
     m.add_function(wrap_pyfunction!(transport::generate_swarm_key, m)?)?;
     m.add_function(wrap_pyfunction!(transport::parse_swarm_key, m)?)?;

@@ -238,6 +238,19 @@ pub fn next_events(py: Python<'_>, max: usize, timeout_ms: u64) -> PyResult<Vec<
         .collect()
 }
 
+/// The file descriptor an event loop watches: readable once an event arrives after
+/// `clear_wake()` (then drain with `next_events(max, 0)`); None where it could not be made.
+#[pyfunction]
+pub fn wake_fd() -> Option<i32> {
+    hub().wake_fd()
+}
+
+/// Empty the wake-up descriptor and arm it for the next event; drain the events after it.
+#[pyfunction]
+pub fn clear_wake() {
+    hub().clear_wake();
+}
+
 /// A running libp2p node (gossipsub + request/response), a task on the process's runtime.
 #[pyclass(frozen, module = "bacalhau._native")]
 pub struct NativeNode {
