@@ -70,7 +70,7 @@ RESULTS_PROFILE: Final[str] = DEFAULT_PROFILE
 """The profile of the CID every published result carries (`PublishedResult.Params["CID"]`)."""
 
 
-def results_cid(results_dir: str | os.PathLike[str]) -> str:
+def results_cid(results_dir: str | os.PathLike[str], threads: int = 0) -> str:
     """The CID of an execution's results directory, as the compute attaches it to the published
     result and `job get` recomputes it after download.
 
@@ -78,8 +78,10 @@ def results_cid(results_dir: str | os.PathLike[str]) -> str:
     the archive carries everything the job wrote; skipping them would let a changed dotfile pass
     the check. The CID is the one `ipfs add -r --hidden DIR` prints (default profile).
     Symlinks stay links (the archive keeps them as links), empty files and folders count.
+    `threads` as for `cid`: 1 for a small tree (`is_small_tree`), where waking hashing threads
+    costs more than hashing a few small files on the calling one.
     """
-    return cid(results_dir, RESULTS_PROFILE, hidden=True)
+    return cid(results_dir, RESULTS_PROFILE, hidden=True, threads=threads)
 
 
 # Results up to this size (and entry count) are packed and hashed on the event loop.

@@ -323,7 +323,8 @@ class ExecutionRunner:
             result_cid = ""
             if publishing:
                 try:
-                    result_cid = (results_cid(results_dir) if is_small_tree(results_dir)
+                    result_cid = (results_cid(results_dir, threads=1)
+                                  if is_small_tree(results_dir)
                                   else await asyncio.to_thread(results_cid, results_dir))
                 except CidError as exc:
                     raise PublisherError(
