@@ -105,6 +105,57 @@ async def test_a_noop_wasm_job_creates_only_its_input_and_result_paths(
     assert await _logs(cluster, execution_id) == [{"Type": 1, "Line": "2 3 14"}]
 
 
+def _record_states(cluster: Cluster, execution_id: str) -> list[S]:
+    """The states the compute store is asked to write for `execution_id`, in order (the real
+    store still writes them)."""
+    store = cluster.store
+    assert store is not None
+    written: list[S] = []
+    update = store.update
+
+    def recording(ex_id: str, new_state: S, **kw: object) -> object:
+        if ex_id == execution_id:
+            written.append(S(new_state))
+        return update(ex_id, new_state, **kw)  # type: ignore[arg-type]
+
+    store.update = recording  # type: ignore[method-assign]
+    return written
+
+
+async def test_a_small_local_publish_writes_no_publishing_state(cluster: Cluster,
+                                                                tmp_path: Path) -> None:
+    """Packed and hashed without yielding to the loop: Running goes straight to Completed;
+    results over the small-tree size still pass through Publishing."""
+    ask = _wordcount(b"one two\n", publisher="local")
+    execution_id = ask["Execution"]["ID"]
+    written = _record_states(cluster, execution_id)
+    await cluster.requester.ask(msg.ASK_FOR_BID, ask)
+    await _settled(cluster, execution_id)
+    assert written[-2:] == [S.RUNNING, S.COMPLETED]
+    local = cluster.store.require(execution_id)  # type: ignore[union-attr]
+    assert local.execution.published_result.params["CID"]
+    assert (tmp_path / "published" / f"{execution_id}.tar.gz").is_file()
+
+    copy = asset_path("copy.wasm").read_bytes()
+    big = bytes(range(256)) * 1200  # 300 KiB: more than content.SMALL_RESULTS_BYTES
+    job = _job(SpecConfig("wasm", {"EntryModule": "/wasm/copy.wasm",
+                                   "Parameters": ["/in/big.bin", "/out/big.bin"]}),
+               inputs=[InputSource(SpecConfig("inline", {
+                           "URL": _data_url(copy, "application/wasm")}),
+                           target="/wasm/copy.wasm"),
+                       InputSource(SpecConfig("inline", {
+                           "URL": _data_url(big, "application/octet-stream")}),
+                           target="/in/big.bin")],
+               publisher="local", result_paths=[ResultPath("out", "/out")])
+    ask = _ask(job, direct=True)
+    execution_id = ask["Execution"]["ID"]
+    written = _record_states(cluster, execution_id)
+    await cluster.requester.ask(msg.ASK_FOR_BID, ask)
+    await _settled(cluster, execution_id)
+    assert cluster.state(execution_id) == S.COMPLETED
+    assert written[-3:] == [S.RUNNING, S.PUBLISHING, S.COMPLETED]
+
+
 async def test_output_larger_than_the_record_gets_named_files(cluster: Cluster,
                                                               tmp_path: Path) -> None:
     copy = asset_path("copy.wasm").read_bytes()

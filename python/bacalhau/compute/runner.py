@@ -18,7 +18,9 @@ An input the executor reads as bytes (`in_memory_targets`: the wasm modules) tha
 provider can give without a file (`read_bytes`: inline) is handed over in memory. With the
 `noop` publisher (issue 15: a lean compute path) the dir ends with the result folders (and
 the logs, when they needed files) only, no CID is computed, and no Publishing state is
-written: noop publishes nothing, at once, so the Completed write records the output.
+written: noop publishes nothing, at once, so the Completed write records the output. Nor is it
+written where the `local` publisher packs a small tree on the event loop
+(`publishes_small_at_once`): nothing could read it before Completed overwrote it.
 ResultPath names that would clash with this layout are refused.
 
 Any error fails the execution with an event whose topic names the phase (Preparing
@@ -313,7 +315,14 @@ class ExecutionRunner:
         published = SpecConfig()
         if publisher is not None:
             phase.topic = Topic.PUBLISHING
-            if publishing:  # noop publishes nothing at once: Completed records the output
+            small = publishing and is_small_tree(results_dir)
+            if small and getattr(publisher, "publishes_small_at_once", False):
+                # hashed and published without yielding to the loop, and committed with
+                # Completed: a Publishing state would be written and overwritten unseen (a
+                # crash finds Running instead, which the restart rule treats alike)
+                if self._store.state_of(execution.id) != ExecutionStateType.RUNNING:
+                    raise StateConflictError(f"execution {execution.id} is no longer running")
+            elif publishing:  # noop publishes nothing at once: Completed records the output
                 local = self._store.update(execution.id, ExecutionStateType.PUBLISHING,
                                            expected=(ExecutionStateType.RUNNING,),
                                            mutate=set_output)
@@ -323,8 +332,7 @@ class ExecutionRunner:
             result_cid = ""
             if publishing:
                 try:
-                    result_cid = (results_cid(results_dir, threads=1)
-                                  if is_small_tree(results_dir)
+                    result_cid = (results_cid(results_dir, threads=1) if small
                                   else await asyncio.to_thread(results_cid, results_dir))
                 except CidError as exc:
                     raise PublisherError(

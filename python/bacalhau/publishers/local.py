@@ -29,6 +29,9 @@ from bacalhau.models import Execution, SpecConfig
 _ARCHIVE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.tar\.gz")
 class LocalPublisher:
     type = "local"
+    # a small tree (content.is_small_tree) is packed on the event loop: `publish` then
+    # returns without yielding, so the runner writes no Publishing state nobody could see
+    publishes_small_at_once = True
 
     def __init__(
         self,

@@ -199,6 +199,11 @@ class ExecutionStore:
         ).fetchone()
         return self._local(row) if row is not None else None
 
+    def state_of(self, execution_id: str) -> ExecutionStateType | None:
+        """The execution's state alone (None if unknown): no record is read or copied."""
+        row = self._exec("SELECT state FROM executions WHERE id = ?", (execution_id,)).fetchone()
+        return ExecutionStateType(row[0]) if row is not None else None
+
     def require(self, execution_id: str) -> LocalExecution:
         local = self.get(execution_id)
         if local is None:
