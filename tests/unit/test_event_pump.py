@@ -28,21 +28,27 @@ def _transport(path: Path, **kw: object) -> Libp2pTransport:
                            redial_max=0.2, **kw)  # type: ignore[arg-type]
 
 
-async def _connected(client: Libp2pTransport, server_id: str) -> None:
+async def _client_of(server: Libp2pTransport, path: Path) -> Libp2pTransport:
+    client = _transport(path, peers=server.addresses())
+    await client.start()
+    return client
+
+
+async def _echo_round_trips(client: Libp2pTransport, server_id: str, count: int) -> None:
+    """Once connected, `count` requests each answered with its own payload."""
     await client.wait_for_peers(lambda peers: server_id in peers, DEADLINE)
+    for i in range(count):
+        reply = await client.request(server_id, PROTOCOL, f"{i}".encode(), DEADLINE)
+        assert reply == f"echo:{i}".encode()
 
 
 async def test_events_reach_the_loop_without_a_pump_thread(tmp_path: Path) -> None:
     server = _transport(tmp_path / "s", role=ROLE_REQUESTER)
     server.serve(PROTOCOL, _echo)
     await server.start()
-    client = _transport(tmp_path / "c", peers=server.addresses())
-    await client.start()
+    client = await _client_of(server, tmp_path / "c")
     try:
-        await _connected(client, server.node_id)
-        for i in range(20):
-            reply = await client.request(server.node_id, PROTOCOL, f"{i}".encode(), DEADLINE)
-            assert reply == f"echo:{i}".encode()
+        await _echo_round_trips(client, server.node_id, 20)
         assert wake_fd() is not None
         assert "libp2p-events" not in {t.name for t in threading.enumerate()}
     finally:
@@ -83,13 +89,9 @@ async def test_a_node_on_another_loop_gets_its_events_there(tmp_path: Path) -> N
     thread.start()
     assert await asyncio.to_thread(ready.wait, DEADLINE)
     server = server_box[0]
-    client = _transport(tmp_path / "c", peers=server.addresses())
-    await client.start()
+    client = await _client_of(server, tmp_path / "c")
     try:
-        await _connected(client, server.node_id)
-        for i in range(10):
-            reply = await client.request(server.node_id, PROTOCOL, f"{i}".encode(), DEADLINE)
-            assert reply == f"echo:{i}".encode()
+        await _echo_round_trips(client, server.node_id, 10)
         assert handled_on and set(handled_on) == {thread.ident}
     finally:
         await client.close()
