@@ -8,12 +8,9 @@ between the network and the loop, so an event costs no thread wake-up and no han
 GIL, and an idle node costs no wake-ups at all. A process that simulates a thousand compute
 nodes still has one descriptor and one drain per batch.
 
-Where the hub has no wake-up descriptor, one daemon thread waits on the hub instead (without
-the GIL) and posts each batch to its node's loop, as before.
-
 Nodes register with `attach(key, loop, deliver)` when they start and `detach(key)` when they
 close. Events of a key nobody holds (a node closed a moment ago) are dropped. After a fork,
-the child has a hub of its own (threads and readers do not survive fork).
+the child has a hub (and descriptor) of its own, and its loops watch that one.
 """
 
 from __future__ import annotations
@@ -25,7 +22,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from bacalhau._native import NativeTransportError, clear_wake, next_events, wake_fd
+from bacalhau._native import clear_wake, next_events, wake_fd
+from bacalhau.errors import TransportError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +31,6 @@ Deliver = Callable[[list[tuple[Any, ...]]], None]
 """Called on the node's event loop with its events, each `(kind, ...)` (key stripped)."""
 
 BATCH = 4096
-WAIT_MS = 500
 
 
 class EventPump:
@@ -42,27 +39,23 @@ class EventPump:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._routes: dict[int, tuple[asyncio.AbstractEventLoop, Deliver]] = {}
-        self._readers: dict[asyncio.AbstractEventLoop, int] = {}  # loop -> descriptor
-        self._thread: threading.Thread | None = None
+        self._watching: set[asyncio.AbstractEventLoop] = set()  # loops that add_reader'd
         self._pid = 0
 
     def attach(self, key: int, loop: asyncio.AbstractEventLoop, deliver: Deliver) -> None:
         """Deliver the events of node `key` to `deliver`, called on `loop`."""
+        fd = wake_fd()
+        if fd is None:
+            raise TransportError(
+                "the libp2p event hub has no wake-up socket (could not create a socket pair)",
+                hint="check the process's open-file limit (ulimit -n)")
         with self._lock:
-            if self._pid != os.getpid():  # first use, or a forked child
+            if self._pid != os.getpid():  # first use, or a forked child: new hub, new fd
                 self._pid = os.getpid()
-                self._readers.clear()
-                self._thread = None
+                self._watching.clear()
             self._routes[key] = (loop, deliver)
-            fd = wake_fd()
-            if fd is None:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._run, name="libp2p-events",
-                                                    daemon=True)
-                    self._thread.start()
-                return
-            if loop not in self._readers:
-                self._readers[loop] = fd
+            if loop not in self._watching:
+                self._watching.add(loop)
                 loop.add_reader(fd, self._drain, loop)
         # events queued before the reader was added raised no wake-up of this loop
         loop.call_soon_threadsafe(self._drain, loop)
@@ -75,7 +68,8 @@ class EventPump:
             loop = route[0]
             if any(other is loop for other, _ in self._routes.values()):
                 return
-            fd = self._readers.pop(loop, None)
+            self._watching.discard(loop)
+        fd = wake_fd()
         if fd is not None and not loop.is_closed():
             loop.remove_reader(fd)
 
@@ -90,19 +84,7 @@ class EventPump:
             if len(events) < BATCH:
                 return
 
-    def _run(self) -> None:
-        """The fallback: a thread that waits on the hub and posts each batch to its loop."""
-        while True:
-            try:
-                events = next_events(BATCH, WAIT_MS)
-            except NativeTransportError as exc:  # pragma: no cover - the hub never closes
-                log.error("libp2p event hub failed: %s", exc)
-                return
-            if events:
-                self._route(events, None)
-
-    def _route(self, events: list[tuple[Any, ...]],
-               here: asyncio.AbstractEventLoop | None) -> None:
+    def _route(self, events: list[tuple[Any, ...]], here: asyncio.AbstractEventLoop) -> None:
         """Hand each node its events: directly when its loop is `here` (the running one),
         else by `call_soon_threadsafe` on its loop."""
         by_key: dict[int, list[tuple[Any, ...]]] = {}
