@@ -149,3 +149,33 @@ async def test_unknown_engine_and_allowed_local_path(tmp_path: Path) -> None:
     decision = await bidder.bid(_execution(docker))
     assert decision.reasons == ['this node does not support the "docker" engine '
                                 "(installed: test)"]
+
+
+class SlowCheckingExecutor(CheckingExecutor):
+    """Like `test`, with a bid-time check that (as docker's does) may need I/O."""
+
+    async def check_task(self, task: object) -> list[str]:
+        return []
+
+
+def test_decides_at_once_only_when_no_check_needs_io(tmp_path: Path) -> None:
+    bidder = _bidder(tmp_path, Resources(cpu=1, memory=10**9))
+    inline = InputSource(SpecConfig("inline", {"URL": "data:,x"}), target="/in")
+    local = InputSource(SpecConfig("local", {"SourcePath": f"{tmp_path}/allowed"}),
+                        target="/data")
+
+    def task(engine: str, *inputs: InputSource) -> Execution:
+        return _execution(Task(name="main", engine=SpecConfig(engine),
+                               input_sources=list(inputs)))
+
+    assert bidder.decides_at_once(task("test", inline))  # no check_task; a data URL's size
+    assert not bidder.decides_at_once(task("test", inline, local))  # stat() on a thread
+    assert bidder.decides_at_once(task("nosuch", inline))  # rejected without asking anyone
+    bidder = Bidder(Config(), {"test": SlowCheckingExecutor()}, {"inline": InlineStorage()},
+                    {}, Resources(cpu=1, memory=10**9))
+    assert not bidder.decides_at_once(task("test", inline))
+    SlowCheckingExecutor.BID_CHECKS_ARE_LOCAL = True  # type: ignore[attr-defined]
+    try:
+        assert bidder.decides_at_once(task("test", inline))
+    finally:
+        del SlowCheckingExecutor.BID_CHECKS_ARE_LOCAL  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,6 +121,34 @@ def _record_states(cluster: Cluster, execution_id: str) -> list[S]:
 
     store.update = recording  # type: ignore[method-assign]
     return written
+
+
+async def test_a_bid_without_io_is_stored_decided_in_one_write(cluster: Cluster) -> None:
+    """wasm + inline inputs: the AskForBid handler bids and creates the execution already
+    BidAccepted (no NEW row, no second write); the bid still reaches the requester."""
+    ask = _wordcount(b"one two\n")
+    execution_id = ask["Execution"]["ID"]
+    store = cluster.store
+    assert store is not None
+    created: list[S] = []
+    create = store.create
+
+    def recording(execution: Any, requester: str, events: Any = ()) -> bool:
+        if execution.id == execution_id:
+            created.append(S(execution.compute_state.state_type))
+        return create(execution, requester, events)
+
+    store.create = recording  # type: ignore[method-assign]
+    written = _record_states(cluster, execution_id)
+    await cluster.requester.ask(msg.ASK_FOR_BID, ask)
+    assert created == [S.BID_ACCEPTED]  # decided before the handler answered
+    await _settled(cluster, execution_id)
+    assert written == [S.RUNNING, S.COMPLETED]
+    kinds = [kind for kind, _ in cluster.requester.of(execution_id)]
+    assert kinds == [msg.BID_RESULT, msg.RUN_RESULT]
+    assert cluster.requester.of(execution_id)[0][1]["Accepted"] is True
+    local = store.require(execution_id)
+    assert local.execution.allocated_resources["main"].memory > 0
 
 
 async def test_a_small_local_publish_writes_no_publishing_state(cluster: Cluster,

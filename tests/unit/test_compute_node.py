@@ -104,6 +104,7 @@ class FakeRequester:
         self.membership: dict[str, list[msg.Envelope]] = defaultdict(list)
         self.gossip: dict[str, list[msg.Envelope]] = defaultdict(list)
         self.refuse = False
+        self.refused = 0  # frames answered with an error while `refuse` was set
         self.batches: list[int] = []  # messages per Batch frame received
         self.known = True
         self.interval: float | None = None  # HeartbeatInterval to ask for
@@ -123,6 +124,7 @@ class FakeRequester:
 
     async def _on_message(self, sender: str, payload: bytes) -> bytes:
         if self.refuse:
+            self.refused += 1
             return msg.reply_error("not now")
         envelope = msg.decode(payload)
         if envelope.type == msg.BATCH:  # several rows in one frame (issue 15)
@@ -405,6 +407,9 @@ async def test_a_batch_frame_is_handled_in_order_and_rows_leave_batched(
     store = cluster.store
     assert store is not None
     await eventually(lambda: len(store.pending_messages()) == 3)
+    # the first pass ends refused: its batch, then the first row alone (the sender stops at
+    # the first failure and retries later, when all three go in one frame)
+    await eventually(lambda: r.refused >= 2)
     r.refuse = False
     ids = [ask["Execution"]["ID"] for ask in asks]
     await eventually(lambda: all(len(r.of(i)) == 1 for i in ids))

@@ -6,6 +6,7 @@ compute node answers a store error with a refusal that says why. Found by the fa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 
 import pytest
@@ -66,16 +67,35 @@ async def test_an_accepted_message_or_another_refusal_is_not_reported(tmp_path) 
                                messages.CANCEL_EXECUTION) == []
 
 
-async def test_compute_refuses_an_ask_it_cannot_store() -> None:
+@pytest.mark.parametrize("at_once", [False, True], ids=["bid-later", "bid-at-once"])
+async def test_compute_refuses_an_ask_it_cannot_store(at_once: bool) -> None:
+    """Whether the bid waits for a task or is decided in the handler (compute/service.py)."""
+    from bacalhau.compute.bidder import BidDecision
     from bacalhau.compute.service import ComputeNode
 
     class FullStore:
         def create(self, *args: object) -> bool:
             raise sqlite3.OperationalError("database or disk is full")
 
+        def state_of(self, execution_id: str) -> None:
+            return None
+
+        def transaction(self) -> contextlib.nullcontext[None]:
+            return contextlib.nullcontext()
+
+    class Bidder:
+        def decides_at_once(self, execution: object) -> bool:
+            return at_once
+
+        async def bid(self, execution: object) -> BidDecision:
+            return BidDecision(True)
+
     class Fake:
         store = FullStore()
+        bidder = Bidder()
         node_id = "n-1"
+        _store_decided = ComputeNode._store_decided
+        _bid_outcome = staticmethod(ComputeNode._bid_outcome)
 
     job = make_job()
     execution = make_execution(job, "n-1")

@@ -11,6 +11,11 @@ Two kinds of checks, all evaluated so that a rejection lists every reason:
 
 The bidder answers "could it ever fit", not "does it fit now": waiting for free capacity is
 the executor buffer's job. Reasons read "this node does not …".
+
+`decides_at_once(execution)`: every check this bid needs is local (an engine whose
+`check_task` needs no I/O, input types whose size is known from the spec, both marked with
+`BID_CHECKS_ARE_LOCAL`), so `bid` completes without waiting and the AskForBid handler can
+store the execution already decided (issue 15: one write where there were two).
 """
 
 from __future__ import annotations
@@ -77,6 +82,23 @@ class Bidder:
         self._storages = storages
         self._publishers = publishers
         self.max_job = max_job
+
+    def decides_at_once(self, execution: Execution) -> bool:
+        """True when `bid(execution)` needs no I/O (module doc); a provider that is not
+        installed counts as local (the bid is rejected without asking it)."""
+        job = execution.job
+        if job is None or not job.tasks:
+            return True
+        task = job.task
+        executor = self._executors.get(task.engine.type.lower())
+        if executor is not None and getattr(executor, "check_task", None) is not None \
+                and not getattr(executor, "BID_CHECKS_ARE_LOCAL", False):
+            return False
+        for src in task.input_sources:
+            provider = self._storages.get(src.source.type.lower())
+            if provider is not None and not getattr(provider, "BID_CHECKS_ARE_LOCAL", False):
+                return False
+        return True
 
     async def bid(self, execution: Execution) -> BidDecision:
         """Accept or reject; a provider's unexpected exception propagates (execution fails)."""

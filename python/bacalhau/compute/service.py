@@ -2,7 +2,9 @@
 
 Serves `PROTOCOL_COMPUTE` (AskForBid, BidAccepted, BidRejected, CancelExecution,
 ExecutionLogs, NodeInfoRequest). Handlers do only the store write that makes a message
-idempotent and answer `{"OK": true}` at once; bidding, running and cancelling happen in tasks.
+idempotent and answer `{"OK": true}` at once; bidding, running and cancelling happen in tasks,
+except a bid that needs no I/O (`Bidder.decides_at_once`): the AskForBid handler decides it
+and creates the execution in its decided state, with its bid result, in one write.
 Its NodeInfo and heartbeats go to its requesters point to point (`membership.py`). On start
 it applies the restart rule: active
 batch/ops executions fail ("Failed due to node restart"), service/daemon ones are re-run;
@@ -21,7 +23,7 @@ from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bacalhau.compute.bidder import Bidder
+from bacalhau.compute.bidder import BidDecision, Bidder
 from bacalhau.compute.buffer import ExecutorBuffer
 from bacalhau.compute.capacity import CapacityTracker, allocated_capacity, probe_totals
 from bacalhau.compute.logs import LogHub, LogReader
@@ -44,7 +46,7 @@ from bacalhau.models import (
     NodeInfo,
     Topic,
 )
-from bacalhau.models.timeutil import rfc3339
+from bacalhau.models.timeutil import now_ns, rfc3339
 from bacalhau.store.executionstore import (
     ACTIVE_STATES,
     ExecutionStore,
@@ -269,15 +271,58 @@ class ComputeNode:
             raise ValidationError("AskForBid: Execution.ID is required")
         execution.node_id = execution.node_id or self.node_id
         execution.compute_state = ExecutionState(int(ExecutionStateType.NEW))
+        events = _events(payload)
+        if self.bidder.decides_at_once(execution) and self.store.state_of(execution.id) is None:
+            # no I/O in this bid: stored already decided, in one write (bidder.py)
+            return self._store_decided(sender, execution, events,
+                                       await self.bidder.bid(execution))
         try:
-            created = self.store.create(execution, sender, _events(payload))
+            created = self.store.create(execution, sender, events)
         except (sqlite3.Error, OSError) as exc:  # e.g. a full disk: refuse, clearly
-            log.error("cannot store execution %s: %s", execution.id, exc)
-            return msg.reply_error(f"cannot store the execution (is the node's disk full?): "
-                                   f"{exc}")
+            return _refuse_to_store(execution.id, exc)
         if created:
             self._spawn(self._bid(execution.id))
         return msg.reply_ok()
+
+    def _store_decided(self, sender: str, execution: Execution, events: list[Event],
+                       decision: BidDecision) -> bytes:
+        """Create the execution in the state `decision` gives it, with its bid result."""
+        new_state, bid_events, hold = self._bid_outcome(execution, decision)
+        execution.compute_state = ExecutionState(int(new_state), decision.message)
+        execution.allocated_resources = {_task_name(execution): decision.usage}
+        execution.modify_time = now_ns()
+        local = LocalExecution(execution=execution, requester=sender, revision=1)
+        try:
+            with self.store.transaction():
+                if not self.store.create(execution, sender, [*events, *bid_events]):
+                    return msg.reply_ok()  # known meanwhile: a duplicate
+                self.reporter.bid_result(local, decision.accepted, bid_events, hold=hold)
+        except (sqlite3.Error, OSError) as exc:
+            return _refuse_to_store(execution.id, exc)
+        self._after_bid(execution, decision)
+        return msg.reply_ok()
+
+    @staticmethod
+    def _bid_outcome(execution: Execution, decision: BidDecision
+                     ) -> tuple[ExecutionStateType, list[Event], bool]:
+        """(state, events to store and report, hold the bid result) for a decided bid."""
+        if not decision.accepted:
+            return (ExecutionStateType.ASK_FOR_BID_REJECTED,
+                    [Event.new(Topic.EXEC_SCANNING, decision.message)], False)
+        if execution.desired_state.state_type != ExecutionDesiredStateType.RUNNING:
+            return ExecutionStateType.ASK_FOR_BID_ACCEPTED, [], False
+        job_type = execution.job.type if execution.job is not None else ""
+        return (ExecutionStateType.BID_ACCEPTED, [],
+                job_type not in (JobType.SERVICE, JobType.DAEMON))
+
+    def _after_bid(self, execution: Execution, decision: BidDecision) -> None:
+        """A direct bid runs now; an accepted one prepares while the requester decides."""
+        if not decision.accepted:
+            return
+        if execution.desired_state.state_type == ExecutionDesiredStateType.RUNNING:
+            self.buffer.enqueue(execution)
+        else:
+            self.runner.prepare_soon(execution)
 
     async def _bid(self, execution_id: str) -> None:
         local = self.store.get(execution_id)
@@ -291,34 +336,20 @@ class ComputeNode:
             fail_execution(self.store, self.reporter, execution_id, f"bidding failed: {exc}",
                            Topic.EXEC_SCANNING, expected=(ExecutionStateType.NEW,))
             return
-        direct = execution.desired_state.state_type == ExecutionDesiredStateType.RUNNING
-        job_type = execution.job.type if execution.job is not None else ""
-        task_name = execution.job.task.name if execution.job and execution.job.tasks else ""
+        new_state, events, hold = self._bid_outcome(execution, decision)
 
         def allocate(ex: Execution) -> None:
-            ex.allocated_resources = {task_name: decision.usage}
+            ex.allocated_resources = {_task_name(ex): decision.usage}
 
-        if decision.accepted:
-            new_state = (ExecutionStateType.BID_ACCEPTED if direct
-                         else ExecutionStateType.ASK_FOR_BID_ACCEPTED)
-            events: list[Event] = []
-        else:
-            new_state = ExecutionStateType.ASK_FOR_BID_REJECTED
-            events = [Event.new(Topic.EXEC_SCANNING, decision.message)]
         try:
             with self.store.transaction():
                 local = self.store.update(
                     execution_id, new_state, expected=(ExecutionStateType.NEW,),
                     message=decision.message, mutate=allocate, events=events)
-                self.reporter.bid_result(local, decision.accepted, events,
-                                         hold=decision.accepted and direct
-                                         and job_type not in (JobType.SERVICE, JobType.DAEMON))
+                self.reporter.bid_result(local, decision.accepted, events, hold=hold)
         except StateConflictError:
             return  # cancelled while bidding
-        if decision.accepted and direct:
-            self.buffer.enqueue(local.execution)
-        elif decision.accepted:
-            self.runner.prepare_soon(local.execution)  # while the requester decides
+        self._after_bid(local.execution, decision)
 
     async def _on_bid_accepted(self, sender: str, payload: dict[str, Any]) -> bytes:
         execution_id = _execution_id(payload)
@@ -386,6 +417,16 @@ class ComputeNode:
 
     def get_execution(self, execution_id: str) -> LocalExecution:
         return self.store.require(execution_id)
+
+
+def _task_name(execution: Execution) -> str:
+    return execution.job.task.name if execution.job and execution.job.tasks else ""
+
+
+def _refuse_to_store(execution_id: str, exc: BaseException) -> bytes:
+    """The answer to an AskForBid this node cannot store (e.g. a full disk): a clear no."""
+    log.error("cannot store execution %s: %s", execution_id, exc)
+    return msg.reply_error(f"cannot store the execution (is the node's disk full?): {exc}")
 
 
 def _execution_id(payload: dict[str, Any]) -> str:

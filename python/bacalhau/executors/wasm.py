@@ -195,6 +195,8 @@ class WasmExecutor:
         """Input targets this engine reads as bytes (the modules): see the module doc."""
         return module_targets(engine)
 
+    BID_CHECKS_ARE_LOCAL = True  # check_task reads the spec only (compute/bidder.py)
+
     async def check_task(self, task: Any) -> list[str]:
         """Bid-time checks beyond the engine params: the task's network."""
         return network_problems(task.network)

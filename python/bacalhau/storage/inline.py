@@ -103,6 +103,7 @@ class InlineStorage:
     """Writes `data:` URL inputs into the execution's work dir."""
 
     types = ("inline",)
+    BID_CHECKS_ARE_LOCAL = True  # the size is the data URL's (compute/bidder.py)
 
     def __init__(self, cache_dir: Path | None = None) -> None:
         self._direct: set[Path] = set()  # files written straight into a work dir
