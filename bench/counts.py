@@ -48,6 +48,11 @@ def per_job(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
             - before[name]["transport"].get("messages_out", 0) for name in after}
     received = {name: after[name]["transport"].get("messages_in", 0)
                 - before[name]["transport"].get("messages_in", 0) for name in after}
+    evaluations: dict[str, int] = {}
+    for name in after:
+        for trigger, n in after[name].get("evaluations", {}).items():
+            done = n - before[name].get("evaluations", {}).get(trigger, 0)
+            evaluations[trigger] = evaluations.get(trigger, 0) + done
     return {
         "jobs": jobs,
         "commits_per_job": sum(commits.values()) / jobs,
@@ -55,9 +60,12 @@ def per_job(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
         "messages_per_job": sum(sent.values()) / jobs,
         "messages_sent_per_job_by_process": {k: v / jobs for k, v in sent.items()},
         "messages_received_per_job_by_process": {k: v / jobs for k, v in received.items()},
+        "evaluations_per_job": sum(evaluations.values()) / jobs,
+        "evaluations_per_job_by_trigger": {k: v / jobs for k, v in sorted(evaluations.items())},
         "note": "messages are the libp2p transport's application messages out (one frame "
                 "each), heartbeats of the window included; commits are every SQLite COMMIT "
-                "and autocommitted write of the node processes",
+                "and autocommitted write of the node processes; evaluations are those the "
+                "requester's scheduler processed (job-queue: a queued job's retry)",
     }
 
 

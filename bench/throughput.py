@@ -5,9 +5,10 @@ loop: each submitter sends its next job as soon as the last PUT answered) to 1 r
 Figures: completed jobs/s (first submit to the last job's Completed ModifyTime, server
 clock, same machine), submit latency under load (PUT round trip), CPU seconds per job (user +
 system of the three node processes over the run, from /proc), and counted costs (`counts`):
-SQLite commits and transport messages per job over the run, files and folders created per
-execution of a batch of noop-published jobs after it. Completion is read by walking
-the submitted jobs in order with one GET each (a job not yet done is asked again 50 ms later).
+SQLite commits, transport messages and scheduler evaluations per job over the run, files and
+folders created per execution of a batch of noop-published jobs after it. Completion is read
+by walking the submitted jobs in order with one GET each (a job not yet done is asked again
+50 ms later).
 Baselines in the same run: the same module in a tight wasmtime loop (compiled once, new
 Store + WASI per run, one thread: the jobs/s ceiling of one core) and Slurm on this machine
 (`sbatch --wrap true`, see bench/slurm.py).
@@ -160,6 +161,8 @@ def run(quick: bool, out_dir: Path, jobs: int | None = None, concurrency: int = 
                    counted["commits_per_job"], "", COUNT, 1.0, {"max": TARGET_COMMITS}),
         report.Row(f"cross-process messages per job (counted, C={concurrency})",
                    counted["messages_per_job"], "", COUNT, 1.0, {"max": TARGET_MESSAGES}),
+        report.Row(f"scheduler evaluations per job (counted, C={concurrency})",
+                   counted["evaluations_per_job"], "", COUNT, 1.0),
         report.Row("files and folders created per noop execution (inotify)",
                    files["files_and_folders_per_execution"], "", COUNT, 1.0,
                    {"max": TARGET_FILES}),

@@ -3,9 +3,10 @@ transport's messages and bytes in and out, written as JSON to `<DataDir>/counter
 when the process gets SIGUSR1 (`bacalhau serve` installs the handler).
 
 For the bench (issue 15: "counted, not estimated"): it signals each node process before and
-after a run and divides the differences by the jobs, giving commits per job and
-cross-process messages per job. Nothing here runs on the job path: the counts are plain
-integers that the store and the transport keep anyway.
+after a run and divides the differences by the jobs, giving commits per job,
+cross-process messages per job and evaluations per job (by trigger). Nothing here runs on the
+job path: the counts are plain integers that the store, the transport and the scheduler keep
+anyway.
 """
 
 from __future__ import annotations
@@ -24,10 +25,16 @@ log = logging.getLogger(__name__)
 
 COUNTERS_FILE = "counters.json"
 
+EVALUATIONS: dict[str, int] = {}
+"""Evaluations the scheduler workers of this process processed, by trigger (job-register,
+exec-update, job-queue, ...): counted in `orchestrator/worker.py`."""
+
 
 def counters(transport: Any) -> dict[str, Any]:
-    """`{"sqlite_commits": {file: n}, "sqlite_commits_total": n, "transport": {...}}`; the
-    transport part is what a libp2p transport's `stats()` reports ({} for others)."""
+    """`{"sqlite_commits": {file: n}, "sqlite_commits_total": n, "evaluations": {trigger: n},
+    "transport": {...}}`; the transport part is what a libp2p transport's `stats()` reports
+    ({} for others); evaluations are those the scheduler processed (0 on a compute node)."""
+
     inner = getattr(transport, "_inner", transport)
     stats: dict[str, int] = {}
     if hasattr(inner, "stats"):
@@ -36,7 +43,8 @@ def counters(transport: Any) -> dict[str, Any]:
         except Exception as exc:  # a closed or unstarted transport: report no messages
             log.debug("transport stats unavailable: %s", exc)
     return {"pid": os.getpid(), "sqlite_commits": dict(COMMITS),
-            "sqlite_commits_total": sum(COMMITS.values()), "transport": stats}
+            "sqlite_commits_total": sum(COMMITS.values()), "evaluations": dict(EVALUATIONS),
+            "transport": stats}
 
 
 def install_counter_dump(data_dir: Path, transport: Any) -> None:

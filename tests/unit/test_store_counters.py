@@ -44,3 +44,26 @@ def test_counters_report_commits_and_no_transport_stats_without_one(tmp_path: Pa
     assert doc["sqlite_commits_total"] >= doc["sqlite_commits"][db.path]
     assert doc["transport"] == {}
     db.close()
+
+
+async def test_evaluations_are_counted_by_trigger(tmp_path: Path) -> None:
+    """What the scheduler processed shows in the counters, by trigger (the bench's
+    evaluations per job)."""
+    from bacalhau.counters import EVALUATIONS
+    from bacalhau.orchestrator.broker import EvaluationBroker
+    from bacalhau.orchestrator.planner import Planner
+    from bacalhau.orchestrator.selection import Selection
+    from bacalhau.orchestrator.worker import EvaluationWorker
+    from bacalhau.store.jobstore import JobStore
+    from tests.factories import make_evaluation, make_job
+
+    store = JobStore(tmp_path / "jobs.db")
+    job, _ = store.create_or_update_job(make_job())
+    worker = EvaluationWorker(store, EvaluationBroker(), Planner(store, node_id="r"),
+                              select=lambda j, e: Selection(matched=[], available=0),
+                              is_alive=lambda n: True)
+    before = counters(object())["evaluations"].get("job-register", 0)
+    worker.process(make_evaluation(job, trigger="job-register"))
+    assert counters(object())["evaluations"]["job-register"] == before + 1
+    assert EVALUATIONS["job-register"] == before + 1
+    store.close()

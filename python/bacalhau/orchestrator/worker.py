@@ -4,6 +4,10 @@ failure (the broker redelivers, then dead-letters).
 
 The read-schedule-apply step is synchronous, so no other coroutine (message handler, API call)
 changes the job between the read and the write; revision checks still guard the write.
+
+Every evaluation processed is counted by trigger (`bacalhau.counters.EVALUATIONS`, reported
+with the commits): the bench divides them by the jobs, so the cost of queued jobs (one
+evaluation that queues, one that places) shows as a count, not a guess.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from bacalhau.counters import EVALUATIONS
 from bacalhau.errors import NotFoundError
 from bacalhau.models import EvalStatus, Evaluation, Execution, Job
 from bacalhau.models.timeutil import now_ns
@@ -69,6 +74,8 @@ class EvaluationWorker:
 
     def process(self, evaluation: Evaluation) -> Plan | None:
         """Schedule one evaluation and apply the plan; returns it (None if the job is gone)."""
+        trigger = evaluation.triggered_by
+        EVALUATIONS[trigger] = EVALUATIONS.get(trigger, 0) + 1
         try:
             job = self.store.get_job(evaluation.job_id)
         except NotFoundError:
