@@ -200,7 +200,7 @@ async def test_run_results_layout_env_and_run_result(harness: Harness) -> None:
     h.buffer.enqueue(ex)
     await eventually(lambda: ex.id in h.executor.requests)
     request = h.executor.requests[ex.id]
-    assert h.state(ex) == S.RUNNING
+    await eventually(lambda: h.state(ex) == S.RUNNING)  # written once the run lasts
     assert request.env["BACALHAU_EXECUTION_ID"] == ex.id
     assert request.env["BACALHAU_JOB_ID"] == ex.job_id
     assert request.env["BACALHAU_JOB_TYPE"] == "batch"

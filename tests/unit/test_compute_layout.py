@@ -140,10 +140,13 @@ async def test_a_bid_without_io_is_stored_decided_in_one_write(cluster: Cluster)
 
     store.create = recording  # type: ignore[method-assign]
     written = _record_states(cluster, execution_id)
+    _short_runs(cluster)
     await cluster.requester.ask(msg.ASK_FOR_BID, ask)
     assert created == [S.BID_ACCEPTED]  # decided before the handler answered
     await _settled(cluster, execution_id)
-    assert written == [S.RUNNING, S.COMPLETED]
+    assert written == [S.COMPLETED]  # and no Running write for a short run (runner.py)
+    messages = [e.message for e in store.events(execution_id)]
+    assert messages[-2:] == ["Running", "Completed successfully"]  # the Running event kept
     kinds = [kind for kind, _ in cluster.requester.of(execution_id)]
     assert kinds == [msg.BID_RESULT, msg.RUN_RESULT]
     assert cluster.requester.of(execution_id)[0][1]["Accepted"] is True
@@ -151,16 +154,41 @@ async def test_a_bid_without_io_is_stored_decided_in_one_write(cluster: Cluster)
     assert local.execution.allocated_resources["main"].memory > 0
 
 
+def _short_runs(cluster: Cluster) -> None:
+    """Every run of the test counts as short: no Running write of its own (runner.py)."""
+    assert cluster.node is not None
+    cluster.node.runner.running_after = 3600.0
+
+
+async def test_a_long_run_gets_its_running_write_a_short_one_does_not(cluster: Cluster) -> None:
+    """A batch run still going after `running_after` is written Running (log followers and
+    a restart see it); the event is stored once either way."""
+    assert cluster.node is not None
+    cluster.node.runner.running_after = 0.01
+    ask = _ask(_job(SpecConfig("test")), direct=True)  # blocks until released
+    execution_id = ask["Execution"]["ID"]
+    written = _record_states(cluster, execution_id)
+    await cluster.requester.ask(msg.ASK_FOR_BID, ask)
+    await eventually(lambda: cluster.state(execution_id) == S.RUNNING)
+    cluster.executor.release[execution_id].set()
+    await _settled(cluster, execution_id)
+    assert written == [S.RUNNING, S.COMPLETED]
+    store = cluster.store
+    assert store is not None
+    assert [e.message for e in store.events(execution_id)].count("Running") == 1
+
+
 async def test_a_small_local_publish_writes_no_publishing_state(cluster: Cluster,
                                                                 tmp_path: Path) -> None:
-    """Packed and hashed without yielding to the loop: Running goes straight to Completed;
-    results over the small-tree size still pass through Publishing."""
+    """Packed and hashed without yielding to the loop: a short run goes from BidAccepted
+    straight to Completed; results over the small-tree size still pass through Publishing."""
+    _short_runs(cluster)
     ask = _wordcount(b"one two\n", publisher="local")
     execution_id = ask["Execution"]["ID"]
     written = _record_states(cluster, execution_id)
     await cluster.requester.ask(msg.ASK_FOR_BID, ask)
     await _settled(cluster, execution_id)
-    assert written[-2:] == [S.RUNNING, S.COMPLETED]
+    assert written == [S.COMPLETED]
     local = cluster.store.require(execution_id)  # type: ignore[union-attr]
     assert local.execution.published_result.params["CID"]
     assert (tmp_path / "published" / f"{execution_id}.tar.gz").is_file()
@@ -182,7 +210,7 @@ async def test_a_small_local_publish_writes_no_publishing_state(cluster: Cluster
     await cluster.requester.ask(msg.ASK_FOR_BID, ask)
     await _settled(cluster, execution_id)
     assert cluster.state(execution_id) == S.COMPLETED
-    assert written[-3:] == [S.RUNNING, S.PUBLISHING, S.COMPLETED]
+    assert written == [S.PUBLISHING, S.COMPLETED]
 
 
 async def test_output_larger_than_the_record_gets_named_files(cluster: Cluster,

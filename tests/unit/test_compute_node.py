@@ -339,7 +339,7 @@ async def test_direct_bid_duplicates_cancel_and_logs(cluster: Cluster) -> None:
     await eventually(lambda: cluster.executor.started == [execution_id])
     # a run still going when the bid's hold ends: the bid is sent on its own
     await eventually(lambda: [k for k, _ in r.of(execution_id)] == [msg.BID_RESULT])
-    assert cluster.state(execution_id) == S.RUNNING
+    await eventually(lambda: cluster.state(execution_id) == S.RUNNING)  # written once it lasts
     await r.ask(msg.BID_ACCEPTED, {"ExecutionID": execution_id})  # stale: ignored
 
     logs = await r.ask(msg.EXECUTION_LOGS, {"ExecutionID": execution_id, "Offset": 0,
@@ -442,7 +442,7 @@ async def test_restart_fails_active_batch_executions(cluster: Cluster) -> None:
     await eventually(lambda: len(r.of(execution_id)) == 1)
     await r.ask(msg.BID_ACCEPTED, {"ExecutionID": execution_id})
     await eventually(lambda: cluster.executor.started == [execution_id])
-    assert cluster.state(execution_id) == S.RUNNING
+    await eventually(lambda: cluster.state(execution_id) == S.RUNNING)  # written once it lasts
 
     await cluster.stop_node()  # the node goes away mid-run
     await cluster.start_node()

@@ -23,6 +23,12 @@ written where the `local` publisher packs a small tree on the event loop
 (`publishes_small_at_once`): nothing could read it before Completed overwrote it.
 ResultPath names that would clash with this layout are refused.
 
+The Running state of a batch or ops run is written only once the run has lasted
+`RUNNING_AFTER` (or at once when it records GPUs): a shorter run goes from BidAccepted
+straight to Publishing or Completed, whose write also stores the "Running" event. Nothing
+outside the node could have seen it: the requester is not told of Running, and the restart
+rule treats BidAccepted and Running alike (issue 15: one write fewer per execution).
+
 Any error fails the execution with an event whose topic names the phase (Preparing
 Environment, Downloading Inputs, Running Execution, Publishing Results) and a ComputeError to
 the requester. A non-zero exit code is a normal, Completed result. Every state change is
@@ -83,6 +89,8 @@ log = logging.getLogger(__name__)
 
 # Extra time the runner gives an executor past ExecutionTimeout before it stops waiting.
 TIMEOUT_GRACE = 10.0
+RUNNING_AFTER = 0.05
+"""Seconds a batch/ops run lasts before its Running state is written (module doc)."""
 FAILED_DUE_TO_RESTART = "Failed due to node restart"
 
 
@@ -127,6 +135,8 @@ class _Phase:
         self.logs: UnnamedLogs | None = None  # the run's unnamed log files, if any
         self.name_timer: asyncio.TimerHandle | None = None
         self.settled = False  # the record holds the run's output: unnamed logs may go
+        self.running_timer: asyncio.TimerHandle | None = None
+        self.running_event: Event | None = None  # not written yet: goes with the next write
 
 
 class ExecutionRunner:
@@ -154,6 +164,7 @@ class ExecutionRunner:
         self._executing: dict[str, Executor] = {}
         self._prepared: dict[str, tuple[list[Path], asyncio.Future[None]]] = {}
         self._live_logs: dict[str, UnnamedLogs] = {}
+        self.running_after = RUNNING_AFTER
 
     def execution_dir(self, execution_id: str) -> Path:
         return execution_dir(self._data_dir, execution_id)
@@ -227,6 +238,8 @@ class ExecutionRunner:
         except Exception as exc:
             self._fail(execution_id, phase.topic, exc)
         finally:
+            if phase.running_timer is not None:  # ended early (failed, cancelled)
+                phase.running_timer.cancel()
             self._release_logs(execution_id, phase)
             await self._cleanup(prepared, work_dirs)
             self._hub.notify(execution_id)
@@ -279,9 +292,15 @@ class ExecutionRunner:
             def mutate(ex: Execution) -> None:
                 ex.allocated_resources[task.name] = resources.clone()
 
-        self._store.update(execution.id, ExecutionStateType.RUNNING,
-                           expected=(ExecutionStateType.BID_ACCEPTED,), mutate=mutate,
-                           events=[Event.new(Topic.EXECUTION, "Running")])
+        running = Event.new(Topic.EXECUTION, "Running")
+        if mutate is None and job.type in (JobType.BATCH, JobType.OPS):  # written if it lasts
+            phase.running_event = running
+            phase.running_timer = asyncio.get_running_loop().call_later(
+                self.running_after, self._write_running, execution.id, phase)
+        else:
+            self._store.update(execution.id, ExecutionStateType.RUNNING,
+                               expected=(ExecutionStateType.BID_ACCEPTED,), mutate=mutate,
+                               events=[running])
         self._hub.notify(execution.id)
         timeout = None
         if job.type in (JobType.BATCH, JobType.OPS) and task.timeouts.execution_timeout > 0:
@@ -299,6 +318,10 @@ class ExecutionRunner:
         async with self._hub.watching(execution.id, logs.sizes if logs is not None
                                       else [stdout_path, stderr_path]):
             result = await self._execute(executor, request)
+        if phase.running_timer is not None:  # a short run: no Running write of its own
+            phase.running_timer.cancel()
+            phase.running_timer = None
+        unwritten = [phase.running_event] if phase.running_event is not None else []
         # the execution dir is what a publisher packs: no inputs in it from here on
         await self._cleanup(prepared, work_dirs)
         # noop publishes nothing: no exitCode file, no CID (issue 15)
@@ -320,12 +343,13 @@ class ExecutionRunner:
                 # hashed and published without yielding to the loop, and committed with
                 # Completed: a Publishing state would be written and overwritten unseen (a
                 # crash finds Running instead, which the restart rule treats alike)
-                if self._store.state_of(execution.id) != ExecutionStateType.RUNNING:
+                if self._store.state_of(execution.id) not in _RUN_STATES:
                     raise StateConflictError(f"execution {execution.id} is no longer running")
             elif publishing:  # noop publishes nothing at once: Completed records the output
                 local = self._store.update(execution.id, ExecutionStateType.PUBLISHING,
-                                           expected=(ExecutionStateType.RUNNING,),
-                                           mutate=set_output)
+                                           expected=_RUN_STATES, mutate=set_output,
+                                           events=unwritten)
+                unwritten = []
             # --- content address of the results (issue 4): computed before publishing, so
             # the CID names exactly what was packed; `job get` recomputes and compares it.
             # noop publishes nothing, so no CID is attached: do not hash the results for it
@@ -352,11 +376,27 @@ class ExecutionRunner:
         with self._store.transaction():
             local = self._store.update(
                 execution.id, ExecutionStateType.COMPLETED,
-                expected=(ExecutionStateType.RUNNING, ExecutionStateType.PUBLISHING),
-                mutate=finish, events=[done])
+                expected=(*_RUN_STATES, ExecutionStateType.PUBLISHING),
+                mutate=finish, events=[*unwritten, done])
             self._reporter.run_result(local, [done])
         phase.settled = True
         await failpoints.hit_async("compute.after_commit")
+
+    def _write_running(self, execution_id: str, phase: _Phase) -> None:
+        """The run lasted `running_after`: write its Running state (module doc)."""
+        phase.running_timer = None
+        event, phase.running_event = phase.running_event, None
+        try:
+            self._store.update(execution_id, ExecutionStateType.RUNNING,
+                               expected=(ExecutionStateType.BID_ACCEPTED,),
+                               events=[event] if event is not None else [])
+        except StateConflictError:
+            return  # cancelled meanwhile: the runner stops quietly
+        except Exception as exc:  # e.g. a full disk: the result's write records the run
+            log.warning("could not write the Running state of %s: %s", execution_id, exc)
+            phase.running_event = event
+            return
+        self._hub.notify(execution_id)
 
     def _unnamed_logs(self, execution_id: str, phase: _Phase, paths: tuple[Path, Path]) -> None:
         """Give the run unnamed log files (executors/logfiles.py), named after NAME_AFTER."""
@@ -507,6 +547,9 @@ def _name(logs: UnnamedLogs) -> None:
         logs.name()
     except OSError as exc:  # e.g. a full disk: the run goes on, its logs stay unnamed
         log.warning("could not name the log files %s: %s", logs.paths[0], exc)
+
+
+_RUN_STATES = (ExecutionStateType.BID_ACCEPTED, ExecutionStateType.RUNNING)  # while it runs
 
 
 def _guest(target: str) -> str:
