@@ -51,3 +51,58 @@ async def test_the_requester_answers_each_message_of_a_batch(tmp_path: Path) -> 
     assert "RunResult failed" in results[1]["Error"]
     assert enqueued == []
     store.close()
+
+
+async def test_a_held_bid_and_its_result_are_one_execution_write(tmp_path: Path) -> None:
+    """The compute sends an accepted direct bid and the run's result in one frame: one
+    execution write, the history of both in order, one evaluation; a bad neighbour does not
+    hold back a good message about the same execution."""
+    from bacalhau.models import EvalStatus
+    from tests.factories import make_execution, make_job
+
+    store = JobStore(tmp_path / "jobs.db")
+    job, _ = store.create_or_update_job(make_job())
+    execution = make_execution(job, "n-compute")
+    execution.desired_state.state_type = 1  # Running: a direct bid
+    with store.transaction():
+        store.create_execution(execution)
+    writes: list[int] = []
+    update = store.update_execution
+
+    def counting(ex: object, **kw: object) -> None:
+        writes.append(1)
+        update(ex, **kw)  # type: ignore[arg-type]
+
+    store.update_execution = counting  # type: ignore[method-assign]
+    enqueued: list[object] = []
+    handlers = ExecutionMessageHandlers(store, enqueued.append)
+    done = {"Topic": "Execution", "Message": "Completed successfully"}
+    frame = messages.encode_batch([
+        messages.encode(messages.BID_RESULT, {"ExecutionID": execution.id, "Accepted": True}),
+        messages.encode(messages.RUN_RESULT, {"ExecutionID": execution.id, "Events": [done],
+                                              "RunCommandResult": {"ExitCode": 0}}),
+        messages.encode(messages.RUN_RESULT, {"ExecutionID": execution.id}),  # a duplicate
+    ])
+    results = messages.parse_batch_reply(await handlers.handle("n-compute", frame), 3)
+    assert [r["OK"] for r in results] == [True, True, True]
+    assert writes == [1]
+    stored = store.get_execution(execution.id)
+    assert stored.compute_state.state_type == 9  # Completed
+    history = [h.event.message for h in store.job_history(job.id)
+               if h.execution_id == execution.id]
+    assert [m.split(" for ")[0] for m in history] == ["Bid accepted", "Completed successfully"]
+    [evaluation] = enqueued
+    assert store.get_evaluation(evaluation.id).status == EvalStatus.PENDING  # type: ignore
+
+    other = make_execution(job, "n-compute")
+    other.desired_state.state_type = 1
+    with store.transaction():
+        store.create_execution(other)
+    frame = messages.encode_batch([
+        messages.encode(messages.BID_RESULT, {"ExecutionID": other.id, "Accepted": True}),
+        messages.encode(messages.RUN_RESULT, {"ExecutionID": other.id, "Events": "bad"}),
+    ])
+    results = messages.parse_batch_reply(await handlers.handle("n-compute", frame), 2)
+    assert [r["OK"] for r in results] == [True, False]
+    assert store.get_execution(other.id).compute_state.state_type == 5  # BidAccepted
+    store.close()

@@ -9,7 +9,9 @@ history); for batch and ops jobs it changes nothing the scheduler acts on, so no
 at-least-once, so a message that would not change the execution (a duplicate, or news about an
 execution already terminal) is acknowledged and otherwise ignored. Every message is answered
 `{"OK": true}` unless it cannot be decoded. A `Batch` frame is applied message by message, in
-order, and answered with one result each.
+order, and answered with one result each; consecutive messages of one frame about the same
+execution (a held bid and the run's result, issue 15) are applied in one transaction with one
+execution write, as they would be one after the other.
 """
 
 from __future__ import annotations
@@ -63,7 +65,10 @@ class ExecutionMessageHandlers:
             items = messages.batch_items(envelope) if batch else [envelope]
         except TransportError as exc:
             return messages.reply_error(str(exc))
-        replies = [self._apply_one(sender, item) for item in items]
+        replies: list[bytes] = []
+        for run in _runs_by_execution(items):
+            replies += [self._apply_one(sender, run[0])] if len(run) == 1 else \
+                self._apply_run(sender, run)
         try:
             # the compute node deletes its outbox rows on this reply: not before our commit
             await self.store.durable()
@@ -82,22 +87,49 @@ class ExecutionMessageHandlers:
             return messages.reply_error(f"{envelope.type} failed: {exc}")
         return messages.reply_ok()
 
+    def _apply_run(self, sender: str, run: list[messages.Envelope]) -> list[bytes]:
+        """Messages about one execution, in one transaction; one reply each. Should that
+        fail (nothing of it is kept), each is applied on its own, so that a message that
+        cannot be applied does not hold back the others."""
+        try:
+            self.apply_all([(item.type, item.payload) for item in run])
+        except NotFoundError:
+            pass
+        except Exception:
+            return [self._apply_one(sender, item) for item in run]
+        return [messages.reply_ok() for _ in run]
+
     def apply(self, msg_type: str, payload: dict) -> Evaluation | None:
         """Apply one decoded message; returns the evaluation enqueued, if any."""
-        execution_id = str(payload.get("ExecutionID") or "")
-        events = [Event.from_dict(e) for e in payload.get("Events") or []]
+        return self.apply_all([(msg_type, payload)])
+
+    def apply_all(self, items: list[tuple[str, dict]]) -> Evaluation | None:
+        """Apply messages about one execution in order, with one execution write; returns
+        the evaluation enqueued, if any."""
+        execution_id = str(items[0][1].get("ExecutionID") or "")
+        decoded = [(msg_type, payload, [Event.from_dict(e) for e in payload.get("Events") or []])
+                   for msg_type, payload in items]
         with self.store.transaction():
             execution = self.store.get_execution(execution_id)
             if execution.compute_state_type.is_terminal():
                 return None
             job = self.store.get_job(execution.job_id)
             expected = execution.revision
-            long_running = job.type in LONG_RUNNING or payload.get("JobType") in LONG_RUNNING
-            outcome = self._transition(msg_type, payload, execution, events, long_running)
+            written: list[Event] = []
+            outcome = _UNCHANGED
+            for msg_type, payload, events in decoded:
+                if execution.compute_state_type.is_terminal():
+                    break  # news about a finished execution changes nothing
+                long_running = (job.type in LONG_RUNNING
+                                or payload.get("JobType") in LONG_RUNNING)
+                step = self._transition(msg_type, payload, execution, events, long_running)
+                if step != _UNCHANGED:
+                    written += events
+                    outcome = step if outcome != _EVALUATE else outcome
             if outcome == _UNCHANGED:
                 return None
             self.store.update_execution(execution, expected_revision=expected)
-            for event in events:
+            for event in written:
                 self.store.add_history(execution.job_id, execution.job_version, event,
                                        execution.id)
             if outcome == _STORED:
@@ -159,3 +191,17 @@ class ExecutionMessageHandlers:
             execution.desired_state = ExecutionState(Desired.STOPPED, text)
             return _EVALUATE
         raise TransportError(f"unknown message type {msg_type!r} on {PROTOCOL_ORCHESTRATOR}")
+
+
+def _runs_by_execution(items: list[messages.Envelope]) -> list[list[messages.Envelope]]:
+    """Consecutive messages about the same execution, grouped (order kept)."""
+    runs: list[list[messages.Envelope]] = []
+    last = None
+    for item in items:
+        execution_id = item.payload.get("ExecutionID") if isinstance(item.payload, dict) else None
+        if runs and execution_id and execution_id == last:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+        last = execution_id
+    return runs
