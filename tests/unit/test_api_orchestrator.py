@@ -164,6 +164,33 @@ async def test_get_by_id_short_id_and_name(api: Harness) -> None:
         assert set(body["Job"]) == JOB_KEYS
 
 
+async def test_a_plain_get_answers_the_stored_job_as_the_model_would(api: Harness) -> None:
+    """GET /jobs/{id} without includes sends the stored JSON as it is: the same bytes the
+    model gives (`to_dict` of the parsed job), for a job with every part set, also after
+    the orchestrator changed its state."""
+    from bacalhau.models.codec import dumps
+
+    rich = _job("rich", queue_timeout=60, Labels={"team": "a"}, Meta={"k": "v"},
+                Priority=3, Constraints=[{"Key": "zone", "Operator": "=", "Values": ["x"]}])
+    task = rich["Tasks"][0]
+    task.update({"Env": {"A": "1"}, "Resources": {"CPU": "250m", "Memory": "64Mb"},
+                 "Network": {"Type": "None"}, "ResultPaths": [{"Name": "out", "Path": "/out"}],
+                 "Publisher": {"Type": "noop"},
+                 "InputSources": [{"Source": {"Type": "inline", "Params": {"URL": "data:,x"}},
+                                   "Target": "/in/x"}]})
+    for job_id in (await api.submit(rich), await api.submit(_job())):
+        await api.until_state(job_id, "Queued", "Failed")  # no node: written again
+        resp = await api.client.get(f"{JOBS}/{job_id}")
+        assert resp.status == 200 and resp.content_type == "application/json"
+        raw = await resp.read()
+        job = api.requester.get_job(job_id)
+        assert raw == dumps({"Job": job.to_dict()})
+        assert (await api.json(f"{JOBS}/{job_id}", include="history"))["Job"] == \
+            (await api.json(f"{JOBS}/{job_id}"))["Job"]
+    resp = await api.client.get(f"{JOBS}/j-nosuchjob")
+    assert resp.status == 404
+
+
 async def test_get_includes_history_and_executions(api: Harness) -> None:
     job_id = await api.submit(_job())
     body = await api.json(f"{JOBS}/{job_id}", include="history,executions")

@@ -33,6 +33,8 @@ class RequesterFacade(Protocol):
 
     def get_job(self, id_or_name: str, namespace: str = "default", version: int = 0) -> Job: ...
 
+    def get_job_json(self, id_or_name: str, namespace: str = "default") -> bytes: ...
+
     def list_jobs(
         self, namespace: str | None, limit: int, offset: int, order_by: str, reverse: bool,
         labels: list[str],

@@ -281,6 +281,10 @@ class Requester:
         job = self.store.find_job(id_or_name, namespace)
         return self.store.get_job_version(job.id, version) if version else job
 
+    def get_job_json(self, id_or_name: str, namespace: str = "default") -> bytes:
+        """The current job as JSON, exactly `dumps(get_job(...).to_dict())`, unparsed."""
+        return self.store.find_job_json(id_or_name, namespace)[1]
+
     def list_jobs(self, namespace: str | None, limit: int, offset: int, order_by: str,
                   reverse: bool, labels: list[str]) -> tuple[list[Job], bool]:
         selector: list[LabelSelectorRequirement] = []

@@ -284,6 +284,12 @@ class JobStore(JobOutbox):
 
     def find_job(self, id_or_name: str, namespace: str | None = "default") -> Job:
         """Look a job up by name (in `namespace`), then by ID, then by unique ID prefix."""
+        return self._job(*self.find_job_json(id_or_name, namespace))
+
+    def find_job_json(self, id_or_name: str, namespace: str | None = "default"
+                      ) -> tuple[str, bytes]:
+        """`find_job`'s (id, stored JSON): the bytes are `dumps(job.to_dict())` of the
+        stored job, unparsed (what an API answer can carry as they are)."""
         key = id_or_name.strip()
         if not key:
             raise NotFoundError("job not found: (empty id)")
@@ -292,22 +298,19 @@ class JobStore(JobOutbox):
         else:
             rows = self._db.query(
                 "SELECT id, data FROM jobs WHERE namespace = ? AND name = ?", (namespace, key))
-        if len(rows) == 1:
-            return self._job(rows[0][0], rows[0][1])
-        row = self._db.query_one("SELECT data FROM jobs WHERE id = ?", (key,))
-        if row is not None:
-            return self._job(key, row[0])
-        if not is_full_id(key):
-            rows = self._db.query(
-                "SELECT id, data FROM jobs WHERE id >= ? AND id < ? LIMIT 2",
-                (key, _prefix_upper(key)))
-            if len(rows) == 1:
-                return self._job(rows[0][0], rows[0][1])
+        if len(rows) != 1:
+            rows = self._db.query("SELECT id, data FROM jobs WHERE id = ?", (key,))
+        if not rows and not is_full_id(key):
+            rows = self._db.query("SELECT id, data FROM jobs WHERE id >= ? AND id < ? LIMIT 2",
+                                  (key, _prefix_upper(key)))
             if len(rows) > 1:
                 raise MultipleMatchesError(
                     f"multiple jobs found for id {key}",
                     hint="use a longer prefix of the job ID, or the full ID")
-        raise NotFoundError(f"job not found: {key}")
+        if len(rows) != 1:
+            raise NotFoundError(f"job not found: {key}")
+        data = rows[0][1]
+        return rows[0][0], data.encode() if isinstance(data, str) else bytes(data)
 
     def list_jobs(
         self,

@@ -219,6 +219,9 @@ async def get_job(request: web.Request) -> web.Response:
     job_version = query_int(request, "job_version")
     limit = query_int(request, "limit")
     requester = requester_of(request)
+    if not includes and not job_version:  # the common poll: the stored JSON as it is
+        data = requester.get_job_json(request.match_info["id"], namespace_of(request))
+        return web.Response(body=b'{"Job":' + data + b"}", content_type="application/json")
     job = requester.get_job(request.match_info["id"], namespace_of(request), job_version)
     out: dict[str, Any] = {"Job": job.to_dict()}
     if "history" in includes:
