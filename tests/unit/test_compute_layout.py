@@ -318,3 +318,24 @@ async def test_a_result_name_that_would_take_the_logs_place_is_refused(
     local = cluster.store.require(execution_id)  # type: ignore[union-attr]
     assert local.state == S.FAILED
     assert 'ResultPath name "stdout" cannot be used' in local.execution.compute_state.message
+
+
+async def test_a_bid_that_fails_in_the_handler_fails_the_execution_as_before(
+        cluster: Cluster) -> None:
+    """A bid decided at once that raises takes the usual path: stored New, then failed by the
+    bidding task with a ComputeError naming the failure (the requester places the job again)."""
+    node = cluster.node
+    assert node is not None
+
+    async def broken(execution: Any) -> Any:
+        raise RuntimeError("probe exploded")
+
+    node.bidder.bid = broken  # type: ignore[method-assign]
+    ask = _wordcount(b"x\n")
+    execution_id = ask["Execution"]["ID"]
+    await cluster.requester.ask(msg.ASK_FOR_BID, ask)
+    await eventually(lambda: cluster.state(execution_id) == S.FAILED)
+    await eventually(lambda: len(cluster.requester.of(execution_id)) == 1)
+    [(kind, payload)] = cluster.requester.of(execution_id)
+    assert kind == msg.COMPUTE_ERROR
+    assert "bidding failed: probe exploded" in payload["Events"][0]["Message"]

@@ -273,9 +273,14 @@ class ComputeNode:
         execution.compute_state = ExecutionState(int(ExecutionStateType.NEW))
         events = _events(payload)
         if self.bidder.decides_at_once(execution) and self.store.state_of(execution.id) is None:
-            # no I/O in this bid: stored already decided, in one write (bidder.py)
-            return self._store_decided(sender, execution, events,
-                                       await self.bidder.bid(execution))
+            # no I/O in this bid: stored already decided, in one write (bidder.py); a bid
+            # that fails takes the usual path below (stored New, failed by `_bid`)
+            try:
+                decision: BidDecision | None = await self.bidder.bid(execution)
+            except Exception:
+                decision = None
+            if decision is not None:
+                return self._store_decided(sender, execution, events, decision)
         try:
             created = self.store.create(execution, sender, events)
         except (sqlite3.Error, OSError) as exc:  # e.g. a full disk: refuse, clearly
