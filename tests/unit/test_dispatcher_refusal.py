@@ -77,9 +77,6 @@ async def test_compute_refuses_an_ask_it_cannot_store(at_once: bool) -> None:
         def create(self, *args: object) -> bool:
             raise sqlite3.OperationalError("database or disk is full")
 
-        def state_of(self, execution_id: str) -> None:
-            return None
-
         def transaction(self) -> contextlib.nullcontext[None]:
             return contextlib.nullcontext()
 

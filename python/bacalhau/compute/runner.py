@@ -91,6 +91,7 @@ log = logging.getLogger(__name__)
 TIMEOUT_GRACE = 10.0
 RUNNING_AFTER = 0.05
 """Seconds a batch/ops run lasts before its Running state is written (module doc)."""
+_RUN_STATES = (ExecutionStateType.BID_ACCEPTED, ExecutionStateType.RUNNING)  # while it runs
 FAILED_DUE_TO_RESTART = "Failed due to node restart"
 
 
@@ -547,9 +548,6 @@ def _name(logs: UnnamedLogs) -> None:
         logs.name()
     except OSError as exc:  # e.g. a full disk: the run goes on, its logs stay unnamed
         log.warning("could not name the log files %s: %s", logs.paths[0], exc)
-
-
-_RUN_STATES = (ExecutionStateType.BID_ACCEPTED, ExecutionStateType.RUNNING)  # while it runs
 
 
 def _guest(target: str) -> str:

@@ -272,9 +272,10 @@ class ComputeNode:
         execution.node_id = execution.node_id or self.node_id
         execution.compute_state = ExecutionState(int(ExecutionStateType.NEW))
         events = _events(payload)
-        if self.bidder.decides_at_once(execution) and self.store.state_of(execution.id) is None:
+        if self.bidder.decides_at_once(execution):
             # no I/O in this bid: stored already decided, in one write (bidder.py); a bid
-            # that fails takes the usual path below (stored New, failed by `_bid`)
+            # that fails takes the usual path below (stored New, failed by `_bid`); a
+            # duplicate costs a bid with no effect (`create` finds the execution known)
             try:
                 decision: BidDecision | None = await self.bidder.bid(execution)
             except Exception:

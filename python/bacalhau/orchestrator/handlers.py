@@ -65,10 +65,8 @@ class ExecutionMessageHandlers:
             items = messages.batch_items(envelope) if batch else [envelope]
         except TransportError as exc:
             return messages.reply_error(str(exc))
-        replies: list[bytes] = []
-        for run in _runs_by_execution(items):
-            replies += [self._apply_one(sender, run[0])] if len(run) == 1 else \
-                self._apply_run(sender, run)
+        replies = [reply for run in _runs_by_execution(items)
+                   for reply in self._apply_run(sender, run)]
         try:
             # the compute node deletes its outbox rows on this reply: not before our commit
             await self.store.durable()
@@ -91,13 +89,15 @@ class ExecutionMessageHandlers:
         """Messages about one execution, in one transaction; one reply each. Should that
         fail (nothing of it is kept), each is applied on its own, so that a message that
         cannot be applied does not hold back the others."""
-        try:
-            self.apply_all([(item.type, item.payload) for item in run])
-        except NotFoundError:
-            pass
-        except Exception:
-            return [self._apply_one(sender, item) for item in run]
-        return [messages.reply_ok() for _ in run]
+        if len(run) > 1:
+            try:
+                self.apply_all([(item.type, item.payload) for item in run])
+                return [messages.reply_ok() for _ in run]
+            except NotFoundError:
+                return [messages.reply_ok() for _ in run]
+            except Exception:
+                pass  # one at a time, below
+        return [self._apply_one(sender, item) for item in run]
 
     def apply(self, msg_type: str, payload: dict) -> Evaluation | None:
         """Apply one decoded message; returns the evaluation enqueued, if any."""
