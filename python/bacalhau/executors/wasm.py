@@ -47,6 +47,7 @@ import logging
 import queue
 import shutil
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -66,7 +67,7 @@ from bacalhau.executors.wasm_deadline import (
     Ticker,
     install_deadline,
 )
-from bacalhau.executors.wasm_mounts import preopens, resolve_target
+from bacalhau.executors.wasm_mounts import absolute_guest, preopens, resolve_target
 from bacalhau.models import NetworkConfig, RunCommandResult, SpecConfig
 
 __all__ = ["TRAP_EXIT_CODE", "ModuleCache", "ModuleCacheStats", "WasmExecutor",
@@ -107,7 +108,7 @@ class _ModuleFile:
 def module_targets(engine: SpecConfig) -> set[str]:
     """The guest paths of the entry and import modules of a wasm engine spec (normalized)."""
     targets = [engine.param("EntryModule"), *(_string_list(engine.param("ImportModules")) or [])]
-    return {str(PurePosixPath("/", t)) for t in targets if isinstance(t, str) and t}
+    return {absolute_guest(t) for t in targets if isinstance(t, str) and t}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,16 +412,14 @@ class WasmExecutor:
     def _check_initial_memory(
         module_file: _ModuleFile, module: wasmtime.Module, limit: int
     ) -> None:
-        for export in module.exports:
-            kind = export.type
-            if isinstance(kind, wasmtime.MemoryType) and kind.limits.min * WASM_PAGE > limit:
-                need = kind.limits.min * WASM_PAGE
-                raise ExecutorError(
-                    f"memory limit exceeded: {module_file.target} needs {need} bytes of memory "
-                    f"at start, more than the job's memory limit of {limit} bytes",
-                    hint="raise Tasks[0].Resources.Memory",
-                    details={"Reason": "memory"},
-                )
+        need = _initial_memory(module)
+        if need > limit:
+            raise ExecutorError(
+                f"memory limit exceeded: {module_file.target} needs {need} bytes of memory "
+                f"at start, more than the job's memory limit of {limit} bytes",
+                hint="raise Tasks[0].Resources.Memory",
+                details={"Reason": "memory"},
+            )
 
     @staticmethod
     def _entry_function(
@@ -446,9 +445,9 @@ class WasmExecutor:
     # ----- file system mapping ---------------------------------------------------------------
 
     def _load_module_file(self, request: RunRequest, target: str, field_name: str) -> _ModuleFile:
-        wanted = str(PurePosixPath("/", target))
+        wanted = absolute_guest(target)
         for prepared in request.inputs:
-            if prepared.data is not None and str(PurePosixPath("/", prepared.target)) == wanted:
+            if prepared.data is not None and absolute_guest(prepared.target) == wanted:
                 name = module_name_from_bytes(prepared.data) or PurePosixPath(target).stem
                 return _ModuleFile(target=target, host_path=None, data=prepared.data, name=name)
         host = resolve_target(request.inputs, target)
@@ -476,6 +475,25 @@ class WasmExecutor:
             ) from exc
         name = module_name_from_bytes(data) or PurePosixPath(target).stem
         return _ModuleFile(target=target, host_path=host, data=data, name=name)
+
+_INITIAL_MEMORY: weakref.WeakKeyDictionary[wasmtime.Module, int] = weakref.WeakKeyDictionary()
+_INITIAL_MEMORY_LOCK = threading.Lock()
+
+
+def _initial_memory(module: wasmtime.Module) -> int:
+    """Bytes the largest exported memory of `module` needs at start (0 if none). Kept per
+    compiled module: walking the exports goes through ctypes, and the cache hands the same
+    module to every run of it."""
+    with _INITIAL_MEMORY_LOCK:
+        known = _INITIAL_MEMORY.get(module)
+    if known is not None:
+        return known
+    need = max((export.type.limits.min * WASM_PAGE for export in module.exports
+                if isinstance(export.type, wasmtime.MemoryType)), default=0)
+    with _INITIAL_MEMORY_LOCK:
+        _INITIAL_MEMORY[module] = need
+    return need
+
 
 class _WorkerThreads:
     """Daemon threads for blocking runs, reused: an idle one waits `linger` seconds for more

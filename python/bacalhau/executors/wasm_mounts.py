@@ -16,8 +16,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import stat
 from pathlib import Path, PurePosixPath
 
 from bacalhau.errors import ExecutorError
@@ -42,10 +44,14 @@ def preopens(request: RunRequest, staging: Path) -> list[tuple[Path, str, bool]]
         if prepared.data is not None:
             continue  # read from memory by the executor, nothing on disk to mount
         guest = _normalize_guest(prepared.target)
-        if prepared.host_path.is_dir():
+        try:
+            mode = os.stat(prepared.host_path).st_mode
+        except OSError:
+            mode = None
+        if mode is not None and stat.S_ISDIR(mode):
             add(guest, prepared.host_path, prepared.read_write, f"input {guest}")
-        elif prepared.host_path.exists():
-            parent = str(PurePosixPath(guest).parent)
+        elif mode is not None:
+            parent = guest.rsplit("/", 1)[0] or "/"
             file_groups.setdefault(parent, []).append(prepared)
         else:
             raise ExecutorError(
@@ -53,7 +59,7 @@ def preopens(request: RunRequest, staging: Path) -> list[tuple[Path, str, bool]]
             )
     for result in request.result_paths:
         host = request.results_dir / result.name
-        host.mkdir(parents=True, exist_ok=True)
+        os.makedirs(host, exist_ok=True)  # the runner made it: one stat-like call
         add(_normalize_guest(result.path), host, True, f"result path {result.name}")
     for index, (parent, group) in enumerate(sorted(file_groups.items())):
         writable = any(p.read_write for p in group)
@@ -79,21 +85,29 @@ def _sole_file_dir(group: list[PreparedInput], execution_dir: Path) -> Path | No
     if len(group) != 1:
         return None
     prepared = group[0]
-    name = PurePosixPath(_normalize_guest(prepared.target)).name
-    if prepared.host_path.name != name or not prepared.host_path.parent.is_relative_to(
-            execution_dir):
+    name = _normalize_guest(prepared.target).rsplit("/", 1)[1]
+    folder = os.path.dirname(prepared.host_path)
+    inside = folder == str(execution_dir) or folder.startswith(f"{execution_dir}/")
+    if os.path.basename(prepared.host_path) != name or not inside:
         return None
     try:
-        with os.scandir(prepared.host_path.parent) as entries:
+        with os.scandir(folder) as entries:
             found = [(e.name, e.is_file(follow_symlinks=False)) for e in entries]
     except OSError:
         return None
     return prepared.host_path.parent if found == [(name, True)] else None
 
 
+@functools.lru_cache(maxsize=1024)
+def absolute_guest(path: str) -> str:
+    """`path` made absolute and normalised as PurePosixPath does (".." kept). Cached: the
+    same few guest paths come back with every run, and pathlib is slow to parse them."""
+    return str(PurePosixPath("/", path))
+
+
 def _normalize_guest(path: str) -> str:
-    normalized = str(PurePosixPath("/", path))
-    if ".." in PurePosixPath(normalized).parts:
+    normalized = absolute_guest(path)
+    if "/../" in f"{normalized}/":
         raise ExecutorError(f'path "{path}" must not contain ".."')
     return normalized
 
