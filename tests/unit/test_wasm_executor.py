@@ -343,8 +343,15 @@ async def test_initial_memory_over_limit_fails(executor: WasmExecutor, tmp_path:
     wat = '(module (memory (export "memory") 32) (func (export "_start")))'
     big.write_bytes(wasmtime.wat2wasm(wat))
     req = make_request(tmp_path, [file_input(big, "/wasm/main.wasm")], memory=1 << 20)
-    with pytest.raises(ExecutorError, match="memory limit exceeded"):
+    with pytest.raises(ExecutorError, match=r"memory limit exceeded: .* needs 2097152 bytes"):
         await executor.run(req)
+    # the need is kept per compiled module: a second run is judged against its own limit
+    with pytest.raises(ExecutorError, match="needs 2097152 bytes"):
+        await executor.run(make_request(tmp_path, [file_input(big, "/wasm/main.wasm")],
+                                        memory=(2 << 20) - 1))
+    fits = await executor.run(make_request(tmp_path, [file_input(big, "/wasm/main.wasm")],
+                                           memory=2 << 20))
+    assert fits.exit_code == 0
 
 
 async def test_module_cache_avoids_recompiling(tmp_path: Path, inputs_dir: Path) -> None:
@@ -549,3 +556,21 @@ async def test_lone_input_file_of_the_execution_is_mounted_without_staging(
     result = await executor.run(count_req)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "1 1 7\n"
+
+
+async def test_a_guest_path_with_dot_dot_is_refused_every_time(executor: WasmExecutor,
+                                                               tmp_path: Path,
+                                                               inputs_dir: Path) -> None:
+    """Guest paths are normalised once and cached (wasm_mounts.absolute_guest): the ".."
+    check still applies on every run, and "a..b" is an ordinary name."""
+    for _ in range(2):
+        req = make_request(tmp_path, [module_input("wordcount.wasm"),
+                                      file_input(inputs_dir, "/inputs/../etc")],
+                           params={"Parameters": ["/etc/input.txt"]})
+        with pytest.raises(ExecutorError, match=r'must not contain "\.\."'):
+            await executor.run(req)
+    req = make_request(tmp_path, [module_input("wordcount.wasm"),
+                                  file_input(inputs_dir, "/inputs..x")],
+                       params={"Parameters": ["/inputs..x/input.txt"]})
+    result = await executor.run(req)
+    assert (result.exit_code, result.stdout) == (0, py_wc(SAMPLE.encode()))
