@@ -3,6 +3,7 @@
 //! no network. See README.md for the flow and vocabulary.
 
 mod error;
+mod gzip;
 mod merge;
 mod pack;
 mod paths;

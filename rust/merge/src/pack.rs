@@ -5,11 +5,10 @@ use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use tar::{Builder, EntryType, Header};
 
 use crate::error::MergeError;
+use crate::gzip::GzWriter;
 use crate::paths::{check_link_target, walk};
 
 /// Modification time written for every entry, so equal trees give equal archives.
@@ -47,7 +46,7 @@ pub fn pack_dir(src: &Path, dest: &Path) -> Result<u64, MergeError> {
 }
 
 fn write_archive(src: &Path, dest: &Path, skip: (u64, u64), file: File) -> Result<(), MergeError> {
-    let gz = GzEncoder::new(BufWriter::new(file), Compression::default());
+    let gz = GzWriter::new(BufWriter::new(file));
     let mut tar = Builder::new(gz);
     tar.follow_symlinks(false);
     let write_err = MergeError::io("write archive", dest);
