@@ -171,6 +171,31 @@ def test_evaluations_and_outbox(store):
     assert store.record_attempt(c) == 1
 
 
+def test_finish_evaluation_writes_the_held_object_and_leaves_it_as_it_is(store):
+    job, _ = store.create_or_update_job(make_job())
+    held, other = make_evaluation(job), make_evaluation(job)
+    with store.transaction():
+        store.create_evaluation(held)
+        store.create_evaluation(other)
+    before = held.to_dict()
+    with store.transaction():
+        store.finish_evaluation(held, EvalStatus.COMPLETE)
+    assert held.to_dict() == before  # the caller's object is not changed
+    stored = store.get_evaluation(held.id)
+    assert stored.status == EvalStatus.COMPLETE
+    assert stored.modify_time >= held.modify_time
+    assert {k: v for k, v in stored.to_dict().items() if k not in ("Status", "ModifyTime")} == {
+        k: v for k, v in before.items() if k not in ("Status", "ModifyTime")}
+    assert [e.id for e in store.pending_evaluations()] == [other.id]
+    with store.transaction():  # a rolled-back finish leaves the evaluation pending
+        store.finish_evaluation(other, EvalStatus.FAILED)
+        with pytest.raises(RuntimeError), store.transaction():
+            store.finish_evaluation(held, EvalStatus.FAILED)
+            raise RuntimeError("undo")
+    assert store.get_evaluation(held.id).status == EvalStatus.COMPLETE
+    assert store.get_evaluation(other.id).status == EvalStatus.FAILED
+
+
 def test_reopen_keeps_everything(tmp_path):
     path = tmp_path / "jobs.db"
     s = JobStore(path)

@@ -89,7 +89,7 @@ class Planner:
             for evaluation in plan.new_evaluations:
                 store.create_evaluation(evaluation)
             if plan.evaluation.id:
-                store.set_evaluation_status([plan.evaluation.id], EvalStatus.COMPLETE)
+                store.finish_evaluation(plan.evaluation, EvalStatus.COMPLETE)
             if outbox and self.on_outbox is not None:
                 # the rows are pending only once committed: with group commit that is at the
                 # group's commit, after this block; waking the dispatcher before then could

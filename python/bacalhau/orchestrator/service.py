@@ -366,7 +366,7 @@ class Requester:
 
     def _set_status(self, evaluation: Evaluation, status: str) -> None:
         with self.store.transaction():
-            self.store.set_evaluation_status([evaluation.id], status)
+            self.store.finish_evaluation(evaluation, status)
 
     def _refused(self, execution_id: str, node_id: str, reason: str) -> None:
         """A node refused the AskForBid/BidAccepted of an execution (it could not store it,

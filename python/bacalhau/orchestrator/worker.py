@@ -80,7 +80,7 @@ class EvaluationWorker:
             job = self.store.get_job(evaluation.job_id)
         except NotFoundError:
             with self.store.transaction():
-                self.store.set_evaluation_status([evaluation.id], EvalStatus.CANCELED)
+                self.store.finish_evaluation(evaluation, EvalStatus.CANCELED)
             return None
         executions = self.store.get_executions(job.id)
         ctx = SchedulerContext(

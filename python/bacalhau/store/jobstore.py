@@ -14,8 +14,9 @@ Caches (the store is the only writer of its file, but neither cache depends on t
   row, and parses only when the bytes differ; callers get their own copy;
 - the last history SeqNum of recently written jobs, dropped on any rollback.
 
-The outbox's methods (`add_outbox`, `pending_outbox`, the sent marks) are in
-`bacalhau.store.joboutbox`, a part of this class split out by concern.
+Parts of this class split out by concern: the outbox (`add_outbox`, `pending_outbox`, the sent
+marks) in `bacalhau.store.joboutbox`, the evaluations in `bacalhau.store.jobevaluations` and
+the history in `bacalhau.store.jobhistory`.
 """
 
 from __future__ import annotations
@@ -29,16 +30,10 @@ from typing import Any
 
 from bacalhau.errors import ConflictError, MultipleMatchesError, NotFoundError, ValidationError
 from bacalhau.models import (
-    EXECUTION_LEVEL,
-    JOB_LEVEL,
-    EvalStatus,
-    Evaluation,
-    Event,
     Execution,
     ExecutionDesiredStateType,
     ExecutionStateType,
     Job,
-    JobHistory,
     JobState,
     JobStateType,
 )
@@ -46,7 +41,9 @@ from bacalhau.models.codec import dumps, loads
 from bacalhau.models.ids import is_full_id
 from bacalhau.models.job import RESERVED_META_PREFIX
 from bacalhau.models.spec import LabelSelectorRequirement, matches_selector
-from bacalhau.models.timeutil import now_ns, rfc3339
+from bacalhau.models.timeutil import now_ns
+from bacalhau.store.jobevaluations import JobEvaluations
+from bacalhau.store.jobhistory import JobHistoryLog, prefix_upper
 from bacalhau.store.joboutbox import JobOutbox
 from bacalhau.store.sqlite import Database
 
@@ -138,14 +135,9 @@ def spec_fingerprint(job: Job) -> bytes:
 
 
 JOB_CACHE_SIZE = 512
-HISTORY_SEQ_CACHE_SIZE = 4096
 
 
-def _prefix_upper(prefix: str) -> str:
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
-
-
-class JobStore(JobOutbox):
+class JobStore(JobOutbox, JobEvaluations, JobHistoryLog):
     """Jobs, their versions, executions, evaluations, history and the outbox of a requester."""
 
     def __init__(self, path: str | Path) -> None:
@@ -153,8 +145,7 @@ class JobStore(JobOutbox):
         self._db = Database(path)
         self._db.migrate(MIGRATIONS, name="jobstore")
         self._jobs: dict[str, tuple[bytes | str, Job]] = {}  # id -> (stored JSON, parsed)
-        self._history_seq: dict[str, int] = {}          # job id -> last SeqNum written
-        self._db.add_rollback_listener(self._history_seq.clear)
+        self._init_history()
         self._closed = False
         # `(execution id, node id, job id, live)` once the transaction block that wrote an
         # execution succeeded (the requester's own count of node load, orchestrator/nodeload.py)
@@ -302,7 +293,7 @@ class JobStore(JobOutbox):
             rows = self._db.query("SELECT id, data FROM jobs WHERE id = ?", (key,))
         if not rows and not is_full_id(key):
             rows = self._db.query("SELECT id, data FROM jobs WHERE id >= ? AND id < ? LIMIT 2",
-                                  (key, _prefix_upper(key)))
+                                  (key, prefix_upper(key)))
             if len(rows) > 1:
                 raise MultipleMatchesError(
                     f"multiple jobs found for id {key}",
@@ -471,130 +462,3 @@ class JobStore(JobOutbox):
         rows = self._db.query(
             "SELECT data FROM executions WHERE node_id = ? AND desired_state != 2", (node_id,))
         return [Execution.from_dict(loads(r["data"])) for r in rows]
-
-    # ----- evaluations ------------------------------------------------------------------------
-
-    def create_evaluation(self, evaluation: Evaluation) -> None:
-        if not evaluation.create_time:
-            evaluation.create_time = now_ns()
-        evaluation.modify_time = evaluation.modify_time or evaluation.create_time
-        self._db.execute(
-            "INSERT INTO evaluations (id, job_id, status, create_time, data) VALUES (?,?,?,?,?)",
-            (evaluation.id, evaluation.job_id, evaluation.status, evaluation.create_time,
-             dumps(evaluation.to_dict())))
-
-    def set_evaluation_status(self, evaluation_ids: Iterable[str], status: str) -> None:
-        now = now_ns()
-        ids = list(evaluation_ids)
-        if len(ids) == 1:
-            rows = self._db.query("SELECT id, data FROM evaluations WHERE id = ?", (ids[0],))
-        else:
-            rows = self._db.query(
-                "SELECT id, data FROM evaluations WHERE id IN (SELECT value FROM json_each(?))",
-                (dumps(ids).decode(),))
-        for row in rows:
-            ev = Evaluation.from_dict(loads(row["data"]))
-            ev.status, ev.modify_time = status, now
-            self._db.execute("UPDATE evaluations SET status = ?, data = ? WHERE id = ?",
-                             (status, dumps(ev.to_dict()), row["id"]))
-
-    def get_evaluation(self, evaluation_id: str) -> Evaluation:
-        row = self._db.query_one("SELECT data FROM evaluations WHERE id = ?", (evaluation_id,))
-        if row is None:
-            raise NotFoundError(f"evaluation not found: {evaluation_id}")
-        return Evaluation.from_dict(loads(row["data"]))
-
-    def prune_evaluations(self, older_than_ns: int) -> int:
-        """Delete finished (not pending) evaluations created before `older_than_ns`."""
-        cur = self._db.execute(
-            "DELETE FROM evaluations WHERE status != ? AND create_time < ?",
-            (EvalStatus.PENDING, older_than_ns))
-        return cur.rowcount
-
-    def pending_evaluations(self) -> list[Evaluation]:
-        rows = self._db.query(
-            "SELECT data FROM evaluations WHERE status = ? ORDER BY create_time",
-            (EvalStatus.PENDING,))
-        return [Evaluation.from_dict(loads(r["data"])) for r in rows]
-
-    # ----- history ----------------------------------------------------------------------------
-
-    def add_history(
-        self, job_id: str, job_version: int, event: Event, execution_id: str = ""
-    ) -> JobHistory:
-        """Append an event to a job's history (execution-level when `execution_id` is set)."""
-        now = now_ns()
-        if not event.timestamp:
-            event.timestamp = rfc3339(now)
-        seq_num = self._history_seq.get(job_id)
-        while True:
-            if seq_num is None:
-                row = self._db.query_one(
-                    "SELECT COALESCE(MAX(seq_num), 0) FROM history WHERE job_id = ?", (job_id,))
-                seq_num = int(row[0]) if row else 0
-            item = JobHistory(
-                seq_num=seq_num + 1,
-                type=EXECUTION_LEVEL if execution_id else JOB_LEVEL,
-                job_id=job_id, job_version=job_version, execution_id=execution_id,
-                event=event, time=rfc3339(now))
-            try:
-                self._db.execute(
-                    "INSERT INTO history (job_id, seq_num, type, job_version, execution_id, "
-                    "time_ns, data) VALUES (?,?,?,?,?,?,?)",
-                    (job_id, item.seq_num, item.type, job_version, execution_id, now,
-                     dumps(item.to_dict())))
-            except sqlite3.IntegrityError:
-                if job_id not in self._history_seq:
-                    raise
-                # another connection wrote history of this job: ask the file again
-                self._history_seq.pop(job_id, None)
-                seq_num = None
-                continue
-            break
-        if len(self._history_seq) >= HISTORY_SEQ_CACHE_SIZE and job_id not in self._history_seq:
-            self._history_seq.clear()
-        self._history_seq[job_id] = item.seq_num
-        return item
-
-    def job_history(
-        self,
-        job_id: str,
-        *,
-        since: int = 0,
-        event_type: str = "all",
-        execution_id: str = "",
-        job_version: int | None = None,
-        offset: int = 0,
-        limit: int = 0,
-    ) -> list[JobHistory]:
-        """History in SeqNum order. `since` is Unix seconds; `execution_id` a prefix;
-        `job_version` None = every version; limit 0 = no limit."""
-        sql = "SELECT data FROM history WHERE job_id = ?"
-        params: list[Any] = [job_id]
-        kind = (event_type or "all").lower()
-        if kind == "job":
-            sql += " AND type = ?"
-            params.append(JOB_LEVEL)
-        elif kind == "execution":
-            sql += " AND type = ?"
-            params.append(EXECUTION_LEVEL)
-        elif kind != "all":
-            raise ValidationError(
-                f'invalid event_type "{event_type}": use all, job or execution')
-        if execution_id:
-            sql += " AND execution_id >= ? AND execution_id < ?"
-            params.extend((execution_id, _prefix_upper(execution_id)))
-        if since:
-            sql += " AND time_ns >= ?"
-            params.append(since * 1_000_000_000)
-        if job_version:
-            sql += " AND job_version = ?"
-            params.append(job_version)
-        sql += " ORDER BY seq_num"
-        if limit > 0:
-            sql += " LIMIT ? OFFSET ?"
-            params.extend((limit, max(offset, 0)))
-        elif offset > 0:
-            sql += " LIMIT -1 OFFSET ?"
-            params.append(offset)
-        return [JobHistory.from_dict(loads(r["data"])) for r in self._db.query(sql, params)]
