@@ -300,3 +300,39 @@ async def test_delivered_rows_are_marked_sent_with_the_next_commit(tmp_path):
     store.close()  # closing writes what is pending
     assert peek.pending_outbox() == []
     peek.close()
+
+
+def test_a_version_1_file_is_migrated_with_its_versions_and_history(tmp_path, monkeypatch):
+    """Schema 2 makes `job_versions` and `history` rowid tables (jobstore.SCHEMA_V2): a file
+    written by schema 1 keeps every row, in order, and its keys stay unique."""
+    import sqlite3
+
+    from bacalhau.store import jobstore
+
+    path = tmp_path / "jobs.db"
+    monkeypatch.setattr(jobstore, "MIGRATIONS", jobstore.MIGRATIONS[:1])
+    old = JobStore(path)
+    job, _ = old.create_or_update_job(make_job(name="kept"))
+    old.create_or_update_job(make_job(name="kept", count=2))
+    for i in range(3):
+        old.add_history(job.id, 1, Event.new("Submission", f"event {i}"))
+    old.close()
+    monkeypatch.undo()
+
+    store = JobStore(path)
+    assert store.db.schema_version("jobstore") == 2
+    schema = dict(store.db.connection.execute("SELECT name, sql FROM sqlite_master").fetchall())
+    assert all("WITHOUT ROWID" not in schema[t] for t in ("history", "job_versions"))
+    assert [j.version for j in store.job_versions(job.id)] == [1, 2]
+    assert store.get_job_version(job.id, 2).count == 2
+    assert [h.event.message for h in store.job_history(job.id)] == [
+        "event 0", "event 1", "event 2"]
+    assert store.add_history(job.id, 2, Event.new("Submission", "after")).seq_num == 4
+    with pytest.raises(sqlite3.IntegrityError):
+        store.db.connection.execute(
+            "INSERT INTO history (job_id, seq_num, type, job_version, execution_id, time_ns, "
+            "data) VALUES (?, 4, 'JobLevel', 2, '', 0, x'00')", (job.id,))
+    with pytest.raises(sqlite3.IntegrityError):
+        store.db.connection.execute(
+            "INSERT INTO job_versions (job_id, version, data) VALUES (?, 2, x'00')", (job.id,))
+    store.close()

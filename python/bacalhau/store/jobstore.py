@@ -115,7 +115,41 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_unsent ON outbox (peer, id) WHERE sent = 0;
 """
 
-MIGRATIONS = [SCHEMA_V1]
+# Version 2: `job_versions` and `history` become rowid tables with a unique index on their key.
+# As WITHOUT ROWID tables keyed by a random job id, every write put a whole row (a 4 KB job,
+# an event) into a leaf somewhere in the middle of the tree: SQLite advises those only for rows
+# under ~1/20 of a page. Now the rows go to the end of the table and only the small key is
+# placed in the middle (issue 15: 136 -> 77 us and 10 -> 7.7 WAL pages for a job's version
+# and seven events).
+SCHEMA_V2 = """
+CREATE TABLE job_versions_v2 (
+    job_id      TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    data        BLOB NOT NULL
+);
+INSERT INTO job_versions_v2 (job_id, version, data)
+    SELECT job_id, version, data FROM job_versions ORDER BY job_id, version;
+DROP TABLE job_versions;
+ALTER TABLE job_versions_v2 RENAME TO job_versions;
+CREATE UNIQUE INDEX job_versions_by_job ON job_versions (job_id, version);
+CREATE TABLE history_v2 (
+    job_id       TEXT NOT NULL,
+    seq_num      INTEGER NOT NULL,
+    type         TEXT NOT NULL,
+    job_version  INTEGER NOT NULL,
+    execution_id TEXT NOT NULL,
+    time_ns      INTEGER NOT NULL,
+    data         BLOB NOT NULL
+);
+INSERT INTO history_v2 (job_id, seq_num, type, job_version, execution_id, time_ns, data)
+    SELECT job_id, seq_num, type, job_version, execution_id, time_ns, data FROM history
+    ORDER BY job_id, seq_num;
+DROP TABLE history;
+ALTER TABLE history_v2 RENAME TO history;
+CREATE UNIQUE INDEX history_by_job ON history (job_id, seq_num);
+"""
+
+MIGRATIONS = [SCHEMA_V1, SCHEMA_V2]
 
 ORDER_COLUMNS = {"": "create_time", "created_at": "create_time", "modified_at": "modify_time"}
 IN_PROGRESS_STATES = (JobStateType.PENDING, JobStateType.QUEUED, JobStateType.RUNNING)
