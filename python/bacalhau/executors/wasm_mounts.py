@@ -59,7 +59,7 @@ def preopens(request: RunRequest, staging: Path) -> list[tuple[Path, str, bool]]
             )
     for result in request.result_paths:
         host = request.results_dir / result.name
-        os.makedirs(host, exist_ok=True)  # the runner made it: one stat-like call
+        os.makedirs(host, exist_ok=True)  # the runner made it; kept for other callers
         add(_normalize_guest(result.path), host, True, f"result path {result.name}")
     for index, (parent, group) in enumerate(sorted(file_groups.items())):
         writable = any(p.read_write for p in group)
