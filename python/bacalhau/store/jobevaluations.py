@@ -31,7 +31,8 @@ class JobEvaluations:
              dumps(evaluation.to_dict())))
 
     def set_evaluation_status(self, evaluation_ids: Iterable[str], status: str) -> None:
-        now = now_ns()
+        """Set the status of evaluations known by id (each row read, then written as
+        `finish_evaluation` writes a held one)."""
         ids = list(evaluation_ids)
         if len(ids) == 1:
             rows = self._db.query("SELECT id, data FROM evaluations WHERE id = ?", (ids[0],))
@@ -40,10 +41,7 @@ class JobEvaluations:
                 "SELECT id, data FROM evaluations WHERE id IN (SELECT value FROM json_each(?))",
                 (dumps(ids).decode(),))
         for row in rows:
-            ev = Evaluation.from_dict(loads(row["data"]))
-            ev.status, ev.modify_time = status, now
-            self._db.execute("UPDATE evaluations SET status = ?, data = ? WHERE id = ?",
-                             (status, dumps(ev.to_dict()), row["id"]))
+            self.finish_evaluation(Evaluation.from_dict(loads(row["data"])), status)
 
     def finish_evaluation(self, evaluation: Evaluation, status: str) -> None:
         """`set_evaluation_status` for an evaluation the caller holds as this store wrote or
